@@ -1,0 +1,318 @@
+// Package config is riskmon's detector configuration: the YAML schema, the
+// embedded default, strict decoding that reports every problem with its line,
+// validation, and the ruleset identifier (name and content hash).
+//
+// A Config is an immutable value once Load returns it: the engine swaps whole
+// configurations, it never edits one in place.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/riskmon/riskmon/declaration"
+)
+
+//go:embed default.yml
+var defaultYAML []byte
+
+// DefaultYAML returns the built-in configuration's source.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Config is one detector configuration (a ruleset).
+type Config struct {
+	Name      string              `yaml:"name"`
+	State     State               `yaml:"state"`
+	Engine    Engine              `yaml:"engine"`
+	Scoring   Scoring             `yaml:"scoring"`
+	Random    Random              `yaml:"random"`
+	Lists     map[string][]string `yaml:"lists"`
+	Detectors []Detector          `yaml:"detectors"`
+
+	// Ruleset is "name@hash": the hash covers the configuration's content
+	// (comments and formatting excluded), so two files that configure the
+	// same thing share an id and any change of meaning changes it.
+	Ruleset string `yaml:"-"`
+	// Source is the file name, or "built-in" for the embedded default.
+	Source string `yaml:"-"`
+	dec    *Decoder
+}
+
+// State bounds the detectors' per-entity memory.
+type State struct {
+	// CapacityMB is the size of the state store; least recently written
+	// entries are evicted beyond it. fastcache's minimum is 32.
+	CapacityMB int `yaml:"capacity_mb"`
+}
+
+// Engine holds processing settings shared by all modes.
+type Engine struct {
+	// MaxMessageBytes: a larger declaration or outcome is refused (dead letter).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+}
+
+// Scoring turns findings into a score and a channel.
+type Scoring struct {
+	Yellow float64 `yaml:"yellow"` // score at or above which the channel is yellow
+	Red    float64 `yaml:"red"`    // score at or above which the channel is red
+	// AEOFactor multiplies the score of Authorised Economic Operators.
+	AEOFactor float64 `yaml:"aeo_factor"`
+	// AEOList names a list of importer ids the administration has certified;
+	// they get the AEO factor whatever their declaration says.
+	AEOList string `yaml:"aeo_list"`
+	// TrustDeclaredAEO: also believe the declaration's importer.aeo flag.
+	TrustDeclaredAEO bool `yaml:"trust_declared_aeo"`
+}
+
+// Random is compliance sampling: a share of declarations is selected
+// regardless of score, so that hit rates measured on it are unbiased.
+type Random struct {
+	Rate    float64 `yaml:"rate"`
+	Channel string  `yaml:"channel"`
+	// Salt changes which declarations are drawn without changing how many.
+	Salt string `yaml:"salt"`
+}
+
+// Detector is one configured detector instance.
+type Detector struct {
+	Name    string    `yaml:"name"`
+	Kind    string    `yaml:"kind"`
+	Enabled *bool     `yaml:"enabled"`
+	Weight  *float64  `yaml:"weight"`
+	Params  yaml.Node `yaml:"params"`
+
+	// Decoded is the kind's parameter struct, decoded from Params and
+	// validated, with the kind's defaults for keys left out.
+	Decoded any `yaml:"-"`
+}
+
+// Kind is what a detector kind declares once about its configuration: its
+// parameter struct with defaults filled in. If the struct has a method
+// Validate(*ParamsContext), it is called after decoding.
+type Kind struct {
+	Name      string
+	NewParams func() any
+}
+
+var kinds = map[string]Kind{}
+
+// RegisterKind makes a detector kind known to configuration decoding. Kinds
+// register themselves from their package's init.
+func RegisterKind(k Kind) {
+	if _, dup := kinds[k.Name]; dup {
+		panic("config: detector kind registered twice: " + k.Name)
+	}
+	kinds[k.Name] = k
+}
+
+// KindNames lists the registered detector kinds, sorted.
+func KindNames() []string {
+	names := make([]string, 0, len(kinds))
+	for n := range kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParamsContext is handed to a parameter struct's Validate method.
+type ParamsContext struct {
+	Config *Config
+	Path   string // "detectors[2].params"
+}
+
+// Problemf reports a problem at key (relative to the params block).
+func (pc *ParamsContext) Problemf(key, format string, args ...any) {
+	pc.Config.dec.Problemf(pc.Path+"."+key, format, args...)
+}
+
+// List returns the named list and whether it exists.
+func (pc *ParamsContext) List(name string) ([]string, bool) {
+	l, ok := pc.Config.Lists[name]
+	return l, ok
+}
+
+// IsEnabled reports whether the detector runs (default true).
+func (d *Detector) IsEnabled() bool { return d.Enabled == nil || *d.Enabled }
+
+// defaults are set before decoding, so a Config is never half-filled.
+func defaults() *Config {
+	return &Config{
+		State:   State{CapacityMB: 64},
+		Engine:  Engine{MaxMessageBytes: 1 << 20},
+		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true},
+		Random:  Random{Rate: 0.01, Channel: "red"},
+	}
+}
+
+// Default returns the built-in configuration.
+func Default() *Config {
+	c, err := Parse(defaultYAML, "built-in")
+	if err != nil {
+		panic("built-in configuration is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Load reads and parses a configuration file; an empty path means the
+// built-in default.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Parse(defaultYAML, "built-in")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b, path)
+}
+
+// Parse decodes and validates a configuration. The error is Problems when the
+// content is at fault; detector parameters are decoded by their kind's schema
+// (see RegisterKind) and checked in the same pass.
+func Parse(b []byte, source string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, Problems{{Line: yamlErrLine(err), Key: "(file)", Msg: err.Error()}}
+	}
+	c := defaults()
+	c.Source = source
+	c.dec = NewDecoder()
+	if root.Kind == 0 {
+		c.dec.Problemf("(file)", "is empty")
+	} else {
+		c.dec.Decode(&root, c, "")
+	}
+	c.validate()
+	if len(c.dec.Problems) > 0 {
+		c.dec.Problems.Sort()
+		return nil, c.dec.Problems
+	}
+	c.Ruleset = c.Name + "@" + contentHash(&root)
+	return c, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrLine(err error) int {
+	var n int
+	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+		fmt.Sscan(m[1], &n)
+	}
+	return n
+}
+
+// contentHash hashes the document re-encoded without comments and in block
+// style, so that editing a comment or the layout keeps the ruleset id.
+func contentHash(root *yaml.Node) string {
+	stripComments(root)
+	b, err := yaml.Marshal(root)
+	if err != nil {
+		panic(err) // a tree yaml.v3 just parsed always re-encodes
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:4])
+}
+
+func stripComments(n *yaml.Node) {
+	n.HeadComment, n.LineComment, n.FootComment = "", "", ""
+	n.Style &^= yaml.FlowStyle
+	for _, c := range n.Content {
+		stripComments(c)
+	}
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+func (c *Config) validate() {
+	d := c.dec
+	if !nameRe.MatchString(c.Name) {
+		d.Problemf("name", "must be 1-63 letters, digits, '_', '.' or '-', got %q", c.Name)
+	}
+	if c.State.CapacityMB < 32 {
+		d.Problemf("state.capacity_mb", "must be >= 32, got %d", c.State.CapacityMB)
+	}
+	if c.Engine.MaxMessageBytes < 1024 {
+		d.Problemf("engine.max_message_bytes", "must be >= 1024, got %d", c.Engine.MaxMessageBytes)
+	}
+	s := c.Scoring
+	if s.Yellow <= 0 || s.Yellow > 100 {
+		d.Problemf("scoring.yellow", "must be in (0, 100], got %g", s.Yellow)
+	}
+	if s.Red <= 0 || s.Red > 100 {
+		d.Problemf("scoring.red", "must be in (0, 100], got %g", s.Red)
+	} else if s.Red < s.Yellow {
+		d.Problemf("scoring.red", "must be >= scoring.yellow (%g), got %g", s.Yellow, s.Red)
+	}
+	if s.AEOFactor < 0 || s.AEOFactor > 1 {
+		d.Problemf("scoring.aeo_factor", "must be in [0, 1], got %g", s.AEOFactor)
+	}
+	if s.AEOList != "" {
+		if _, ok := c.Lists[s.AEOList]; !ok {
+			d.Problemf("scoring.aeo_list", "names list %q, which is not defined under lists", s.AEOList)
+		}
+	}
+	if c.Random.Rate < 0 || c.Random.Rate > 1 {
+		d.Problemf("random.rate", "must be in [0, 1], got %g", c.Random.Rate)
+	}
+	if _, ok := declaration.ParseChannel(c.Random.Channel); !ok || c.Random.Channel == "green" {
+		d.Problemf("random.channel", "must be yellow or red, got %q", c.Random.Channel)
+	}
+	for name := range c.Lists {
+		if !nameRe.MatchString(name) {
+			d.Problemf("lists."+name, "list names must be letters, digits, '_', '.' or '-'")
+		}
+	}
+	seen := map[string]int{}
+	for i := range c.Detectors {
+		det := &c.Detectors[i]
+		p := fmt.Sprintf("detectors[%d]", i)
+		if !nameRe.MatchString(det.Name) {
+			d.Problemf(p+".name", "must be 1-63 letters, digits, '_', '.' or '-', got %q", det.Name)
+		} else if j, dup := seen[det.Name]; dup {
+			d.Problemf(p+".name", "%q is already the name of detectors[%d]", det.Name, j)
+		} else {
+			seen[det.Name] = i
+		}
+		if det.Kind == "" {
+			d.Problemf(p+".kind", "is required")
+		}
+		if det.Weight != nil && (*det.Weight < 0 || *det.Weight > 100) {
+			d.Problemf(p+".weight", "must be in [0, 100], got %g", *det.Weight)
+		}
+		if det.Kind == "" {
+			continue
+		}
+		k, ok := kinds[det.Kind]
+		if !ok {
+			d.Problemf(p+".kind", "unknown detector kind %q (known kinds: %s)", det.Kind, strings.Join(KindNames(), ", "))
+			continue
+		}
+		params := k.NewParams()
+		if det.Params.Kind != 0 {
+			d.Decode(&det.Params, params, p+".params")
+		}
+		if v, ok := params.(interface{ Validate(*ParamsContext) }); ok {
+			v.Validate(&ParamsContext{Config: c, Path: p + ".params"})
+		}
+		det.Decoded = params
+	}
+}
+
+// WeightOr returns the configured weight, or def when none is set.
+func (d *Detector) WeightOr(def float64) float64 {
+	if d.Weight == nil {
+		return def
+	}
+	return *d.Weight
+}
+

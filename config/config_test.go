@@ -1,0 +1,82 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/riskmon/riskmon/config"
+	_ "github.com/riskmon/riskmon/detectors" // registers the detector kinds
+)
+
+func TestDefault(t *testing.T) {
+	c := config.Default()
+	if c.Name != "default" || len(c.Detectors) < 2 {
+		t.Fatalf("default config: %+v", c)
+	}
+	if !regexp.MustCompile(`^default@[0-9a-f]{8}$`).MatchString(c.Ruleset) {
+		t.Errorf("ruleset id %q", c.Ruleset)
+	}
+	for _, d := range c.Detectors {
+		if d.Decoded == nil {
+			t.Errorf("detector %s: params not decoded", d.Name)
+		}
+	}
+}
+
+// Every testdata/*.good.yml parses; every testdata/*.bad.yml fails with
+// exactly the problems listed in its header comment ("# want: line N: key: msg").
+func TestTestdata(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.yml")
+	if len(files) < 6 {
+		t.Fatalf("only %d testdata files", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, perr := config.Parse(b, f)
+		if strings.HasSuffix(f, ".good.yml") {
+			if perr != nil {
+				t.Errorf("%s: %v", f, perr)
+			}
+			continue
+		}
+		var want []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if w, ok := strings.CutPrefix(l, "# want: "); ok {
+				want = append(want, w)
+			}
+		}
+		if len(want) == 0 {
+			t.Fatalf("%s: no '# want:' lines", f)
+		}
+		if perr == nil {
+			t.Errorf("%s: accepted, want %q", f, want)
+			continue
+		}
+		got := strings.Split(perr.Error(), "\n")
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:\n got:\n  %s\nwant:\n  %s", f, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+	}
+}
+
+// Comments and formatting do not change the ruleset id; content does.
+func TestRulesetHash(t *testing.T) {
+	a, err := config.Parse([]byte("name: x\ndetectors:\n  - {name: p, kind: unit_value}\n"), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := config.Parse([]byte("# comment\nname: x\ndetectors:\n- name: p   # c\n  kind: unit_value\n"), "b")
+	c, _ := config.Parse([]byte("name: x\ndetectors:\n  - {name: p, kind: unit_value, weight: 10}\n"), "c")
+	if a.Ruleset != b.Ruleset {
+		t.Errorf("formatting changed the id: %s vs %s", a.Ruleset, b.Ruleset)
+	}
+	if a.Ruleset == c.Ruleset {
+		t.Errorf("a weight change kept the id %s", a.Ruleset)
+	}
+}

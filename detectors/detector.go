@@ -1,0 +1,106 @@
+// Package detectors holds the Detector interface, the registry of detector
+// kinds, one file per kind, and the statistics helpers they share.
+//
+// A detector never knows where declarations come from (Kafka, a file) or how
+// its findings are combined: it reads a declaration, reports findings with a
+// strength in [0,1] and a reason, and learns.
+package detectors
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// Finding is a detector's result before scoring: the wire finding (without
+// points, which the scorer sets) plus what the scorer needs.
+type Finding struct {
+	declaration.Finding
+	// Weight is the points this finding is worth at strength 1.
+	Weight float64
+	// Force, when set, is a channel the finding imposes (risk profiles).
+	Force    declaration.Channel
+	HasForce bool
+}
+
+// Detector scores declarations and learns from them. Score must not change
+// state: the engine calls Score on every detector, then Learn on every
+// detector ("test, then train"), so no detector sees a declaration in its own
+// baseline.
+//
+// The engine calls Score and Learn for one importer from one goroutine at a
+// time, in lodgement order; calls for different importers may run
+// concurrently, so state shared across importers must be safe for that.
+type Detector interface {
+	Name() string
+	Score(d *declaration.Declaration, out []Finding) []Finding
+	Learn(d *declaration.Declaration)
+}
+
+// OutcomeLearner is implemented by detectors that learn from inspection
+// outcomes. The engine calls it when an outcome arrives (in replay: when the
+// stream's event time passes the outcome's inspected_at).
+type OutcomeLearner interface {
+	LearnOutcome(o *declaration.Outcome)
+}
+
+// Env is what a detector may use when it is built.
+type Env struct {
+	Config *config.Config
+	Store  *Store
+}
+
+// Spec is one configured detector instance as handed to its kind's constructor.
+type Spec struct {
+	Name   string
+	Weight float64
+	Params any // the kind's params struct, decoded and validated
+}
+
+type kind struct {
+	defaultWeight float64
+	build         func(s Spec, env *Env) (Detector, error)
+}
+
+var registry = map[string]kind{}
+
+// register declares a detector kind: its parameter struct (with defaults,
+// from newParams) and its constructor. Each kind's file calls it from init.
+func register(name string, defaultWeight float64, newParams func() any, build func(Spec, *Env) (Detector, error)) {
+	config.RegisterKind(config.Kind{Name: name, NewParams: newParams})
+	registry[name] = kind{defaultWeight: defaultWeight, build: build}
+}
+
+// Kinds lists the registered kinds, sorted.
+func Kinds() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Build constructs every enabled detector of a validated configuration, in
+// configuration order.
+func Build(cfg *config.Config, env *Env) ([]Detector, error) {
+	var out []Detector
+	for i := range cfg.Detectors {
+		dc := &cfg.Detectors[i]
+		if !dc.IsEnabled() {
+			continue
+		}
+		k, ok := registry[dc.Kind]
+		if !ok {
+			return nil, fmt.Errorf("detectors[%d]: unknown kind %q", i, dc.Kind)
+		}
+		d, err := k.build(Spec{Name: dc.Name, Weight: dc.WeightOr(k.defaultWeight), Params: dc.Decoded}, env)
+		if err != nil {
+			return nil, fmt.Errorf("detector %s: %w", dc.Name, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

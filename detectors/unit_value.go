@@ -1,0 +1,232 @@
+package detectors
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// unit_value learns, from the stream itself, the distribution of ln(value per
+// kg) and ln(value per supplementary unit) for each peer group (currency × HS6
+// × origin, backing off to HS6 and then HS4 when a group has fewer than
+// min_peers observations), and flags items whose unit value lies far below
+// (undervaluation) or far above (misclassification, over-invoicing) the
+// group's median, measured in robust standard deviations (1.4826 × MAD).
+
+func init() {
+	register("unit_value", 60, func() any {
+		return &UnitValueParams{MinPeers: 30, LowZ: 2.5, HighZ: 3.5, RampZ: 3, HighFactor: 0.6,
+			MinSpread: 0.15, MinValue: 1, PerUnit: true}
+	}, newUnitValue)
+}
+
+// UnitValueParams configures a unit_value detector.
+type UnitValueParams struct {
+	// MinPeers: a peer group with fewer (decayed) observations is not used;
+	// the detector backs off to the next, coarser group.
+	MinPeers int `yaml:"min_peers"`
+	// LowZ: robust deviations below the median at which the detector starts
+	// to fire (strength 0 there, rising to 1 at LowZ+RampZ).
+	LowZ float64 `yaml:"low_z"`
+	// HighZ: the same, above the median.
+	HighZ float64 `yaml:"high_z"`
+	// RampZ: how many further deviations take the strength from 0 to 1.
+	RampZ float64 `yaml:"ramp_z"`
+	// HighFactor scales the strength of findings above the median: an
+	// over-valued item is less often a revenue risk than an under-valued one.
+	HighFactor float64 `yaml:"high_factor"`
+	// MinSpread floors the robust standard deviation of ln(unit value), so that
+	// a group of near-identical prices does not flag every small change.
+	MinSpread float64 `yaml:"min_spread"`
+	// MinValue: items with a lower customs value are not scored or learned.
+	MinValue float64 `yaml:"min_value"`
+	// PerUnit also compares value per supplementary unit when the item has a
+	// quantity and a unit.
+	PerUnit bool `yaml:"per_unit"`
+}
+
+// Validate checks the parameters.
+func (p *UnitValueParams) Validate(pc *config.ParamsContext) {
+	if p.MinPeers < 3 {
+		pc.Problemf("min_peers", "must be >= 3, got %d", p.MinPeers)
+	}
+	if p.LowZ <= 0 {
+		pc.Problemf("low_z", "must be > 0, got %g", p.LowZ)
+	}
+	if p.HighZ <= 0 {
+		pc.Problemf("high_z", "must be > 0, got %g", p.HighZ)
+	}
+	if p.RampZ <= 0 {
+		pc.Problemf("ramp_z", "must be > 0, got %g", p.RampZ)
+	}
+	if p.HighFactor < 0 || p.HighFactor > 1 {
+		pc.Problemf("high_factor", "must be in [0, 1], got %g", p.HighFactor)
+	}
+	if p.MinSpread <= 0 {
+		pc.Problemf("min_spread", "must be > 0, got %g", p.MinSpread)
+	}
+	if p.MinValue < 0 {
+		pc.Problemf("min_value", "must be >= 0, got %g", p.MinValue)
+	}
+}
+
+type unitValue struct {
+	name   string
+	weight float64
+	p      UnitValueParams
+	store  *Store
+	pool   sync.Pool
+}
+
+type uvScratch struct{ key, val []byte }
+
+func newUnitValue(s Spec, env *Env) (Detector, error) {
+	u := &unitValue{name: s.Name, weight: s.Weight, p: *s.Params.(*UnitValueParams), store: env.Store}
+	u.pool.New = func() any { return &uvScratch{key: make([]byte, 0, 96), val: make([]byte, 0, histBytes)} }
+	return u, nil
+}
+
+func (u *unitValue) Name() string { return u.name }
+
+// measure is one way of expressing an item's unit value.
+type measure struct {
+	unit  string // "kg" or the supplementary unit
+	lx    float64
+	perKg bool
+}
+
+func (u *unitValue) measures(d *declaration.Declaration, it *declaration.Item, out *[2]measure) []measure {
+	if it.CustomsValue < u.p.MinValue || it.CustomsValue <= 0 {
+		return nil
+	}
+	ms := out[:0]
+	ms = append(ms, measure{unit: "kg", lx: math.Log(it.CustomsValue / it.GrossMassKg), perKg: true})
+	if u.p.PerUnit && it.Quantity > 0 && it.QuantityUnit != "" && it.QuantityUnit != "KGM" {
+		ms = append(ms, measure{unit: it.QuantityUnit, lx: math.Log(it.CustomsValue / it.Quantity)})
+	}
+	return ms
+}
+
+// key builds the store key of a peer group: level 0 is HS6 × origin, 1 is
+// HS6, 2 is HS4.
+func (u *unitValue) key(b []byte, d *declaration.Declaration, it *declaration.Item, m *measure, level int) []byte {
+	b = append(b[:0], u.name...)
+	b = append(b, 0)
+	b = append(b, d.Currency...)
+	b = append(b, 0)
+	b = append(b, m.unit...)
+	b = append(b, 0)
+	switch level {
+	case 0:
+		b = append(b, it.HS6()...)
+		b = append(b, 0)
+		b = append(b, it.Origin...)
+	case 1:
+		b = append(b, it.HS6()...)
+	default:
+		b = append(b, it.HS4()...)
+	}
+	return b
+}
+
+func groupName(it *declaration.Item, level int) string {
+	switch level {
+	case 0:
+		return "HS " + it.HS6() + " from " + it.Origin
+	case 1:
+		return "HS " + it.HS6() + " (all origins)"
+	}
+	return "HS " + it.HS4() + " (all subheadings)"
+}
+
+func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
+	sc := u.pool.Get().(*uvScratch)
+	defer u.pool.Put(sc)
+	var buf [2]measure
+	for i := range d.Items {
+		it := &d.Items[i]
+		var best Finding
+		for _, m := range u.measures(d, it, &buf) {
+			for level := 0; level < 3; level++ {
+				sc.key = u.key(sc.key, d, it, &m, level)
+				v, ok := u.store.Get(sc.val[:0], sc.key)
+				sc.val = v
+				if !ok || histCount(v) < u.p.MinPeers {
+					continue
+				}
+				med, mad := histStats(v)
+				sigma := math.Max(1.4826*mad, u.p.MinSpread)
+				z := (m.lx - med) / sigma
+				var strength float64
+				dir := "below"
+				if z < 0 {
+					strength = clamp01((-z - u.p.LowZ) / u.p.RampZ)
+				} else {
+					dir = "above"
+					strength = u.p.HighFactor * clamp01((z-u.p.HighZ)/u.p.RampZ)
+				}
+				if strength > best.Score {
+					best = Finding{Weight: u.weight}
+					best.Detector, best.ItemLine, best.Score = u.name, it.Line, strength
+					best.Reason = fmt.Sprintf("unit value %s %s/%s is %.1f robust deviations %s the %s %s/%s median for %s (%d peers)",
+						fmtNum(math.Exp(m.lx)), d.Currency, m.unit, math.Abs(z), dir,
+						fmtNum(math.Exp(med)), d.Currency, m.unit, groupName(it, level), histCount(v))
+				}
+				break
+			}
+		}
+		if best.Score > 0 {
+			out = append(out, best)
+		}
+	}
+	return out
+}
+
+func (u *unitValue) Learn(d *declaration.Declaration) {
+	sc := u.pool.Get().(*uvScratch)
+	defer u.pool.Put(sc)
+	var buf [2]measure
+	for i := range d.Items {
+		it := &d.Items[i]
+		for _, m := range u.measures(d, it, &buf) {
+			for level := 0; level < 3; level++ {
+				sc.key = u.key(sc.key, d, it, &m, level)
+				sc.val = u.store.Update(sc.key, sc.val, func(old []byte) []byte { return histAdd(old, m.lx) })
+			}
+		}
+	}
+}
+
+func clamp01(x float64) float64 { return min(max(x, 0), 1) }
+
+// fmtNum writes a number the way a report would: thousands separators for
+// large values, three significant digits for small ones.
+func fmtNum(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1000:
+		s := fmt.Sprintf("%.0f", a)
+		var out []byte
+		for i := range s {
+			if i > 0 && (len(s)-i)%3 == 0 {
+				out = append(out, ',')
+			}
+			out = append(out, s[i])
+		}
+		if v < 0 {
+			return "-" + string(out)
+		}
+		return string(out)
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3g", v)
+	}
+}
