@@ -182,7 +182,9 @@ func appendFloat(b []byte, v float64, decimals int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
+// AppendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0

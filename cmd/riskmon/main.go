@@ -1,0 +1,290 @@
+// Command riskmon is a stream-processing risk monitor for customs declarations.
+// This file holds flags, subcommands and wiring, nothing else.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	_ "github.com/riskmon/riskmon/detectors"
+	"github.com/riskmon/riskmon/pipeline"
+	"github.com/riskmon/riskmon/synth"
+)
+
+const usage = `riskmon: a risk monitor for customs declaration streams
+
+usage: riskmon COMMAND [flags]
+
+commands:
+  replay    push a file of declarations through the engine (batch mode)
+  validate  check a detector configuration
+  gen       write a synthetic declaration stream with planted fraud
+
+Run 'riskmon COMMAND --help' for a command's flags.
+`
+
+// userError is a mistake of the caller: printed as one line, exit 1.
+type userError struct{ error }
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(1)
+	}
+	cmds := map[string]func([]string) error{"replay": cmdReplay, "validate": cmdValidate, "gen": cmdGen}
+	name := os.Args[1]
+	if name == "-h" || name == "--help" || name == "help" {
+		fmt.Print(usage)
+		return
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q\n\n%s", name, usage)
+		os.Exit(1)
+	}
+	if err := cmd(os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "riskmon %s: %s\n", name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		os.Exit(1)
+	}
+}
+
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: riskmon %s %s\n\nflags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// loadConfig loads and validates a configuration; problems become one error
+// listing them all.
+func loadConfig(path string) (*config.Config, error) {
+	c, err := config.Load(path)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			name := path
+			if name == "" {
+				name = "built-in configuration"
+			}
+			return nil, fmt.Errorf("%s: %d problem(s):\n%w", name, len(ps), err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func cmdValidate(args []string) error {
+	fs := newFlags("validate", "[--config FILE]")
+	path := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	if _, err := pipeline.NewEngine(c); err != nil {
+		return err
+	}
+	enabled := 0
+	for _, d := range c.Detectors {
+		if d.IsEnabled() {
+			enabled++
+		}
+	}
+	fmt.Printf("%s: ok, ruleset %s, %d detectors (%d enabled)\n", c.Source, c.Ruleset, len(c.Detectors), enabled)
+	return nil
+}
+
+func openIn(path string) (io.ReadCloser, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), nil
+	}
+	return os.Open(path)
+}
+
+// outFile is an output file or stdout; Close reports write errors.
+func createOut(path string) (io.WriteCloser, error) {
+	if path == "" || path == "-" {
+		return nopWriteCloser{os.Stdout}, nil
+	}
+	return os.Create(path)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+func cmdReplay(args []string) error {
+	fs := newFlags("replay", "--input FILE [--outcomes FILE] [--truth FILE] [--output FILE] [--config FILE]")
+	input := fs.String("input", "", "declarations, JSON Lines ('-' for stdin)")
+	outcomes := fs.String("outcomes", "", "inspection outcomes, JSON Lines, applied by event time")
+	truth := fs.String("truth", "", "ground truth (an outcome for every declaration): print the evaluation table")
+	output := fs.String("output", "-", "assessments, JSON Lines ('-' for stdout)")
+	deadLetters := fs.String("dead-letters", "", "also write a dead-letter record (original bytes, line, reason) per invalid line to this file")
+	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *input == "" {
+		return errors.New("--input is required (a file of declarations, or - for stdin)")
+	}
+	if *warmup < 0 || *warmup >= 1 {
+		return fmt.Errorf("--eval-warmup must be in [0, 1), got %g", *warmup)
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	eng, err := pipeline.NewEngine(c)
+	if err != nil {
+		return err
+	}
+	var truthByID map[string]*declaration.Outcome
+	if *truth != "" {
+		if truthByID, err = readTruth(*truth); err != nil {
+			return err
+		}
+	}
+	in, err := openIn(*input)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	opts := pipeline.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil}
+	if *outcomes != "" {
+		f, err := os.Open(*outcomes)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opts.Outcomes, opts.OutcomesName = f, *outcomes
+	}
+	out, err := createOut(*output)
+	if err != nil {
+		return err
+	}
+	opts.Output = out
+	if *deadLetters != "" {
+		f, err := os.Create(*deadLetters)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opts.DeadLetters = f
+	}
+	st, err := pipeline.Replay(eng, opts)
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(os.Stderr, st.Summary(c.Ruleset, eng.Detectors()))
+	if truthByID != nil {
+		fmt.Fprint(os.Stderr, pipeline.Evaluate(st.Scores, truthByID, *warmup).Table())
+	}
+	return nil
+}
+
+func readTruth(path string) (map[string]*declaration.Outcome, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]*declaration.Outcome{}
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		o, err := declaration.DecodeOutcome([]byte(line))
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %v", path, i+1, err)
+		}
+		m[o.DeclarationID] = o
+	}
+	return m, nil
+}
+
+func cmdGen(args []string) error {
+	fs := newFlags("gen", "--count N [--seed S] [--output FILE] [--outcomes FILE] [--truth FILE]")
+	count := fs.Int("count", 0, "number of declarations")
+	seed := fs.Uint64("seed", 1, "random seed: same seed, same bytes")
+	output := fs.String("output", "-", "declarations, JSON Lines ('-' for stdout)")
+	outcomes := fs.String("outcomes", "", "write the outcomes of a random inspected sample here")
+	truth := fs.String("truth", "", "write the ground truth for every declaration here")
+	inspect := fs.Float64("inspect-rate", 0.03, "share of declarations in the random inspected sample")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return fmt.Errorf("--count must be >= 1, got %d", *count)
+	}
+	if *inspect <= 0 || *inspect > 1 {
+		return fmt.Errorf("--inspect-rate must be in (0, 1], got %g", *inspect)
+	}
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	open := func(path string) (io.Writer, error) {
+		if path == "" {
+			return nil, nil
+		}
+		f, err := createOut(path)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, f)
+		return f, nil
+	}
+	var w synth.Writers
+	var err error
+	if w.Declarations, err = open(*output); err != nil {
+		return err
+	}
+	if *outcomes != "" {
+		if w.Outcomes, err = open(*outcomes); err != nil {
+			return err
+		}
+	}
+	if *truth != "" {
+		if w.Truth, err = open(*truth); err != nil {
+			return err
+		}
+	}
+	if err := synth.Write(synth.Options{Count: *count, Seed: *seed, InspectRate: *inspect}, w); err != nil {
+		return err
+	}
+	for _, c := range closers {
+		if err := c.Close(); err != nil {
+			return err
+		}
+	}
+	closers = nil
+	return nil
+}

@@ -1,0 +1,51 @@
+package pipeline
+
+import (
+	"encoding/base64"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// DeadLetter is an input record that was refused, with everything needed to
+// find, understand and resubmit it: the original bytes, where it came from and
+// why it was refused.
+type DeadLetter struct {
+	Source    string // file name or topic
+	Line      int    // file line (file sources)
+	Partition int    // Kafka sources
+	Offset    int64  // Kafka sources; -1 when not from Kafka
+	Reason    string // names the field, e.g. "items[line 2].gross_mass_kg must be > 0, got -5"
+	Kind      string // the field path without positions, for metrics
+	Original  []byte
+}
+
+// AppendJSON appends the dead letter as one JSON object. The original bytes
+// are kept as a string when they are valid UTF-8, else base64-encoded.
+func (dl *DeadLetter) AppendJSON(b []byte) []byte {
+	b = append(b, `{"schema":"dead-letter/v1","source":`...)
+	b = declaration.AppendJSONString(b, dl.Source)
+	if dl.Line > 0 {
+		b = append(b, `,"line":`...)
+		b = strconv.AppendInt(b, int64(dl.Line), 10)
+	} else {
+		b = append(b, `,"partition":`...)
+		b = strconv.AppendInt(b, int64(dl.Partition), 10)
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendInt(b, dl.Offset, 10)
+	}
+	b = append(b, `,"kind":`...)
+	b = declaration.AppendJSONString(b, dl.Kind)
+	b = append(b, `,"reason":`...)
+	b = declaration.AppendJSONString(b, dl.Reason)
+	if utf8.Valid(dl.Original) {
+		b = append(b, `,"original":`...)
+		b = declaration.AppendJSONString(b, string(dl.Original))
+	} else {
+		b = append(b, `,"original_base64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, dl.Original)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}

@@ -1,0 +1,180 @@
+// Package pipeline is riskmon's engine and everything around it: scoring and
+// channels, random compliance selection, outcome feedback, sources and sinks
+// (files now, Kafka later) and dead letters. Stream and batch modes share the
+// engine; only the sources and sinks differ.
+package pipeline
+
+import (
+	"math"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
+)
+
+// Engine scores declarations with every enabled detector, turns the findings
+// into an assessment, and then lets every detector learn from the
+// declaration. The active ruleset sits behind one atomic pointer, so a reload
+// swaps it between two declarations.
+//
+// Assess may be called concurrently for declarations of different importers;
+// calls for one importer must come from one goroutine, in lodgement order
+// (route by importer id). Results are deterministic when declarations are
+// assessed one at a time in a fixed order, as replay does.
+type Engine struct {
+	rs    atomic.Pointer[ruleset]
+	store *detectors.Store
+	// Now stamps assessed_at; tests replace it.
+	Now func() time.Time
+}
+
+type ruleset struct {
+	cfg       *config.Config
+	dets      []detectors.Detector
+	learners  []detectors.OutcomeLearner
+	aeo       map[string]struct{}
+	randCut   uint64 // a declaration is sampled when its hash is below this
+	randChan  declaration.Channel
+	randSalt  string
+	detectors []string
+}
+
+// NewEngine builds the detectors of cfg on a new state store.
+func NewEngine(cfg *config.Config) (*Engine, error) {
+	e := &Engine{store: detectors.NewStore(cfg.State.CapacityMB), Now: time.Now}
+	rs, err := e.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.rs.Store(rs)
+	return e, nil
+}
+
+func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
+	dets, err := detectors.Build(cfg, &detectors.Env{Config: cfg, Store: e.store})
+	if err != nil {
+		return nil, err
+	}
+	rs := &ruleset{cfg: cfg, dets: dets, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt}
+	for _, d := range dets {
+		rs.detectors = append(rs.detectors, d.Name())
+		if l, ok := d.(detectors.OutcomeLearner); ok {
+			rs.learners = append(rs.learners, l)
+		}
+	}
+	if cfg.Scoring.AEOList != "" {
+		for _, id := range cfg.Lists[cfg.Scoring.AEOList] {
+			rs.aeo[id] = struct{}{}
+		}
+	}
+	rs.randChan, _ = declaration.ParseChannel(cfg.Random.Channel)
+	if cfg.Random.Rate >= 1 {
+		rs.randCut = math.MaxUint64
+	} else {
+		rs.randCut = uint64(cfg.Random.Rate * (1 << 63) * 2)
+	}
+	return rs, nil
+}
+
+// Config returns the active configuration.
+func (e *Engine) Config() *config.Config { return e.rs.Load().cfg }
+
+// Detectors names the enabled detectors in configuration order.
+func (e *Engine) Detectors() []string { return e.rs.Load().detectors }
+
+// Store is the engine's state store.
+func (e *Engine) Store() *detectors.Store { return e.store }
+
+// Assess scores d against the state as it was before d, then lets the
+// detectors learn from d.
+func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
+	rs := e.rs.Load()
+	var buf [16]detectors.Finding
+	fs := buf[:0]
+	for _, det := range rs.dets {
+		fs = det.Score(d, fs)
+	}
+	for _, det := range rs.dets {
+		det.Learn(d)
+	}
+	a := &declaration.Assessment{
+		DeclarationID: d.ID, ImporterID: d.Importer.ID, LodgedAt: d.LodgedAt, Ruleset: rs.cfg.Ruleset,
+	}
+	rs.score(d, fs, a)
+	a.AssessedAt = e.Now()
+	return a
+}
+
+// ApplyOutcome hands an inspection outcome to the detectors that learn from
+// outcomes.
+func (e *Engine) ApplyOutcome(o *declaration.Outcome) {
+	for _, l := range e.rs.Load().learners {
+		l.LearnOutcome(o)
+	}
+}
+
+// score combines findings into the assessment's score, findings, channel and
+// selected_by. Each finding is worth p = weight × strength points; the score
+// is the noisy-OR 100·(1 − Π(1 − p/100)), so weak signals add up but never
+// pass 100, and each finding's reported points are its share of the score in
+// proportion to p, so that the reported points sum to the score.
+func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *declaration.Assessment) {
+	s := &rs.cfg.Scoring
+	var sum float64
+	keep := 1.0
+	forced, hasForce := declaration.Green, false
+	for i := range fs {
+		p := min(max(fs[i].Weight*fs[i].Score, 0), 100)
+		fs[i].Points = p
+		sum += p
+		keep *= 1 - p/100
+		if fs[i].HasForce {
+			forced, hasForce = max(forced, fs[i].Force), true
+		}
+	}
+	combined := 100 * (1 - keep)
+	final := combined
+	aeo := rs.isAEO(d)
+	if aeo {
+		final *= s.AEOFactor
+	}
+	a.Score = final
+	a.Findings = make([]declaration.Finding, len(fs), len(fs)+1)
+	for i := range fs {
+		a.Findings[i] = fs[i].Finding
+		if sum > 0 {
+			a.Findings[i].Points = final * fs[i].Points / sum
+		}
+	}
+	sort.SliceStable(a.Findings, func(i, j int) bool { return a.Findings[i].Points > a.Findings[j].Points })
+	if aeo && combined > 0 {
+		a.Findings = append(a.Findings, declaration.Finding{Detector: "aeo", Reason: "Authorised Economic Operator: score reduced from " +
+			fmtFloat(combined) + " to " + fmtFloat(final) + " (factor " + fmtFloat(s.AEOFactor) + ")"})
+	}
+	a.Channel, a.SelectedBy = declaration.Green, "score"
+	switch {
+	case final >= s.Red:
+		a.Channel = declaration.Red
+	case final >= s.Yellow:
+		a.Channel = declaration.Yellow
+	}
+	if hasForce {
+		a.Channel, a.SelectedBy = forced, "profile"
+	}
+	if rs.randCut > 0 && xxhash.Sum64String(rs.randSalt+"\x00"+d.ID) < rs.randCut {
+		a.Channel, a.SelectedBy = max(a.Channel, rs.randChan), "random"
+	}
+}
+
+func (rs *ruleset) isAEO(d *declaration.Declaration) bool {
+	if d.Importer.AEO && rs.cfg.Scoring.TrustDeclaredAEO {
+		return true
+	}
+	_, ok := rs.aeo[d.Importer.ID]
+	return ok
+}

@@ -1,0 +1,308 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// ReplayOptions are the inputs and outputs of a replay.
+type ReplayOptions struct {
+	Input     io.Reader // declarations, JSON Lines
+	InputName string    // for messages and dead letters ("-" for stdin)
+	// Outcomes, when not nil, are applied as they would have arrived: each
+	// once the stream's event time (the latest lodged_at seen) reaches its
+	// inspected_at.
+	Outcomes     io.Reader
+	OutcomesName string
+	Output       io.Writer // assessments, JSON Lines
+	Errors       io.Writer // one line per invalid input line
+	DeadLetters  io.Writer // optional: one dead-letter record per invalid line
+	// KeepScores records (id, score) of every assessment, for evaluation.
+	KeepScores bool
+}
+
+// Scored is what evaluation needs of one assessment.
+type Scored struct {
+	ID      string
+	Score   float64
+	Channel declaration.Channel
+}
+
+// ReplayStats summarises a replay.
+type ReplayStats struct {
+	Lines, Assessed, Invalid                   int
+	OutcomesRead, OutcomesApplied, OutcomesBad int
+	Channels                                   [3]int
+	SelectedBy                                 map[string]int
+	Fired                                      map[string]int // findings per detector
+	Elapsed                                    time.Duration
+	Scores                                     []Scored
+}
+
+type rawRec struct {
+	line     int
+	data     []byte
+	tooLarge int // the record's size when it exceeded the limit, else 0
+}
+
+type decodedRec struct {
+	rawRec
+	d   *declaration.Declaration
+	err error
+}
+
+const chunkSize = 256
+
+// Replay pushes a file of declarations through the engine, in file order, one
+// declaration at a time, so the result is deterministic. Decoding and encoding
+// run in parallel around the engine.
+func Replay(e *Engine, o ReplayOptions) (*ReplayStats, error) {
+	start := time.Now()
+	st := &ReplayStats{SelectedBy: map[string]int{}, Fired: map[string]int{}}
+	var outcomes []*declaration.Outcome
+	if o.Outcomes != nil {
+		var err error
+		outcomes, err = readOutcomes(o, st)
+		if err != nil {
+			return nil, err
+		}
+	}
+	limit := e.Config().Engine.MaxMessageBytes
+	workers := max(runtime.GOMAXPROCS(0), 1)
+
+	chunks := make(chan []rawRec, workers)
+	var readErr error
+	go func() {
+		defer close(chunks)
+		readErr = readLines(o.Input, limit, chunks)
+	}()
+	decoded := ordered(chunks, workers, func(c []rawRec) []decodedRec {
+		out := make([]decodedRec, len(c))
+		for i, r := range c {
+			out[i].rawRec = r
+			if r.tooLarge > 0 {
+				out[i].err = &declaration.Error{Kind: "size", Msg: fmt.Sprintf("message of %d bytes is larger than the %d-byte limit (engine.max_message_bytes)", r.tooLarge, limit)}
+				continue
+			}
+			out[i].d, out[i].err = declaration.DecodeDeclaration(r.data)
+		}
+		return out
+	})
+
+	type assessedChunk []*declaration.Assessment
+	assessedCh := make(chan assessedChunk, workers)
+	errw := bufio.NewWriter(o.Errors)
+	var dlw *bufio.Writer
+	if o.DeadLetters != nil {
+		dlw = bufio.NewWriter(o.DeadLetters)
+	}
+	go func() {
+		defer close(assessedCh)
+		next := 0
+		var eventTime time.Time
+		for c := range decoded {
+			out := make(assessedChunk, 0, len(c))
+			for i := range c {
+				r := &c[i]
+				st.Lines++
+				if r.err != nil {
+					st.Invalid++
+					fmt.Fprintf(errw, "%s line %d: %v\n", o.InputName, r.line, r.err)
+					if dlw != nil {
+						dl := DeadLetter{Source: o.InputName, Line: r.line, Reason: r.err.Error(), Kind: errKind(r.err), Original: r.data}
+						dlw.Write(append(dl.AppendJSON(nil), '\n'))
+					}
+					continue
+				}
+				if r.d.LodgedAt.After(eventTime) {
+					eventTime = r.d.LodgedAt
+				}
+				for next < len(outcomes) && !outcomes[next].InspectedAt.After(eventTime) {
+					e.ApplyOutcome(outcomes[next])
+					st.OutcomesApplied++
+					next++
+				}
+				a := e.Assess(r.d)
+				st.Assessed++
+				st.Channels[a.Channel]++
+				st.SelectedBy[a.SelectedBy]++
+				for j := range a.Findings {
+					st.Fired[a.Findings[j].Detector]++
+				}
+				if o.KeepScores {
+					st.Scores = append(st.Scores, Scored{ID: a.DeclarationID, Score: a.Score, Channel: a.Channel})
+				}
+				out = append(out, a)
+			}
+			assessedCh <- out
+		}
+	}()
+	encoded := ordered(assessedCh, workers, func(c assessedChunk) []byte {
+		var b []byte
+		for _, a := range c {
+			b = append(a.AppendJSON(b), '\n')
+		}
+		return b
+	})
+	w := bufio.NewWriterSize(o.Output, 1<<16)
+	var werr error
+	for b := range encoded {
+		if werr == nil {
+			_, werr = w.Write(b)
+		}
+	}
+	if werr == nil {
+		werr = w.Flush()
+	}
+	errw.Flush()
+	if dlw != nil {
+		dlw.Flush()
+	}
+	st.Elapsed = time.Since(start)
+	if readErr != nil {
+		return st, fmt.Errorf("reading %s: %w", o.InputName, readErr)
+	}
+	if werr != nil {
+		return st, fmt.Errorf("writing assessments: %w", werr)
+	}
+	return st, nil
+}
+
+func errKind(err error) string {
+	var de *declaration.Error
+	if errors.As(err, &de) {
+		return de.Kind
+	}
+	return "other"
+}
+
+// readLines splits r into lines and sends them in chunks. A line longer than
+// limit is not kept: it is reported by size. Blank lines are skipped.
+func readLines(r io.Reader, limit int, out chan<- []rawRec) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	chunk := make([]rawRec, 0, chunkSize)
+	lineNo := 0
+	for {
+		lineNo++
+		var line []byte
+		size := 0
+		var err error
+		for {
+			var frag []byte
+			frag, err = br.ReadSlice('\n')
+			size += len(frag)
+			if size <= limit+2 { // +2: the line ending is not part of the message
+				line = append(line, frag...)
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if size > limit+2 || len(line) > limit {
+			chunk = append(chunk, rawRec{line: lineNo, tooLarge: size})
+		} else if len(bytes.TrimSpace(line)) > 0 {
+			chunk = append(chunk, rawRec{line: lineNo, data: line})
+		}
+		if len(chunk) == chunkSize || (err == io.EOF && len(chunk) > 0) {
+			out <- chunk
+			chunk = make([]rawRec, 0, chunkSize)
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// readOutcomes reads the whole outcomes file and sorts it by inspected_at
+// (stably, so that file order breaks ties).
+func readOutcomes(o ReplayOptions, st *ReplayStats) ([]*declaration.Outcome, error) {
+	var list []*declaration.Outcome
+	sc := bufio.NewScanner(o.Outcomes)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := sc.Bytes()
+		if len(bytes.TrimSpace(b)) == 0 {
+			continue
+		}
+		oc, err := declaration.DecodeOutcome(b)
+		if err != nil {
+			st.OutcomesBad++
+			fmt.Fprintf(o.Errors, "%s line %d: %v\n", o.OutcomesName, line, err)
+			continue
+		}
+		list = append(list, oc)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s line %d: %w", o.OutcomesName, line+1, err)
+	}
+	st.OutcomesRead = len(list)
+	sort.SliceStable(list, func(i, j int) bool { return list[i].InspectedAt.Before(list[j].InspectedAt) })
+	return list, nil
+}
+
+// Summary is the replay summary printed on stderr.
+func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
+	var b strings.Builder
+	rate := float64(st.Lines) / math.Max(st.Elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(&b, "replay: %d declarations read, %d assessed, %d invalid, in %.2fs (%s/s), ruleset %s\n",
+		st.Lines, st.Assessed, st.Invalid, st.Elapsed.Seconds(), fmtInt(int(rate)), ruleset)
+	if st.Assessed > 0 {
+		fmt.Fprintf(&b, "channels: green %d (%.1f%%), yellow %d (%.1f%%), red %d (%.1f%%)\n",
+			st.Channels[0], pct(st.Channels[0], st.Assessed), st.Channels[1], pct(st.Channels[1], st.Assessed),
+			st.Channels[2], pct(st.Channels[2], st.Assessed))
+		fmt.Fprintf(&b, "selected by: score %d, profile %d, random %d\n", st.SelectedBy["score"], st.SelectedBy["profile"], st.SelectedBy["random"])
+	}
+	if st.OutcomesRead+st.OutcomesBad > 0 {
+		fmt.Fprintf(&b, "outcomes: %d read, %d applied, %d not yet due at the end of the stream, %d invalid\n",
+			st.OutcomesRead, st.OutcomesApplied, st.OutcomesRead-st.OutcomesApplied, st.OutcomesBad)
+	}
+	b.WriteString("findings by detector:")
+	for _, d := range detectors {
+		fmt.Fprintf(&b, " %s %d (%.1f%%),", d, st.Fired[d], pct(st.Fired[d], st.Assessed))
+	}
+	if n := st.Fired["aeo"]; n > 0 {
+		fmt.Fprintf(&b, " aeo reduction %d,", n)
+	}
+	s := strings.TrimSuffix(b.String(), ",")
+	return s + "\n"
+}
+
+func pct(n, d int) float64 {
+	if d == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(d)
+}
+
+func fmtInt(n int) string {
+	s := strconv.Itoa(n)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func fmtFloat(v float64) string {
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
+}
