@@ -58,6 +58,12 @@ type Criteria struct {
 	TransportMode   []string `yaml:"transport_mode"`
 	Type            []string `yaml:"type"`
 	AEO             *bool    `yaml:"aeo"`
+	// OriginNotDispatch: the item's origin differs from the dispatch
+	// country (set to false to require that they agree).
+	OriginNotDispatch *bool `yaml:"origin_not_dispatch"`
+	// OriginNotExporterCountry: the item's origin differs from the
+	// exporter's country.
+	OriginNotExporterCountry *bool `yaml:"origin_not_exporter_country"`
 	// Numeric ranges, per item except declaration_value.
 	CustomsValue     *Range `yaml:"customs_value"`
 	DeclarationValue *Range `yaml:"declaration_value"`
@@ -159,7 +165,7 @@ type matcher struct {
 	hs                                                           []string
 	origin, preference, dispatch, expCountry, exporter, importer set
 	declarant, office, procedure, mode, typ                      set
-	aeo                                                          *bool
+	aeo, notDispatch, notExporter                                *bool
 	value, declValue, uvKg, uvUnit, gross, net, duty             *Range
 }
 
@@ -197,7 +203,7 @@ func compileCriteria(c *Criteria, lists map[string][]string) *matcher {
 	return &matcher{hs: hs, origin: mk(c.Origin), preference: mk(c.Preference), dispatch: mk(c.DispatchCountry),
 		expCountry: mk(c.ExporterCountry), exporter: mk(c.Exporter), importer: mk(c.Importer),
 		declarant: mk(c.Declarant), office: mk(c.Office), procedure: mk(c.Procedure), mode: mk(c.TransportMode),
-		typ: mk(c.Type), aeo: c.AEO, value: c.CustomsValue, declValue: c.DeclarationValue, uvKg: c.UnitValueKg,
+		typ: mk(c.Type), aeo: c.AEO, notDispatch: c.OriginNotDispatch, notExporter: c.OriginNotExporterCountry, value: c.CustomsValue, declValue: c.DeclarationValue, uvKg: c.UnitValueKg,
 		uvUnit: c.UnitValueUnit, gross: c.GrossMassKg, net: c.NetMassKg, duty: c.DutyRatio}
 }
 
@@ -209,7 +215,13 @@ func (m *matcher) header(d *declaration.Declaration) bool {
 		(m.declValue == nil || m.declValue.holds(d.TotalValue()))
 }
 
-func (m *matcher) item(it *declaration.Item) bool {
+func (m *matcher) item(d *declaration.Declaration, it *declaration.Item) bool {
+	if m.notDispatch != nil && *m.notDispatch != (d.DispatchCountry != "" && d.DispatchCountry != it.Origin) {
+		return false
+	}
+	if m.notExporter != nil && *m.notExporter != (d.Exporter.Country != "" && d.Exporter.Country != it.Origin) {
+		return false
+	}
 	if m.hs != nil {
 		ok := false
 		for _, p := range m.hs {
@@ -247,7 +259,7 @@ func (m *matcher) item(it *declaration.Item) bool {
 }
 
 func (m *matcher) all(d *declaration.Declaration, it *declaration.Item) bool {
-	return m.header(d) && m.item(it)
+	return m.header(d) && m.item(d, it)
 }
 
 type compiledProfile struct {
@@ -305,7 +317,7 @@ func (p *profileDetector) Score(d *declaration.Declaration, out []Finding) []Fin
 		first := 0
 		for j := range d.Items {
 			it := &d.Items[j]
-			if !cp.match.item(it) || (cp.except != nil && cp.except.all(d, it)) {
+			if !cp.match.item(d, it) || (cp.except != nil && cp.except.all(d, it)) {
 				continue
 			}
 			if first == 0 {

@@ -18,8 +18,8 @@ import (
 
 func init() {
 	register("unit_value", 60, func() any {
-		return &UnitValueParams{MinPeers: 30, LowZ: 2.5, HighZ: 3.5, RampZ: 3, HighFactor: 0.6,
-			MinSpread: 0.15, MinValue: 1, PerUnit: true}
+		return &UnitValueParams{MinPeers: 30, LowZ: 1.5, HighZ: 2.5, RampZ: 3, HighFactor: 0.6,
+			MinSpread: 0.15, MinValue: 1, PerUnit: true, DutyFreeFactor: 0.25}
 	}, newUnitValue)
 }
 
@@ -46,6 +46,10 @@ type UnitValueParams struct {
 	// PerUnit also compares value per supplementary unit when the item has a
 	// quantity and a unit.
 	PerUnit bool `yaml:"per_unit"`
+	// DutyFreeFactor scales the strength of a below-peers finding on an item
+	// that declares no duties (duty-free goods, a tariff preference, below
+	// the de minimis): undervaluing it puts less revenue at risk.
+	DutyFreeFactor float64 `yaml:"duty_free_factor"`
 }
 
 // Validate checks the parameters.
@@ -67,6 +71,9 @@ func (p *UnitValueParams) Validate(pc *config.ParamsContext) {
 	}
 	if p.MinSpread <= 0 {
 		pc.Problemf("min_spread", "must be > 0, got %g", p.MinSpread)
+	}
+	if p.DutyFreeFactor < 0 || p.DutyFreeFactor > 1 {
+		pc.Problemf("duty_free_factor", "must be in [0, 1], got %g", p.DutyFreeFactor)
 	}
 	if p.MinValue < 0 {
 		pc.Problemf("min_value", "must be >= 0, got %g", p.MinValue)
@@ -164,6 +171,9 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 				dir := "below"
 				if z < 0 {
 					strength = clamp01((-z - u.p.LowZ) / u.p.RampZ)
+					if it.HasDuties && it.Duties == 0 {
+						strength *= u.p.DutyFreeFactor
+					}
 				} else {
 					dir = "above"
 					strength = u.p.HighFactor * clamp01((z-u.p.HighZ)/u.p.RampZ)
