@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -89,7 +90,9 @@ func TestDecodeErrors(t *testing.T) {
 	f(withItem(`,"net_mass_kg":-1`), "items[line 2].net_mass_kg must be >= 0, got -1")
 	f(withItem(`,"duties":"ten"`), "items[line 2].duties must be a number")
 	f(withItem(`,"quantity":-3`), "items[line 2].quantity must be >= 0, got -3")
-	f(withItem(`,"customs_value":-0.5`), "items[line 2].customs_value must be >= 0, got -0.5")
+	f(strings.Replace(withItem(""), `"customs_value":100`, `"customs_value":-0.5`, 1), "items[line 2].customs_value must be >= 0, got -0.5")
+	f(withItem(`,"customs_value":5`), `key "customs_value" appears twice in one object: refused, as readers disagree on which one counts`)
+	f(strings.Replace(withItem(""), `"O1"`, "\"O\xff\"", 1), "not valid UTF-8")
 	f(withItem(`,"description":"`+strings.Repeat("x", 513)+`"`), "items[line 2].description must be at most 512 characters")
 	f(strings.Replace(withItem(""), `"O1"`, `""`, 1), "office must be 1-17 characters")
 	f(strings.Replace(withItem(""), `"importer":{"id":"I1"}`, `"importer":{"id":"I1","aeo":"yes"}`, 1), "importer.aeo must be true or false")
@@ -100,9 +103,13 @@ func TestDecodeErrors(t *testing.T) {
 	f(strings.Replace(withItem(""), `"line":2,`, ``, 1), "items[0].line is required")
 	f(strings.Replace(base, "%s", strings.Repeat(strings.Replace(item, "%s", "", 1)+",", 1000)[:len(strings.Repeat(strings.Replace(item, "%s", "", 1)+",", 1000))-1], 1), "items has 1000 items, at most 999 are allowed")
 	f(``, "not valid JSON: empty message")
-	f(`{"id":"X"`, "not valid JSON: unexpected end of JSON input at byte 9")
+	if _, err := DecodeDeclaration([]byte(`{"id":"X"`)); err == nil || !strings.HasPrefix(err.Error(), "not valid JSON: ") {
+		t.Errorf("truncated JSON: %v", err)
+	}
 	f(`"str"`, "a declaration must be a JSON object")
-	f(`null`, "id is required")
+	f(`null`, "a declaration must be a JSON object")
+	f(strings.Replace(withItem(""), `"line":2`, `"line":"2"`, 1), "items[0].line must be a number")
+	f(strings.Replace(withItem(""), `{"line":2`, `7,{"line":2`, 1), "items[0] must be an object")
 }
 
 func TestDecodeOutcome(t *testing.T) {
@@ -194,4 +201,18 @@ func FuzzDecodeOutcome(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDuplicateKeyInLargeObject(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"id":"X1","lodged_at":"2026-11-02T09:14:05Z","office":"O1","importer":{"id":"I1"},"currency":"USD","items":[{"line":1,"hs_code":"851713","origin":"CN","gross_mass_kg":5,"customs_value":100}]`)
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&b, `,"x%d":1`, i)
+	}
+	if _, err := DecodeDeclaration([]byte(b.String() + "}")); err != nil {
+		t.Fatalf("100 distinct unknown keys refused: %v", err)
+	}
+	if _, err := DecodeDeclaration([]byte(b.String() + `,"x77":2}`)); err == nil || !strings.Contains(err.Error(), `"x77" appears twice`) {
+		t.Fatalf("duplicate among many keys: %v", err)
+	}
 }

@@ -1,69 +1,58 @@
 package declaration
 
-import "time"
-
-type wireOutcome struct {
-	Schema        string   `json:"schema"`
-	DeclarationID *string  `json:"declaration_id"`
-	ImporterID    string   `json:"importer_id"`
-	InspectedAt   *string  `json:"inspected_at"`
-	Result        *string  `json:"result"`
-	Revenue       *float64 `json:"revenue"`
-	Offence       string   `json:"offence"`
-	ItemLine      *float64 `json:"item_line"`
-}
-
-var outcomeSchema = object{
-	"schema": str, "declaration_id": str, "importer_id": str, "inspected_at": str,
-	"result": str, "revenue": num, "offence": str, "item_line": num,
-}
+import (
+	"fmt"
+	"time"
+)
 
 // DecodeOutcome decodes and validates one inspection outcome.
 func DecodeOutcome(b []byte) (*Outcome, error) {
-	var w wireOutcome
-	if err := unmarshal(b, &w, outcomeSchema, "an outcome"); err != nil {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	o, err := parse(p, b, "an outcome")
+	if err != nil {
 		return nil, err
 	}
-	o := &Outcome{Schema: w.Schema, ImporterID: w.ImporterID, Offence: w.Offence}
-	if o.Schema != "" && o.Schema != "outcome/v1" {
-		return nil, fieldErr("schema", "schema", "must be \"outcome/v1\", got %q", o.Schema)
+	var r reader
+	oc := &Outcome{}
+	oc.Schema, _ = r.str(o, "schema", "schema")
+	if oc.Schema != "" && oc.Schema != "outcome/v1" {
+		r.fail("schema", fmt.Sprintf("must be \"outcome/v1\", got %q", truncate(oc.Schema, 40)))
 	}
-	if w.DeclarationID == nil || *w.DeclarationID == "" {
-		return nil, fieldErr("declaration_id", "declaration_id", "is required")
+	var ok bool
+	if oc.DeclarationID, ok = r.str(o, "declaration_id", "declaration_id"); !ok || oc.DeclarationID == "" {
+		r.fail("declaration_id", "is required")
+	} else if len(oc.DeclarationID) > 64 {
+		r.fail("declaration_id", "must be 1-64 characters")
 	}
-	o.DeclarationID = *w.DeclarationID
-	if len(o.DeclarationID) > 64 {
-		return nil, fieldErr("declaration_id", "declaration_id", "must be 1-64 characters")
+	oc.ImporterID, _ = r.str(o, "importer_id", "importer_id")
+	if ts, ok := r.str(o, "inspected_at", "inspected_at"); !ok {
+		r.fail("inspected_at", "is required")
+	} else if t, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+		r.fail("inspected_at", fmt.Sprintf("is not an RFC 3339 timestamp: %q", truncate(ts, 40)))
+	} else {
+		oc.InspectedAt = t
 	}
-	if w.InspectedAt == nil {
-		return nil, fieldErr("inspected_at", "inspected_at", "is required")
+	switch res, ok := r.str(o, "result", "result"); {
+	case !ok:
+		r.fail("result", "is required")
+	case res == "hit":
+		oc.Hit = true
+	case res != "clean":
+		r.fail("result", fmt.Sprintf("must be \"hit\" or \"clean\", got %q", truncate(res, 40)))
 	}
-	t, err := time.Parse(time.RFC3339Nano, *w.InspectedAt)
-	if err != nil {
-		return nil, fieldErr("inspected_at", "inspected_at", "is not an RFC 3339 timestamp: %q", *w.InspectedAt)
+	if oc.Revenue, ok = r.num(o, "revenue", "revenue"); ok && oc.Revenue < 0 {
+		r.fail("revenue", fmt.Sprintf("must be >= 0, got %g", oc.Revenue))
 	}
-	o.InspectedAt = t
-	if w.Result == nil {
-		return nil, fieldErr("result", "result", "is required")
-	}
-	switch *w.Result {
-	case "hit":
-		o.Hit = true
-	case "clean":
-	default:
-		return nil, fieldErr("result", "result", "must be \"hit\" or \"clean\", got %q", *w.Result)
-	}
-	if w.Revenue != nil {
-		if o.Revenue = *w.Revenue; o.Revenue < 0 {
-			return nil, fieldErr("revenue", "revenue", "must be >= 0, got %g", o.Revenue)
-		}
-	}
-	if w.ItemLine != nil {
-		l := *w.ItemLine
+	oc.Offence, _ = r.str(o, "offence", "offence")
+	if l, ok := r.num(o, "item_line", "item_line"); ok {
 		if l < 1 || l > 1e9 || l != float64(int(l)) {
-			return nil, fieldErr("item_line", "item_line", "must be an integer >= 1, got %g", l)
+			r.fail("item_line", fmt.Sprintf("must be an integer >= 1, got %g", l))
 		}
-		o.ItemLine = int(l)
+		oc.ItemLine = int(l)
 	}
-	return o, nil
+	if r.err != nil {
+		return nil, r.err
+	}
+	return oc, nil
 }

@@ -6,11 +6,12 @@ import (
 )
 
 // A log histogram is a fixed-bin histogram of ln(x), serialised as bytes so it
-// can live in the Store: 4 bytes of total count, then one uint16 count per
-// bin. It gives a robust centre (median) and spread (median absolute
-// deviation) of a peer group in constant memory and time, and it forgets: when
-// the total reaches histDecayAt, every count is halved, so the baseline
-// follows prices as they move (a half-life of about histDecayAt
+// can live in the Store: the total count (uint32), the lowest and highest
+// occupied bins (uint16 each), then one uint16 count per bin. It gives a
+// robust centre (median) and spread (median absolute deviation) of a peer
+// group in constant memory, in time proportional to the occupied range, and it
+// forgets: when the total reaches histDecayAt, every count is halved, so the
+// baseline follows prices as they move (a half-life of about histDecayAt
 // observations). Same inputs in the same order give the same bytes, which
 // keeps replay deterministic.
 const (
@@ -18,7 +19,8 @@ const (
 	histHi      = 16.0 // ln(8.9e6)
 	histWidth   = 0.05 // 5 % per bin
 	histBins    = int((histHi - histLo) / histWidth)
-	histBytes   = 4 + 2*histBins
+	histHeader  = 8
+	histBytes   = histHeader + 2*histBins
 	histDecayAt = 4000
 )
 
@@ -27,25 +29,48 @@ func histBin(lx float64) int {
 	return min(max(i, 0), histBins-1)
 }
 
+func histGet(b []byte, i int) float64 {
+	return float64(binary.LittleEndian.Uint16(b[histHeader+2*i:]))
+}
+
+func histRange(b []byte) (lo, hi int) {
+	return int(binary.LittleEndian.Uint16(b[4:])), int(binary.LittleEndian.Uint16(b[6:]))
+}
+
 // histAdd adds ln-value lx to the histogram in b (nil: empty) and returns it.
 func histAdd(b []byte, lx float64) []byte {
+	bin := histBin(lx)
 	if len(b) != histBytes {
 		b = make([]byte, histBytes)
+		binary.LittleEndian.PutUint16(b[4:], uint16(bin))
+		binary.LittleEndian.PutUint16(b[6:], uint16(bin))
 	}
-	off := 4 + 2*histBin(lx)
+	off := histHeader + 2*bin
 	c := binary.LittleEndian.Uint16(b[off:])
 	total := binary.LittleEndian.Uint32(b)
+	lo, hi := histRange(b)
 	if c == math.MaxUint16 || total >= histDecayAt {
 		total = 0
-		for i := 4; i < histBytes; i += 2 {
-			h := binary.LittleEndian.Uint16(b[i:]) / 2
-			binary.LittleEndian.PutUint16(b[i:], h)
+		nlo, nhi := hi, lo
+		for i := lo; i <= hi; i++ {
+			o := histHeader + 2*i
+			h := binary.LittleEndian.Uint16(b[o:]) / 2
+			binary.LittleEndian.PutUint16(b[o:], h)
 			total += uint32(h)
+			if h > 0 {
+				nlo, nhi = min(nlo, i), max(nhi, i)
+			}
 		}
+		lo, hi = nlo, nhi
 		c = binary.LittleEndian.Uint16(b[off:])
+	}
+	if total == 0 {
+		lo, hi = bin, bin
 	}
 	binary.LittleEndian.PutUint16(b[off:], c+1)
 	binary.LittleEndian.PutUint32(b, total+1)
+	binary.LittleEndian.PutUint16(b[4:], uint16(min(lo, bin)))
+	binary.LittleEndian.PutUint16(b[6:], uint16(max(hi, bin)))
 	return b
 }
 
@@ -58,44 +83,57 @@ func histCount(b []byte) int {
 }
 
 // histStats returns the median and the median absolute deviation of ln(x),
-// interpolating linearly within bins.
+// with mass spread evenly within each bin.
 func histStats(b []byte) (median, mad float64) {
-	var cum [histBins + 1]float64
-	for i := 0; i < histBins; i++ {
-		cum[i+1] = cum[i] + float64(binary.LittleEndian.Uint16(b[4+2*i:]))
-	}
-	n := cum[histBins]
+	n := float64(histCount(b))
 	if n == 0 {
 		return 0, 0
 	}
-	cdf := func(x float64) float64 {
-		p := (x - histLo) / histWidth
-		if p <= 0 {
+	lo, hi := histRange(b)
+	half := n / 2
+	// Median, as a position in bin units.
+	var cum, pos float64
+	i := lo
+	for ; i <= hi; i++ {
+		c := histGet(b, i)
+		if cum+c >= half {
+			pos = float64(i) + (half-cum)/c
+			break
+		}
+		cum += c
+	}
+	i = min(i, hi)
+	median = histLo + histWidth*pos
+	// MAD: grow a window around the median until it holds half the mass.
+	// Within a bin the mass is uniform, so the window's mass grows linearly
+	// between bin edges at a rate equal to the two edge bins' counts.
+	density := func(j int) float64 {
+		if j < lo || j > hi {
 			return 0
 		}
-		if p >= float64(histBins) {
-			return n
-		}
-		i := int(p)
-		return cum[i] + (cum[i+1]-cum[i])*(p-float64(i))
+		return histGet(b, j)
 	}
-	// Median: the first bin where the cumulative count reaches n/2.
-	half := n / 2
-	i := 0
-	for cum[i+1] < half {
-		i++
-	}
-	in := cum[i+1] - cum[i]
-	median = histLo + histWidth*(float64(i)+(half-cum[i])/in)
-	// MAD: the radius r around the median holding half of the mass.
-	lo, hi := 0.0, histHi-histLo
-	for k := 0; k < 40; k++ {
-		r := (lo + hi) / 2
-		if cdf(median+r)-cdf(median-r) < half {
-			lo = r
+	left, right := i, i // the bins the window's left and right ends are in
+	toLeft, toRight := pos-float64(i), float64(i+1)-pos
+	var mass, r float64
+	for k := 0; k < 2*histBins+2; k++ {
+		dl, dr := density(left), density(right)
+		step := min(toLeft, toRight) - r
+		if rate := dl + dr; rate > 0 && mass+rate*step >= half {
+			r += (half - mass) / rate
+			break
 		} else {
-			hi = r
+			mass += rate * step
+		}
+		r += step
+		if toLeft <= r {
+			left--
+			toLeft++
+		}
+		if toRight <= r {
+			right++
+			toRight++
 		}
 	}
-	return median, hi
+	return median, r * histWidth
 }
