@@ -315,4 +315,3 @@ func (d *Detector) WeightOr(def float64) float64 {
 	}
 	return *d.Weight
 }
-

@@ -46,7 +46,7 @@ func duplicateKey(v *fastjson.Value, depth int) string {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
 		var keys [48][]byte
-		var seen uint64 // a one-word Bloom filter: exact comparisons only on a collision
+		var seen uint64          // a one-word Bloom filter: exact comparisons only on a collision
 		var many map[string]bool // only for objects with more keys than fit in keys
 		n := 0
 		dup := ""
