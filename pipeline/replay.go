@@ -202,7 +202,7 @@ func readLines(r io.Reader, limit int, out chan<- []rawRec) error {
 			var frag []byte
 			frag, err = br.ReadSlice('\n')
 			size += len(frag)
-			if size <= limit+2 { // +2: the line ending is not part of the message
+			if size <= limit+2 { // +2: room for the line ending
 				line = append(line, frag...)
 			}
 			if err != bufio.ErrBufferFull {
@@ -212,8 +212,11 @@ func readLines(r io.Reader, limit int, out chan<- []rawRec) error {
 		if err != nil && err != io.EOF {
 			return err
 		}
+		if err == nil {
+			size-- // the newline is not part of the message
+		}
 		line = bytes.TrimRight(line, "\r\n")
-		if size > limit+2 || len(line) > limit {
+		if size > limit+1 || len(line) > limit {
 			chunk = append(chunk, rawRec{line: lineNo, tooLarge: size})
 		} else if len(bytes.TrimSpace(line)) > 0 {
 			chunk = append(chunk, rawRec{line: lineNo, data: line})

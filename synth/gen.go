@@ -263,7 +263,7 @@ func (g *gen) plan() []event {
 	var events []event
 	// Consignments split into bursts of small declarations below the de
 	// minimis, by small traders, on small high-value goods.
-	smallGoods := goods("851713", "330499", "910211", "611020", "420221", "640399")
+	smallGoods := goods("950300", "330499", "910211", "611020", "420221", "640399")
 	for len(events) < n/200 {
 		imp := g.importers[len(g.importers)/4+g.r.IntN(len(g.importers)*3/4)]
 		at := time.Duration(g.r.Float64() * float64(g.span))

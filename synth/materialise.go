@@ -242,6 +242,7 @@ func (g *gen) splitParcel(d *declaration.Declaration, imp *importer, ci int, tru
 	s := supplier{exporter: imp.suppliers[0].exporter, origin: c.origins[0], country: c.origins[0], dispatch: c.origins[0]}
 	g.header(d, imp, &s, []string{"air", "post"}[g.r.IntN(2)])
 	it := g.item(1, ci, s.origin, 0)
+	it.Preference = ""
 	target := DeMinimis * g.uniform(0.9, 0.995)
 	scale := target / it.CustomsValue
 	it.CustomsValue = round2(target)
@@ -296,6 +297,7 @@ func (g *gen) missingTrader(d *declaration.Declaration, imp *importer, ev event,
 	n := 1 + g.r.IntN(3)
 	for line := 1; line <= n; line++ {
 		it := g.item(line, ev.good, s.origin, 0)
+		it.Preference = "" // a short-lived trader claims no preference it would have to prove
 		rate := dutyRate(c, &it)
 		trueValue := it.CustomsValue
 		it.CustomsValue = round2(trueValue * ev.arg)

@@ -32,43 +32,53 @@ Run 'riskmon COMMAND --help' for a command's flags.
 // userError is a mistake of the caller: printed as one line, exit 1.
 type userError struct{ error }
 
-func main() {
-	if len(os.Args) < 2 {
+func main() { os.Exit(run(os.Args[1:])) }
+
+// run executes one command line and returns the exit status: 0 on success,
+// 1 on a user error (reported on stderr, never as a stack trace).
+func run(args []string) int {
+	if len(args) < 1 {
 		fmt.Fprint(os.Stderr, usage)
-		os.Exit(1)
+		return 1
 	}
 	cmds := map[string]func([]string) error{"replay": cmdReplay, "validate": cmdValidate, "gen": cmdGen}
-	name := os.Args[1]
+	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Print(usage)
-		return
+		return 0
 	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q\n\n%s", name, usage)
-		os.Exit(1)
+		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: replay, validate, gen; see riskmon --help)\n", name)
+		return 1
 	}
-	if err := cmd(os.Args[2:]); err != nil {
+	if err := cmd(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return
+			return 0
 		}
 		fmt.Fprintf(os.Stderr, "riskmon %s: %s\n", name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func newFlags(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: riskmon %s %s\n\nflags:\n", name, synopsis)
+		fmt.Fprintf(os.Stdout, "usage: riskmon %s %s\n\nflags:\n", name, synopsis)
+		fs.SetOutput(os.Stdout)
 		fs.PrintDefaults()
 	}
+	fs.SetOutput(io.Discard) // errors are reported once, by run, on one line
 	return fs
 }
 
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%v (see riskmon %s --help)", err, fs.Name())
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))

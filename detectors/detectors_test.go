@@ -1,0 +1,190 @@
+package detectors
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// build parses a configuration and builds its detectors on a fresh store.
+func build(t *testing.T, yml string) []Detector {
+	t.Helper()
+	c, err := config.Parse([]byte(yml), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dets, err := Build(c, &Env{Config: c, Store: NewStore(32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dets
+}
+
+var t0 = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+
+func decl(id string, at time.Time, items ...declaration.Item) *declaration.Declaration {
+	for i := range items {
+		if items[i].Line == 0 {
+			items[i].Line = i + 1
+		}
+	}
+	return &declaration.Declaration{ID: id, LodgedAt: at, Office: "GTSTO01", Currency: "USD", Type: "import",
+		Importer: declaration.Importer{ID: "IMP-1"}, Exporter: declaration.Exporter{ID: "EXP-1", Country: "CN"},
+		DispatchCountry: "CN", TransportMode: "sea", Items: items}
+}
+
+func item(hs, origin string, kg, value float64) declaration.Item {
+	return declaration.Item{HSCode: hs, Origin: origin, GrossMassKg: kg, CustomsValue: value}
+}
+
+func score(d Detector, dd *declaration.Declaration) []Finding { return d.Score(dd, nil) }
+
+const profileCfg = `
+name: t
+lists:
+  watch: [IMP-9]
+  hubs: [VN, MY]
+detectors:
+  - name: p
+    kind: profile
+    weight: 20
+    params:
+      profiles:
+        - id: WATCH
+          reason: watched importer
+          match: {importer: ["list:watch"]}
+          channel: red
+        - id: PHONES-2026
+          reason: cheap phones
+          instruction: open the boxes
+          valid_from: 2026-02-01
+          valid_to: 2026-03-31
+          match: {hs_prefix: ["851713"], unit_value_kg: {max: 100}}
+          points: 40
+        - id: ROUTED
+          reason: steel re-routed
+          match: {hs_prefix: ["72"], origin: ["list:hubs"], origin_not_dispatch: true}
+          except: {office: [GTPBA02]}
+        - id: DUTY
+          reason: duty ratio too low for spirits
+          match: {hs_prefix: ["2208"], duty_ratio: {max: 0.1}, aeo: false, transport_mode: [sea]}
+`
+
+func TestProfile(t *testing.T) {
+	p := build(t, profileCfg)[0]
+	f := func(name string, d *declaration.Declaration, want string) {
+		t.Helper()
+		var got []string
+		for _, fd := range score(p, d) {
+			s := fd.Rule
+			if fd.HasForce {
+				s += "!" + fd.Force.String()
+			}
+			got = append(got, fmt.Sprintf("%s@%d:%g", s, fd.ItemLine, fd.Weight))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: fired %q, want %q", name, strings.Join(got, " "), want)
+		}
+	}
+	phone := item("8517130000", "CN", 10, 500) // 50 USD/kg
+	f("cheap phone in window", decl("D1", t0, phone), "PHONES-2026@1:40")
+	f("cheap phone before window", decl("D2", time.Date(2026, 1, 31, 23, 59, 0, 0, time.UTC), phone), "")
+	f("cheap phone on last day", decl("D3", time.Date(2026, 3, 31, 23, 0, 0, 0, time.UTC), phone), "PHONES-2026@1:40")
+	f("cheap phone after window", decl("D4", time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), phone), "")
+	f("dear phone", decl("D5", t0, item("8517130000", "CN", 1, 500)), "")
+	w := decl("D6", t0, item("9503000000", "CN", 10, 100))
+	w.Importer.ID = "IMP-9"
+	f("watched importer forces red", w, "WATCH!red@1:20")
+	steel := decl("D7", t0, item("9503000000", "CN", 10, 100), item("7208510000", "VN", 1000, 800), item("7210490000", "MY", 1000, 900))
+	f("re-routed steel, items 2 and 3", steel, "ROUTED@2:20")
+	if r := score(p, steel)[0].Reason; !strings.Contains(r, "(items 2, 3)") {
+		t.Errorf("reason %q does not list the items", r)
+	}
+	steel.Office = "GTPBA02"
+	f("except office", steel, "")
+	steel.Office, steel.DispatchCountry = "GTSTO01", "VN"
+	f("dispatched from the origin", steel, "ROUTED@3:20") // item 3 (MY) still differs from VN
+	rum := item("2208400000", "GT", 100, 1000)
+	rum.Duties, rum.HasDuties = 50, true
+	f("low duty ratio", decl("D8", t0, rum), "DUTY@1:20")
+	rum.Duties = 400
+	f("normal duty ratio", decl("D9", t0, rum), "")
+	rum.HasDuties = false
+	f("duty not declared", decl("D10", t0, rum), "")
+	aeo := decl("D11", t0, item("2208400000", "GT", 100, 1000))
+	aeo.Items[0].HasDuties = true
+	aeo.Importer.AEO = true
+	f("AEO excluded", aeo, "")
+}
+
+// unit_value: silent on a cold start, silent on honest prices, fires on a
+// planted undervaluation with the numbers in the reason, and backs off to
+// the HS6 when the origin has too few peers.
+func TestUnitValue(t *testing.T) {
+	uv := build(t, "name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 30}}]\n")[0]
+	at := t0
+	train := func(n int, origin string, perKg float64) (fired int) {
+		for i := 0; i < n; i++ {
+			// prices spread +-20 % around perKg
+			p := perKg * (1 + 0.2*float64(i%11-5)/5)
+			d := decl(fmt.Sprintf("T%d", i), at, item("6403990000", origin, 100, 100*p))
+			if len(score(uv, d)) > 0 {
+				fired++
+			}
+			uv.Learn(d)
+			at = at.Add(time.Minute)
+		}
+		return fired
+	}
+	if n := train(200, "CN", 40); n > 0 {
+		t.Errorf("fired %d times on honest prices", n)
+	}
+	low := decl("L1", at, item("6403990000", "CN", 100, 100*8)) // 8 USD/kg, a fifth of the median
+	fs := score(uv, low)
+	if len(fs) != 1 || fs[0].Score < 0.9 || fs[0].ItemLine != 1 {
+		t.Fatalf("undervaluation: %+v", fs)
+	}
+	want := regexp.MustCompile(`^unit value 8\.00 USD/kg is \d+\.\d robust deviations below the (39|40)\.\d USD/kg median for HS 640399 from CN \(200 peers\)$`)
+	if !want.MatchString(fs[0].Reason) {
+		t.Errorf("reason %q does not match %s", fs[0].Reason, want)
+	}
+	high := decl("H1", at, item("6403990000", "CN", 100, 100*400))
+	if fs := score(uv, high); len(fs) != 1 || !strings.Contains(fs[0].Reason, "above") || fs[0].Score > 0.6 {
+		t.Errorf("over-valuation (strength capped by high_factor 0.6): %+v", fs)
+	}
+	// A new origin has no peers of its own: the HS6 across origins is used.
+	vn := decl("V1", at, item("6403990000", "VN", 100, 100*8))
+	if fs := score(uv, vn); len(fs) != 1 || !strings.Contains(fs[0].Reason, "HS 640399 (all origins)") {
+		t.Errorf("back-off to HS6: %+v", fs)
+	}
+	// A commodity never seen: no history, no finding.
+	if fs := score(uv, decl("N1", at, item("9503000000", "CN", 100, 1))); len(fs) != 0 {
+		t.Errorf("cold start fired: %+v", fs)
+	}
+	// Scoring does not learn: scoring the same declaration twice gives the same result.
+	a, b := score(uv, low), score(uv, low)
+	if a[0].Reason != b[0].Reason {
+		t.Errorf("Score changed state: %q vs %q", a[0].Reason, b[0].Reason)
+	}
+}
+
+// A state store smaller than the state: evicted keys mean "no history", so
+// the detector goes quiet rather than calling everything anomalous.
+func TestUnitValueEviction(t *testing.T) {
+	c, _ := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5}}]\n"), "t")
+	store := NewStore(32)
+	dets, _ := Build(c, &Env{Config: c, Store: store})
+	uv := dets[0]
+	for i := 0; i < 50; i++ {
+		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)))
+	}
+	store.Reset()
+	if fs := score(uv, decl("L", t0, item("6403990000", "CN", 100, 1))); len(fs) != 0 {
+		t.Errorf("fired after eviction: %+v", fs)
+	}
+}
