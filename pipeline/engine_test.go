@@ -7,8 +7,11 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
@@ -341,5 +344,46 @@ func TestEvaluate(t *testing.T) {
 	}
 	if !strings.Contains(ev.Table(), "5%") {
 		t.Error("table lacks the 5% row")
+	}
+}
+
+// Assess is safe for concurrent use across importers: four goroutines, each
+// with its own importers, share the peer statistics (run under -race), and
+// every declaration gets a complete assessment.
+func TestConcurrentAssess(t *testing.T) {
+	decls, _ := genDecls(t, 4000, 13)
+	e, err := NewEngine(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	var wg sync.WaitGroup
+	counts := make([]int, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for _, d := range decls {
+				if int(xxhash.Sum64String(d.Importer.ID)%workers) != w {
+					continue
+				}
+				a := e.Assess(d)
+				if a.DeclarationID != d.ID || a.Score < 0 || a.Score > 100 || a.Ruleset == "" {
+					t.Errorf("bad assessment %+v", a)
+				}
+				counts[w]++
+			}
+		}(w)
+	}
+	wg.Wait()
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	if total != len(decls) {
+		t.Fatalf("%d assessed of %d", total, len(decls))
+	}
+	if entries, _ := e.Store().Stats(); entries == 0 {
+		t.Fatal("no state learned")
 	}
 }
