@@ -243,33 +243,16 @@ func (g *gen) splitParcel(d *declaration.Declaration, imp *importer, ci int, tru
 	g.header(d, imp, &s, []string{"air", "post"}[g.r.IntN(2)])
 	it := g.item(1, ci, s.origin, 0)
 	it.Preference = ""
-	target := DeMinimis * g.uniform(0.9, 0.995)
-	scale := target / it.CustomsValue
-	it.CustomsValue = round2(target)
-	it.GrossMassKg = math.Max(0.1, math.Round(it.GrossMassKg*scale*10)/10)
-	if it.HasNetMass {
-		it.NetMassKg = math.Min(it.GrossMassKg, math.Round(it.NetMassKg*scale*10)/10)
-	}
-	if it.QuantityUnit != "KGM" {
-		it.Quantity = math.Max(1, math.Round(it.Quantity*scale))
-	} else {
-		it.Quantity = math.Round(it.GrossMassKg*c.netRatio*1000) / 1000
-	}
+	scaleTo(&it, c, DeMinimis*g.uniform(0.9, 0.995))
 	d.Items = []declaration.Item{it}
 	g.setDuties(d, &d.Items[0], 0, 0)
 	truth.revenue = it.CustomsValue * dutyRate(c, &it)
 	truth.offence = Splitting
 }
 
-// courierParcel is a legitimate low-value e-commerce consignment.
-func (g *gen) courierParcel(d *declaration.Declaration, imp *importer) {
-	ci := goods("851713", "330499", "910211", "611020", "420221", "640399", "950300", "850440")[g.r.IntN(8)]
-	c := &catalog[ci]
-	origin := c.origins[g.pickWeighted(c.oweights)]
-	s := supplier{exporter: imp.suppliers[0].exporter, origin: origin, country: "US", dispatch: "US"}
-	g.header(d, imp, &s, []string{"air", "post"}[g.r.IntN(2)])
-	it := g.item(1, ci, origin, imp.priceLevel)
-	target := math.Min(g.lognormal(180, 0.9), 3000)
+// scaleTo resizes an item to a target customs value, keeping its unit value,
+// mass per unit and net/gross ratio.
+func scaleTo(it *declaration.Item, c *commodity, target float64) {
 	scale := target / it.CustomsValue
 	it.CustomsValue = round2(target)
 	it.GrossMassKg = math.Max(0.1, math.Round(it.GrossMassKg*scale*10)/10)
@@ -281,6 +264,20 @@ func (g *gen) courierParcel(d *declaration.Declaration, imp *importer) {
 	} else {
 		it.Quantity = math.Round(it.GrossMassKg*c.netRatio*1000) / 1000
 	}
+}
+
+// courierGoods are what express couriers carry.
+var courierGoods = goods("851713", "330499", "910211", "611020", "420221", "640399", "950300", "850440")
+
+// courierParcel is a legitimate low-value e-commerce consignment.
+func (g *gen) courierParcel(d *declaration.Declaration, imp *importer) {
+	ci := courierGoods[g.r.IntN(len(courierGoods))]
+	c := &catalog[ci]
+	origin := c.origins[g.pickWeighted(c.oweights)]
+	s := supplier{exporter: imp.suppliers[0].exporter, origin: origin, country: "US", dispatch: "US"}
+	g.header(d, imp, &s, []string{"air", "post"}[g.r.IntN(2)])
+	it := g.item(1, ci, origin, imp.priceLevel)
+	scaleTo(&it, c, math.Min(g.lognormal(180, 0.9), 3000))
 	d.Items = []declaration.Item{it}
 	g.setDuties(d, &d.Items[0], dutyRate(c, &it), c.specific)
 }
