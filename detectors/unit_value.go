@@ -3,7 +3,6 @@ package detectors
 import (
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
@@ -84,59 +83,46 @@ type unitValue struct {
 	name   string
 	weight float64
 	p      UnitValueParams
-	store  *Store
-	pool   sync.Pool
+	peers  *peers
 }
 
-type uvScratch struct{ key, val []byte }
-
 func newUnitValue(s Spec, env *Env) (Detector, error) {
-	u := &unitValue{name: s.Name, weight: s.Weight, p: *s.Params.(*UnitValueParams), store: env.Store}
-	u.pool.New = func() any { return &uvScratch{key: make([]byte, 0, 96), val: make([]byte, 0, histBytes)} }
-	return u, nil
+	p := *s.Params.(*UnitValueParams)
+	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.Store, p.MinPeers, p.MinSpread)}, nil
 }
 
 func (u *unitValue) Name() string { return u.name }
 
 // measure is one way of expressing an item's unit value.
 type measure struct {
-	unit  string // "kg" or the supplementary unit
-	lx    float64
-	perKg bool
+	unit string // "kg" or the supplementary unit
+	lx   float64
 }
 
-func (u *unitValue) measures(d *declaration.Declaration, it *declaration.Item, out *[2]measure) []measure {
+func (u *unitValue) measures(it *declaration.Item, out *[2]measure) []measure {
 	if it.CustomsValue < u.p.MinValue || it.CustomsValue <= 0 {
 		return nil
 	}
-	ms := out[:0]
-	ms = append(ms, measure{unit: "kg", lx: math.Log(it.CustomsValue / it.GrossMassKg), perKg: true})
+	ms := append(out[:0], measure{unit: "kg", lx: math.Log(it.CustomsValue / it.GrossMassKg)})
 	if u.p.PerUnit && it.Quantity > 0 && it.QuantityUnit != "" && it.QuantityUnit != "KGM" {
 		ms = append(ms, measure{unit: it.QuantityUnit, lx: math.Log(it.CustomsValue / it.Quantity)})
 	}
 	return ms
 }
 
-// key builds the store key of a peer group: level 0 is HS6 × origin, 1 is
-// HS6, 2 is HS4.
-func (u *unitValue) key(b []byte, d *declaration.Declaration, it *declaration.Item, m *measure, level int) []byte {
-	b = append(b[:0], u.name...)
-	b = append(b, 0)
-	b = append(b, d.Currency...)
-	b = append(b, 0)
-	b = append(b, m.unit...)
-	b = append(b, 0)
-	switch level {
-	case 0:
-		b = append(b, it.HS6()...)
-		b = append(b, 0)
-		b = append(b, it.Origin...)
-	case 1:
-		b = append(b, it.HS6()...)
-	default:
-		b = append(b, it.HS4()...)
+// key returns the peer-group keys of a measure: level 0 is currency × HS6 ×
+// origin, 1 is currency × HS6, 2 is currency × HS4.
+func (u *unitValue) key(d *declaration.Declaration, it *declaration.Item, m *measure) keyFunc {
+	return func(b []byte, level int) []byte {
+		b = appendKey(b, u.name, d.Currency, m.unit, "")
+		switch level {
+		case 0:
+			return appendKey(b, it.HS6(), it.Origin)
+		case 1:
+			return append(b, it.HS6()...)
+		}
+		return append(b, it.HS4()...)
 	}
-	return b
 }
 
 func groupName(it *declaration.Item, level int) string {
@@ -150,42 +136,32 @@ func groupName(it *declaration.Item, level int) string {
 }
 
 func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
-	sc := u.pool.Get().(*uvScratch)
-	defer u.pool.Put(sc)
 	var buf [2]measure
 	for i := range d.Items {
 		it := &d.Items[i]
 		var best Finding
-		for _, m := range u.measures(d, it, &buf) {
-			for level := 0; level < 3; level++ {
-				sc.key = u.key(sc.key, d, it, &m, level)
-				v, ok := u.store.Get(sc.val[:0], sc.key)
-				sc.val = v
-				if !ok || histCount(v) < u.p.MinPeers {
-					continue
+		for _, m := range u.measures(it, &buf) {
+			ps, ok := u.peers.deviation(3, u.key(d, it, &m), m.lx)
+			if !ok {
+				continue
+			}
+			var strength float64
+			dir := "below"
+			if ps.z < 0 {
+				strength = ramp(-ps.z, u.p.LowZ, u.p.RampZ)
+				if it.HasDuties && it.Duties == 0 {
+					strength *= u.p.DutyFreeFactor
 				}
-				med, mad := histStats(v)
-				sigma := math.Max(1.4826*mad, u.p.MinSpread)
-				z := (m.lx - med) / sigma
-				var strength float64
-				dir := "below"
-				if z < 0 {
-					strength = clamp01((-z - u.p.LowZ) / u.p.RampZ)
-					if it.HasDuties && it.Duties == 0 {
-						strength *= u.p.DutyFreeFactor
-					}
-				} else {
-					dir = "above"
-					strength = u.p.HighFactor * clamp01((z-u.p.HighZ)/u.p.RampZ)
-				}
-				if strength > best.Score {
-					best = Finding{Weight: u.weight}
-					best.Detector, best.ItemLine, best.Score = u.name, it.Line, strength
-					best.Reason = fmt.Sprintf("unit value %s %s/%s is %.1f robust deviations %s the %s %s/%s median for %s (%d peers)",
-						fmtNum(math.Exp(m.lx)), d.Currency, m.unit, math.Abs(z), dir,
-						fmtNum(math.Exp(med)), d.Currency, m.unit, groupName(it, level), histCount(v))
-				}
-				break
+			} else {
+				dir = "above"
+				strength = u.p.HighFactor * ramp(ps.z, u.p.HighZ, u.p.RampZ)
+			}
+			if strength > best.Score {
+				best = Finding{Weight: u.weight}
+				best.Detector, best.ItemLine, best.Score = u.name, it.Line, strength
+				best.Reason = fmt.Sprintf("unit value %s %s/%s is %.1f robust deviations %s the %s %s/%s median for %s (%d peers)",
+					fmtNum(math.Exp(m.lx)), d.Currency, m.unit, math.Abs(ps.z), dir,
+					fmtNum(math.Exp(ps.median)), d.Currency, m.unit, groupName(it, ps.level), ps.n)
 			}
 		}
 		if best.Score > 0 {
@@ -196,16 +172,11 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 }
 
 func (u *unitValue) Learn(d *declaration.Declaration) {
-	sc := u.pool.Get().(*uvScratch)
-	defer u.pool.Put(sc)
 	var buf [2]measure
 	for i := range d.Items {
 		it := &d.Items[i]
-		for _, m := range u.measures(d, it, &buf) {
-			for level := 0; level < 3; level++ {
-				sc.key = u.key(sc.key, d, it, &m, level)
-				sc.val = u.store.Update(sc.key, sc.val, func(old []byte) []byte { return histAdd(old, m.lx) })
-			}
+		for _, m := range u.measures(it, &buf) {
+			u.peers.learn(3, u.key(d, it, &m), m.lx)
 		}
 	}
 }
