@@ -26,9 +26,10 @@ type Finding struct {
 }
 
 // Detector scores declarations and learns from them. Score must not change
-// state: the engine calls Score on every detector, then Learn on every
-// detector ("test, then train"), so no detector sees a declaration in its own
-// baseline.
+// state: the engine calls Score on every detector, combines the findings into
+// an assessment, then calls Learn on every detector with the declaration and
+// its assessment ("test, then train"), so no detector sees a declaration in
+// its own baseline.
 //
 // The engine calls Score and Learn for one importer from one goroutine at a
 // time, in lodgement order; calls for different importers may run
@@ -36,7 +37,7 @@ type Finding struct {
 type Detector interface {
 	Name() string
 	Score(d *declaration.Declaration, out []Finding) []Finding
-	Learn(d *declaration.Declaration)
+	Learn(d *declaration.Declaration, a *declaration.Assessment)
 }
 
 // OutcomeLearner is implemented by detectors that learn from inspection

@@ -136,7 +136,7 @@ func TestUnitValue(t *testing.T) {
 			if len(score(uv, d)) > 0 {
 				fired++
 			}
-			uv.Learn(d)
+			uv.Learn(d, nil)
 			at = at.Add(time.Minute)
 		}
 		return fired
@@ -181,7 +181,7 @@ func TestUnitValueEviction(t *testing.T) {
 	dets, _ := Build(c, &Env{Config: c, Store: store})
 	uv := dets[0]
 	for i := 0; i < 50; i++ {
-		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)))
+		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)), nil)
 	}
 	store.Reset()
 	if fs := score(uv, decl("L", t0, item("6403990000", "CN", 100, 1))); len(fs) != 0 {

@@ -342,4 +342,4 @@ func (p *profileDetector) Score(d *declaration.Declaration, out []Finding) []Fin
 	return out
 }
 
-func (p *profileDetector) Learn(*declaration.Declaration) {}
+func (p *profileDetector) Learn(*declaration.Declaration, *declaration.Assessment) {}

@@ -171,7 +171,7 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 	return out
 }
 
-func (u *unitValue) Learn(d *declaration.Declaration) {
+func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	var buf [2]measure
 	for i := range d.Items {
 		it := &d.Items[i]

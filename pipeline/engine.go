@@ -99,13 +99,13 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	for _, det := range rs.dets {
 		fs = det.Score(d, fs)
 	}
-	for _, det := range rs.dets {
-		det.Learn(d)
-	}
 	a := &declaration.Assessment{
 		DeclarationID: d.ID, ImporterID: d.Importer.ID, LodgedAt: d.LodgedAt, Ruleset: rs.cfg.Ruleset,
 	}
 	rs.score(d, fs, a)
+	for _, det := range rs.dets {
+		det.Learn(d, a)
+	}
 	a.AssessedAt = e.Now()
 	return a
 }

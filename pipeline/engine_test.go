@@ -32,7 +32,7 @@ func (f *fixed) Score(d *declaration.Declaration, out []detectors.Finding) []det
 	*f.log = append(*f.log, fmt.Sprintf("score %s %s seen=%v", f.name, d.ID, f.seen[d.ID]))
 	return append(out, f.findings[d.ID]...)
 }
-func (f *fixed) Learn(d *declaration.Declaration) {
+func (f *fixed) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	*f.log = append(*f.log, "learn "+f.name+" "+d.ID)
 	f.seen[d.ID] = true
 }

@@ -1,0 +1,153 @@
+package detectors
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// benford tests, per importer, whether the first digits of its declared item
+// values follow Benford's law, as invoices that reflect real prices and
+// quantities do. Invented or adjusted values (values kept just under a
+// threshold, round figures, made-up invoices) drift away from it. The test is
+// Pearson's chi-square with 8 degrees of freedom, so the threshold accounts
+// for the sample size: a fixed deviation band (Nigrini's MAD bands) flags
+// honest importers with few declarations, a p-value does not. Strength rises
+// from 0 at p = 10^-p_start to 1 at p = 10^-(p_start+p_ramp).
+
+func init() {
+	register("benford", 20, func() any {
+		return &BenfordParams{MinValues: 30, PStart: 3, PRamp: 4, MinValue: 10, MaxValues: 2000}
+	}, newBenford)
+}
+
+// BenfordParams configures a benford detector.
+type BenfordParams struct {
+	MinValues int     `yaml:"min_values"` // values in the sample before the test is made
+	PStart    float64 `yaml:"p_start"`    // -log10(p) where strength starts
+	PRamp     float64 `yaml:"p_ramp"`     // further -log10(p) to strength 1
+	MinValue  float64 `yaml:"min_value"`  // smaller values are left out (their first digit means little)
+	// MaxValues: beyond this sample size all counts are halved, so the test
+	// follows the importer's recent invoices.
+	MaxValues int `yaml:"max_values"`
+}
+
+// Validate checks the parameters.
+func (p *BenfordParams) Validate(pc *config.ParamsContext) {
+	if p.MinValues < 10 {
+		pc.Problemf("min_values", "must be >= 10, got %d", p.MinValues)
+	}
+	if p.PStart <= 0 || p.PRamp <= 0 {
+		pc.Problemf("p_start", "p_start and p_ramp must be > 0")
+	}
+	if p.MaxValues < 2*p.MinValues {
+		pc.Problemf("max_values", "must be at least twice min_values, got %d", p.MaxValues)
+	}
+}
+
+type benford struct {
+	name   string
+	weight float64
+	p      BenfordParams
+	store  *Store
+}
+
+func newBenford(s Spec, env *Env) (Detector, error) {
+	return &benford{name: s.Name, weight: s.Weight, p: *s.Params.(*BenfordParams), store: env.Store}, nil
+}
+
+func (b *benford) Name() string { return b.name }
+
+// benfordP[d-1] is the probability of first digit d.
+var benfordP = func() (p [9]float64) {
+	for d := 1; d <= 9; d++ {
+		p[d-1] = math.Log10(1 + 1/float64(d))
+	}
+	return p
+}()
+
+func firstDigit(v float64) int {
+	for v >= 10 {
+		v /= 10
+	}
+	for v < 1 {
+		v *= 10
+	}
+	return int(v)
+}
+
+func (b *benford) key(d *declaration.Declaration) []byte { return appendKey(nil, b.name, d.Importer.ID) }
+
+// chi2Tail8 is P(X > x) for a chi-square variable with 8 degrees of freedom.
+func chi2Tail8(x float64) float64 {
+	h := x / 2
+	term, sum := 1.0, 1.0
+	for k := 1; k < 4; k++ {
+		term *= h / float64(k)
+		sum += term
+	}
+	return math.Exp(-h) * sum
+}
+
+func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
+	v, ok := b.store.Get(nil, b.key(d))
+	if !ok || len(v) != 4*9 {
+		return out
+	}
+	r := record(v)
+	var counts [9]float64
+	var n float64
+	for i := range counts {
+		counts[i] = float64(r.u32(i))
+		n += counts[i]
+	}
+	if n < float64(b.p.MinValues) {
+		return out
+	}
+	var chi2 float64
+	worst, worstDev := 0, 0.0
+	for i, c := range counts {
+		e := n * benfordP[i]
+		chi2 += (c - e) * (c - e) / e
+		if dev := math.Abs(c/n - benfordP[i]); dev > worstDev {
+			worst, worstDev = i, dev
+		}
+	}
+	p := chi2Tail8(chi2)
+	logp := -math.Log10(math.Max(p, 1e-300))
+	s := ramp(logp, b.p.PStart, b.p.PRamp)
+	if s == 0 {
+		return out
+	}
+	f := Finding{Weight: b.weight}
+	f.Detector, f.Score = b.name, s
+	f.Reason = fmt.Sprintf("first digits of importer %s's last %.0f declared values depart from Benford's law (chi-square %.1f, p = %.1e): %d makes %.0f%% of them, against %.1f%% expected",
+		d.Importer.ID, n, chi2, p, worst+1, 100*counts[worst]/n, 100*benfordP[worst])
+	return append(out, f)
+}
+
+func (b *benford) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
+	b.store.Update(b.key(d), nil, func(old []byte) []byte {
+		r := newRecord(9, old)
+		for i := range d.Items {
+			v := d.Items[i].CustomsValue
+			if v < b.p.MinValue {
+				continue
+			}
+			k := firstDigit(v) - 1
+			r.setU32(k, r.u32(k)+1)
+		}
+		var n uint32
+		for i := 0; i < 9; i++ {
+			n += r.u32(i)
+		}
+		if int(n) > b.p.MaxValues {
+			for i := 0; i < 9; i++ {
+				r.setU32(i, r.u32(i)/2)
+			}
+		}
+		return r
+	})
+}

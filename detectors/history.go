@@ -1,0 +1,244 @@
+package detectors
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// history learns risk from inspection outcomes. For each entity a
+// declaration names (importer, declarant, exporter, office, HS6, origin,
+// HS6 × origin) it keeps a time-decayed count of inspections and of hits, and
+// scores a declaration by the smoothed hit rate of its entities against the
+// overall rate: rate = (hits + prior·base) / (inspections + prior), lift =
+// rate / base, strength = log(lift) / log(max_lift), times the entity's
+// weight; the strongest entity gives the finding, with its counts in the
+// reason.
+//
+// Outcomes of declarations this monitor selected because of their score or a
+// profile are biased towards hits (that is why they were inspected); they
+// count with targeted_weight. Random compliance selections, and inspections
+// the monitor did not ask for, count fully. To know which was which, the
+// detector remembers, for each declaration it assessed, its entities and how
+// it was selected (in the size-capped store; an outcome whose declaration was
+// evicted updates only the importer named in the outcome).
+
+func init() {
+	register("history", 60, func() any {
+		return &HistoryParams{HalfLifeDays: 365, Prior: 10, MaxLift: 10, MinLift: 1.5, TargetedWeight: 0.3, DefaultBase: 0.03,
+			Entities: map[string]float64{"importer": 1, "declarant": 0.5, "exporter": 0.8, "office": 0.2, "hs6": 0.4, "origin": 0.3, "hs6_origin": 0.5}}
+	}, newHistory)
+}
+
+// HistoryParams configures a history detector.
+type HistoryParams struct {
+	HalfLifeDays   float64 `yaml:"half_life_days"`  // old outcomes count half after this long
+	Prior          float64 `yaml:"prior"`           // pseudo-inspections at the base rate, for smoothing
+	MaxLift        float64 `yaml:"max_lift"`        // lift at which strength reaches 1
+	MinLift        float64 `yaml:"min_lift"`        // lifts below this are not reported
+	TargetedWeight float64 `yaml:"targeted_weight"` // weight of outcomes of declarations this monitor targeted
+	DefaultBase    float64 `yaml:"default_base"`    // base hit rate until 100 outcomes are known
+	// Entities and their weights (0 leaves one out): importer, declarant,
+	// exporter, office, hs6, origin, hs6_origin.
+	Entities map[string]float64 `yaml:"entities"`
+}
+
+var historyEntities = []string{"importer", "declarant", "exporter", "office", "hs6", "origin", "hs6_origin"}
+
+// Validate checks the parameters.
+func (p *HistoryParams) Validate(pc *config.ParamsContext) {
+	for k, v := range map[string]float64{"half_life_days": p.HalfLifeDays, "prior": p.Prior, "default_base": p.DefaultBase} {
+		if v <= 0 {
+			pc.Problemf(k, "must be > 0, got %g", v)
+		}
+	}
+	if p.MaxLift <= 1 || p.MinLift < 1 || p.MinLift >= p.MaxLift {
+		pc.Problemf("max_lift", "need 1 <= min_lift < max_lift, got %g and %g", p.MinLift, p.MaxLift)
+	}
+	if p.TargetedWeight < 0 || p.TargetedWeight > 1 {
+		pc.Problemf("targeted_weight", "must be in [0, 1], got %g", p.TargetedWeight)
+	}
+	for k, v := range p.Entities {
+		known := false
+		for _, e := range historyEntities {
+			known = known || e == k
+		}
+		if !known {
+			pc.Problemf("entities."+k, "unknown entity (known: %s)", strings.Join(historyEntities, ", "))
+		} else if v < 0 || v > 1 {
+			pc.Problemf("entities."+k, "must be in [0, 1], got %g", v)
+		}
+	}
+}
+
+type history struct {
+	name     string
+	weight   float64
+	p        HistoryParams
+	store    *Store
+	halfLife time.Duration
+}
+
+func newHistory(s Spec, env *Env) (Detector, error) {
+	p := *s.Params.(*HistoryParams)
+	return &history{name: s.Name, weight: s.Weight, p: p, store: env.Store, halfLife: days(p.HalfLifeDays)}, nil
+}
+
+func (h *history) Name() string { return h.name }
+
+// Per-entity record: decayed hits and inspections, last update.
+const (
+	hHits = iota
+	hN
+	hTime
+	hFields
+)
+
+type entity struct{ kind, id string }
+
+// entities lists what a declaration names, each once.
+func (h *history) entities(d *declaration.Declaration) []entity {
+	es := []entity{{"importer", d.Importer.ID}, {"declarant", d.DeclarantID}, {"exporter", d.Exporter.ID}, {"office", d.Office}}
+	for i := range d.Items {
+		it := &d.Items[i]
+		es = append(es, entity{"hs6", it.HS6()}, entity{"origin", it.Origin}, entity{"hs6_origin", it.HS6() + "/" + it.Origin})
+	}
+	out := es[:0]
+	for _, e := range es {
+		if e.id == "" || h.p.Entities[e.kind] == 0 {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			dup = dup || o == e
+		}
+		if !dup {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (h *history) entityKey(e entity) []byte { return appendKey(nil, h.name, "e", e.kind, e.id) }
+
+func (h *history) read(key []byte, now uint32) (hits, n float64) {
+	v, ok := h.store.Get(nil, key)
+	if !ok || len(v) != 4*hFields {
+		return 0, 0
+	}
+	r := record(v)
+	t := r.u32(hTime)
+	return decay(r.f32(hHits), t, now, h.halfLife), decay(r.f32(hN), t, now, h.halfLife)
+}
+
+func (h *history) base(now uint32) float64 {
+	hits, n := h.read(appendKey(nil, h.name, "g"), now)
+	if n < 100 {
+		return h.p.DefaultBase
+	}
+	return math.Max(hits/n, 0.001)
+}
+
+type entityRisk struct {
+	e        entity
+	hits, n  float64
+	rate     float64
+	strength float64
+}
+
+func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
+	now := unixSec(d.LodgedAt)
+	base := h.base(now)
+	var risks []entityRisk
+	for _, e := range h.entities(d) {
+		hits, n := h.read(h.entityKey(e), now)
+		if hits <= 0 {
+			continue
+		}
+		rate := (hits + h.p.Prior*base) / (n + h.p.Prior)
+		lift := rate / base
+		if lift < h.p.MinLift {
+			continue
+		}
+		s := h.p.Entities[e.kind] * clamp01(math.Log(lift)/math.Log(h.p.MaxLift))
+		risks = append(risks, entityRisk{e, hits, n, rate, s})
+	}
+	if len(risks) == 0 {
+		return out
+	}
+	sort.SliceStable(risks, func(i, j int) bool { return risks[i].strength > risks[j].strength })
+	var parts []string
+	for _, r := range risks[:min(3, len(risks))] {
+		parts = append(parts, fmt.Sprintf("%s %s: %.1f hits in %.1f inspections (smoothed %.0f%%)", r.e.kind, r.e.id, r.hits, r.n, 100*r.rate))
+	}
+	f := Finding{Weight: h.weight}
+	f.Detector, f.Score = h.name, risks[0].strength
+	f.Reason = fmt.Sprintf("inspection history against %.1f%% overall: %s", 100*base, strings.Join(parts, "; "))
+	return append(out, f)
+}
+
+// Learn remembers the declaration's entities and how it was selected, for
+// its outcome.
+func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
+	var b bytes.Buffer
+	sel := byte('n') // not selected by this monitor
+	if a != nil {
+		switch {
+		case a.SelectedBy == "random":
+			sel = 'r'
+		case a.Channel != declaration.Green:
+			sel = 't'
+		}
+	}
+	b.WriteByte(sel)
+	for _, e := range h.entities(d) {
+		b.WriteByte(0)
+		b.WriteString(e.kind)
+		b.WriteByte(0)
+		b.WriteString(e.id)
+	}
+	h.store.Update(appendKey(nil, h.name, "d", d.ID), nil, func([]byte) []byte { return b.Bytes() })
+}
+
+// LearnOutcome updates the hit rates of the entities of the outcome's
+// declaration.
+func (h *history) LearnOutcome(o *declaration.Outcome) {
+	now := unixSec(o.InspectedAt)
+	w := 1.0
+	var es []entity
+	if v, ok := h.store.Get(nil, appendKey(nil, h.name, "d", o.DeclarationID)); ok && len(v) > 0 {
+		if v[0] == 't' {
+			w = h.p.TargetedWeight
+		}
+		parts := strings.Split(string(v[1:]), "\x00")
+		for i := 1; i+1 < len(parts); i += 2 {
+			es = append(es, entity{parts[i], parts[i+1]})
+		}
+	} else if o.ImporterID != "" && h.p.Entities["importer"] > 0 {
+		es = []entity{{"importer", o.ImporterID}}
+	}
+	hit := 0.0
+	if o.Hit {
+		hit = w
+	}
+	update := func(key []byte) {
+		h.store.Update(key, nil, func(old []byte) []byte {
+			r := newRecord(hFields, old)
+			t := r.u32(hTime)
+			r.setF32(hHits, decay(r.f32(hHits), t, now, h.halfLife)+hit)
+			r.setF32(hN, decay(r.f32(hN), t, now, h.halfLife)+w)
+			r.setU32(hTime, max(t, now))
+			return r
+		})
+	}
+	update(appendKey(nil, h.name, "g"))
+	for _, e := range es {
+		update(h.entityKey(e))
+	}
+}

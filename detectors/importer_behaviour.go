@@ -1,0 +1,213 @@
+package detectors
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// importer_behaviour compares a declaration with its importer's own history:
+// a new importer (few declarations so far, or first seen recently), above all
+// one whose first declarations carry high duties (the "missing trader" who
+// imports a burst of high-duty goods and disappears); a surge of declarations
+// against the importer's own baseline; a commodity (HS4) or an origin the
+// importer has never declared before. Signals combine by noisy-OR into one
+// finding per declaration.
+
+func init() {
+	register("importer_behaviour", 40, func() any {
+		return &ImporterParams{NewCount: 10, NewDays: 30, New: 0.1, NewHighDuty: 0.7, HighDuty: 0.25,
+			SpikeMinCount: 20, SpikeRatio: 4, Spike: 0.4, KnownMinCount: 10, NewCommodity: 0.2, NewOrigin: 0.1,
+			FastHalfLifeDays: 3, SlowHalfLifeDays: 90}
+	}, newImporterBehaviour)
+}
+
+// ImporterParams configures an importer_behaviour detector.
+type ImporterParams struct {
+	NewCount    int     `yaml:"new_count"`     // an importer with fewer declarations is new
+	NewDays     float64 `yaml:"new_days"`      // ... as is one first seen fewer days ago
+	New         float64 `yaml:"new"`           // strength of "new importer" on low-duty goods
+	NewHighDuty float64 `yaml:"new_high_duty"` // strength of "new importer" whose declaration carries duties of high_duty or more
+	// HighDuty is the declared duties / customs value ratio at which a new
+	// importer's goods count as high-duty; strength rises linearly from new
+	// at a ratio of 0 to new_high_duty at high_duty.
+	HighDuty         float64 `yaml:"high_duty"`
+	SpikeMinCount    int     `yaml:"spike_min_count"`     // declarations of history before surges are judged
+	SpikeRatio       float64 `yaml:"spike_ratio"`         // recent rate / baseline rate that is a surge
+	Spike            float64 `yaml:"spike"`               // strength of a surge
+	KnownMinCount    int     `yaml:"known_min_count"`     // declarations of history before new commodities and origins count
+	NewCommodity     float64 `yaml:"new_commodity"`       // strength of an HS4 the importer never declared
+	NewOrigin        float64 `yaml:"new_origin"`          // strength of an origin the importer never declared
+	FastHalfLifeDays float64 `yaml:"fast_half_life_days"` // memory of the recent rate
+	SlowHalfLifeDays float64 `yaml:"slow_half_life_days"` // memory of the baseline rate
+}
+
+// Validate checks the parameters.
+func (p *ImporterParams) Validate(pc *config.ParamsContext) {
+	for k, v := range map[string]float64{"new": p.New, "new_high_duty": p.NewHighDuty, "spike": p.Spike,
+		"new_commodity": p.NewCommodity, "new_origin": p.NewOrigin} {
+		if v < 0 || v > 1 {
+			pc.Problemf(k, "must be in [0, 1], got %g", v)
+		}
+	}
+	for k, v := range map[string]float64{"high_duty": p.HighDuty, "spike_ratio": p.SpikeRatio,
+		"fast_half_life_days": p.FastHalfLifeDays, "slow_half_life_days": p.SlowHalfLifeDays} {
+		if v <= 0 {
+			pc.Problemf(k, "must be > 0, got %g", v)
+		}
+	}
+	if p.FastHalfLifeDays >= p.SlowHalfLifeDays {
+		pc.Problemf("fast_half_life_days", "must be shorter than slow_half_life_days (%g), got %g", p.SlowHalfLifeDays, p.FastHalfLifeDays)
+	}
+	if p.NewCount < 0 || p.SpikeMinCount < 0 || p.KnownMinCount < 0 || p.NewDays < 0 {
+		pc.Problemf("new_count", "counts and days must be >= 0")
+	}
+}
+
+type importerBehaviour struct {
+	name       string
+	weight     float64
+	p          ImporterParams
+	store      *Store
+	fast, slow time.Duration
+}
+
+func newImporterBehaviour(s Spec, env *Env) (Detector, error) {
+	p := *s.Params.(*ImporterParams)
+	return &importerBehaviour{name: s.Name, weight: s.Weight, p: p, store: env.Store,
+		fast: days(p.FastHalfLifeDays), slow: days(p.SlowHalfLifeDays)}, nil
+}
+
+func days(d float64) time.Duration { return time.Duration(d * 24 * float64(time.Hour)) }
+
+func (ib *importerBehaviour) Name() string { return ib.name }
+
+// The importer's record: first seen, last update, count, decayed counts
+// (fast, slow), a 256-bit set of HS4 headings and a 128-bit set of origins.
+const (
+	ibFirst = iota
+	ibLast
+	ibCount
+	ibFast
+	ibSlow
+	ibHS4     // 8 fields
+	ibOrigins = ibHS4 + 8
+	ibFields  = ibOrigins + 4
+)
+
+func bitIn(rec record, field, bits int, s string) (int, uint32) {
+	h := int(fnv32(s)) & (bits - 1)
+	return field + h/32, 1 << (h % 32)
+}
+
+func (ib *importerBehaviour) key(d *declaration.Declaration) []byte {
+	return appendKey(nil, ib.name, d.Importer.ID)
+}
+
+// dutyRatio is the declaration's declared duties over its customs value.
+func dutyRatio(d *declaration.Declaration) float64 {
+	var duties, value float64
+	for i := range d.Items {
+		duties += d.Items[i].Duties
+		value += d.Items[i].CustomsValue
+	}
+	if value <= 0 {
+		return 0
+	}
+	return duties / value
+}
+
+func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []Finding {
+	now := unixSec(d.LodgedAt)
+	v, _ := ib.store.Get(nil, ib.key(d))
+	var rec record
+	if len(v) == 4*ibFields {
+		rec = record(v)
+	}
+	keep := 1.0
+	var why []string
+	line := 0
+	add := func(s float64, reason string) {
+		if s > 0 {
+			keep *= 1 - s
+			why = append(why, reason)
+		}
+	}
+	count := 0
+	ageDays := 0.0
+	if rec != nil {
+		count = int(rec.u32(ibCount))
+		ageDays = float64(now-min(now, rec.u32(ibFirst))) / 86400
+	}
+	if count < ib.p.NewCount || ageDays < ib.p.NewDays {
+		dr := dutyRatio(d)
+		s := ib.p.New + (ib.p.NewHighDuty-ib.p.New)*clamp01(dr/ib.p.HighDuty)
+		desc := "first declaration"
+		if count > 0 {
+			desc = fmt.Sprintf("declaration %d, first seen %.0f days ago", count+1, ageDays)
+		}
+		add(s, fmt.Sprintf("new importer (%s) declaring duties of %.0f%% of value", desc, 100*dr))
+	}
+	if rec != nil && count >= ib.p.SpikeMinCount {
+		t := rec.u32(ibLast)
+		fast := decay(rec.f32(ibFast), t, now, ib.fast) / ib.p.FastHalfLifeDays
+		slow := decay(rec.f32(ibSlow), t, now, ib.slow) / ib.p.SlowHalfLifeDays
+		if slow > 0 && fast/slow >= ib.p.SpikeRatio {
+			r := fast / slow
+			add(ib.p.Spike*clamp01((r-ib.p.SpikeRatio)/ib.p.SpikeRatio+0.5),
+				fmt.Sprintf("declaring %.1f times its usual rate (%.1f a day recently, %.1f a day over months)", r, fast/1.4427, slow/1.4427))
+		}
+	}
+	if rec != nil && count >= ib.p.KnownMinCount {
+		for i := range d.Items {
+			it := &d.Items[i]
+			if f, b := bitIn(rec, ibHS4, 256, it.HS4()); rec.u32(f)&b == 0 {
+				add(ib.p.NewCommodity, fmt.Sprintf("first declaration of HS %s in %d", it.HS4(), count))
+				line = it.Line
+				break
+			}
+		}
+		for i := range d.Items {
+			it := &d.Items[i]
+			if f, b := bitIn(rec, ibOrigins, 128, it.Origin); rec.u32(f)&b == 0 {
+				add(ib.p.NewOrigin, fmt.Sprintf("first goods from %s in %d declarations", it.Origin, count))
+				if line == 0 {
+					line = it.Line
+				}
+				break
+			}
+		}
+	}
+	if s := 1 - keep; s > 0 {
+		f := Finding{Weight: ib.weight}
+		f.Detector, f.ItemLine, f.Score = ib.name, line, s
+		f.Reason = "importer " + d.Importer.ID + ": " + strings.Join(why, "; ")
+		out = append(out, f)
+	}
+	return out
+}
+
+func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
+	now := unixSec(d.LodgedAt)
+	ib.store.Update(ib.key(d), nil, func(old []byte) []byte {
+		rec := newRecord(ibFields, old)
+		if rec.u32(ibCount) == 0 {
+			rec.setU32(ibFirst, now)
+		}
+		t := rec.u32(ibLast)
+		rec.setF32(ibFast, decay(rec.f32(ibFast), t, now, ib.fast)+1)
+		rec.setF32(ibSlow, decay(rec.f32(ibSlow), t, now, ib.slow)+1)
+		rec.setU32(ibLast, max(t, now))
+		rec.setU32(ibCount, rec.u32(ibCount)+1)
+		for i := range d.Items {
+			f, b := bitIn(rec, ibHS4, 256, d.Items[i].HS4())
+			rec.setU32(f, rec.u32(f)|b)
+			f, b = bitIn(rec, ibOrigins, 128, d.Items[i].Origin)
+			rec.setU32(f, rec.u32(f)|b)
+		}
+		return rec
+	})
+}

@@ -1,0 +1,178 @@
+package detectors
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+// splitting looks for one consignment split into several declarations to
+// stay under a value threshold (a de minimis, a simplified-procedure limit):
+// a burst of declarations by the same importer (optionally of the same HS6)
+// within window_hours, each valued just under the same threshold, which
+// together exceed it. Thresholds may be configured; by default any round
+// value (1, 2, 2.5, 3 or 5 times a power of ten) is a candidate, so the
+// detector needs no knowledge of the tariff.
+
+func init() {
+	register("splitting", 50, func() any {
+		return &SplittingParams{WindowHours: 48, Band: 0.12, MinBurst: 2, FullBurst: 5, MinValue: 100}
+	}, newSplitting)
+}
+
+// SplittingParams configures a splitting detector.
+type SplittingParams struct {
+	WindowHours float64 `yaml:"window_hours"` // how far back a burst reaches
+	// Band: a value is "just under" threshold T when it lies in [T·(1−band), T).
+	Band float64 `yaml:"band"`
+	// MinBurst declarations just under one threshold (this one included)
+	// start a finding; FullBurst give strength 1.
+	MinBurst   int       `yaml:"min_burst"`
+	FullBurst  int       `yaml:"full_burst"`
+	Thresholds []float64 `yaml:"thresholds"` // known thresholds; empty: any round value
+	SameHS6    bool      `yaml:"same_hs6"`   // count only declarations of the same first-item HS6
+	MinValue   float64   `yaml:"min_value"`  // smaller declarations are ignored
+}
+
+// Validate checks the parameters.
+func (p *SplittingParams) Validate(pc *config.ParamsContext) {
+	if p.WindowHours <= 0 {
+		pc.Problemf("window_hours", "must be > 0, got %g", p.WindowHours)
+	}
+	if p.Band <= 0 || p.Band >= 0.5 {
+		pc.Problemf("band", "must be in (0, 0.5), got %g", p.Band)
+	}
+	if p.MinBurst < 2 {
+		pc.Problemf("min_burst", "must be >= 2, got %d", p.MinBurst)
+	}
+	if p.FullBurst <= p.MinBurst-1 || p.FullBurst > splitRing {
+		pc.Problemf("full_burst", "must be in [min_burst, %d], got %d", splitRing, p.FullBurst)
+	}
+	for i, t := range p.Thresholds {
+		if t <= 0 {
+			pc.Problemf(fmt.Sprintf("thresholds[%d]", i), "must be > 0, got %g", t)
+		}
+	}
+}
+
+type splitting struct {
+	name   string
+	weight float64
+	p      SplittingParams
+	store  *Store
+}
+
+func newSplitting(s Spec, env *Env) (Detector, error) {
+	return &splitting{name: s.Name, weight: s.Weight, p: *s.Params.(*SplittingParams), store: env.Store}, nil
+}
+
+func (sp *splitting) Name() string { return sp.name }
+
+// The importer's recent declarations: a ring of (time, value) pairs and the
+// next slot.
+const (
+	splitRing   = 16
+	splitNext   = 0
+	splitFirst  = 1
+	splitFields = 1 + 2*splitRing
+)
+
+func (sp *splitting) key(d *declaration.Declaration) []byte {
+	if sp.p.SameHS6 {
+		return appendKey(nil, sp.name, d.Importer.ID, d.Items[0].HS6())
+	}
+	return appendKey(nil, sp.name, d.Importer.ID)
+}
+
+var roundSteps = []float64{1, 2, 2.5, 3, 5, 10}
+
+// roundAbove is the smallest round value (1, 2, 2.5, 3 or 5 × 10^k) >= v.
+func roundAbove(v float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, s := range roundSteps {
+		if s*p >= v {
+			return s * p
+		}
+	}
+	return 10 * p
+}
+
+// threshold is the threshold v sits just under, or 0.
+func (sp *splitting) threshold(v float64) float64 {
+	if v < sp.p.MinValue {
+		return 0
+	}
+	if len(sp.p.Thresholds) > 0 {
+		for _, t := range sp.p.Thresholds {
+			if v < t && v >= t*(1-sp.p.Band) {
+				return t
+			}
+		}
+		return 0
+	}
+	t := roundAbove(v)
+	if v == t {
+		t = roundAbove(v * 1.0000001)
+	}
+	if v >= t*(1-sp.p.Band) {
+		return t
+	}
+	return 0
+}
+
+func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding {
+	v := d.TotalValue()
+	t := sp.threshold(v)
+	if t == 0 {
+		return out
+	}
+	raw, _ := sp.store.Get(nil, sp.key(d))
+	if len(raw) != 4*splitFields {
+		return out
+	}
+	rec := record(raw)
+	now := unixSec(d.LodgedAt)
+	window := uint32(sp.p.WindowHours * 3600)
+	values := []float64{v}
+	sum := v
+	for i := 0; i < splitRing; i++ {
+		ts, val := rec.u32(splitFirst+2*i), rec.f32(splitFirst+2*i+1)
+		if ts == 0 || now < ts || now-ts > window || sp.threshold(val) != t {
+			continue
+		}
+		values = append(values, val)
+		sum += val
+	}
+	k := len(values)
+	if k < sp.p.MinBurst || sum <= t {
+		return out
+	}
+	f := Finding{Weight: sp.weight}
+	f.Detector, f.Score = sp.name, clamp01(float64(k-sp.p.MinBurst+1)/float64(sp.p.FullBurst-sp.p.MinBurst+1))
+	parts := make([]string, len(values))
+	for i, x := range values {
+		parts[i] = fmtNum(x)
+	}
+	f.Reason = fmt.Sprintf("%d declarations of importer %s within %.0f hours are each valued just under %s (%s; together %s)",
+		k, d.Importer.ID, sp.p.WindowHours, fmtNum(t), strings.Join(parts, ", "), fmtNum(sum))
+	return append(out, f)
+}
+
+func (sp *splitting) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
+	v := d.TotalValue()
+	if sp.threshold(v) == 0 {
+		return // only declarations near a threshold can be part of a split
+	}
+	now := unixSec(d.LodgedAt)
+	sp.store.Update(sp.key(d), nil, func(old []byte) []byte {
+		rec := newRecord(splitFields, old)
+		i := int(rec.u32(splitNext)) % splitRing
+		rec.setU32(splitFirst+2*i, max(now, 1))
+		rec.setF32(splitFirst+2*i+1, v)
+		rec.setU32(splitNext, uint32(i+1))
+		return rec
+	})
+}

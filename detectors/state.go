@@ -1,0 +1,55 @@
+package detectors
+
+import (
+	"encoding/binary"
+	"math"
+	"time"
+)
+
+// Small fixed-layout records for per-entity state in the Store. All times are
+// event times (a declaration's lodged_at, an outcome's inspected_at) in Unix
+// seconds, so replay and stream mode age state the same way.
+
+// record is a fixed-size slice of little-endian 32-bit fields.
+type record []byte
+
+func newRecord(fields int, old []byte) record {
+	if len(old) == 4*fields {
+		return record(old)
+	}
+	return make(record, 4*fields)
+}
+
+func (r record) u32(i int) uint32       { return binary.LittleEndian.Uint32(r[4*i:]) }
+func (r record) setU32(i int, v uint32) { binary.LittleEndian.PutUint32(r[4*i:], v) }
+func (r record) f32(i int) float64      { return float64(math.Float32frombits(r.u32(i))) }
+func (r record) setF32(i int, v float64) {
+	r.setU32(i, math.Float32bits(float32(v)))
+}
+
+func unixSec(t time.Time) uint32 {
+	s := t.Unix()
+	if s < 0 {
+		return 0
+	}
+	return uint32(min(s, math.MaxUint32))
+}
+
+// decay ages a count from time `from` to time `to` with the given half-life.
+// Time never runs backwards for a decayed count: an earlier `to` leaves it.
+func decay(v float64, from, to uint32, halfLife time.Duration) float64 {
+	if to <= from || halfLife <= 0 {
+		return v
+	}
+	return v * math.Exp2(-float64(to-from)/halfLife.Seconds())
+}
+
+// fnv32 hashes a string into a bit position for small set sketches.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
