@@ -70,7 +70,18 @@ type Scoring struct {
 	// they get the AEO factor whatever their declaration says.
 	AEOList string `yaml:"aeo_list"`
 	// TrustDeclaredAEO: also believe the declaration's importer.aeo flag.
-	TrustDeclaredAEO bool `yaml:"trust_declared_aeo"`
+	TrustDeclaredAEO bool        `yaml:"trust_declared_aeo"`
+	Calibration      Calibration `yaml:"calibration"`
+}
+
+// Calibration makes detectors' strengths comparable (see pipeline/calibrate.go).
+type Calibration struct {
+	Enabled bool `yaml:"enabled"`
+	// FullTail is the rarity that earns strength 1 (0.001: a finding as
+	// strong as this one on 1 declaration in 1,000).
+	FullTail float64 `yaml:"full_tail"`
+	// MinDeclarations seen before calibrated strengths are used.
+	MinDeclarations int `yaml:"min_declarations"`
 }
 
 // Random is compliance sampling: a share of declarations is selected
@@ -84,11 +95,15 @@ type Random struct {
 
 // Detector is one configured detector instance.
 type Detector struct {
-	Name    string    `yaml:"name"`
-	Kind    string    `yaml:"kind"`
-	Enabled *bool     `yaml:"enabled"`
-	Weight  *float64  `yaml:"weight"`
-	Params  yaml.Node `yaml:"params"`
+	Name    string   `yaml:"name"`
+	Kind    string   `yaml:"kind"`
+	Enabled *bool    `yaml:"enabled"`
+	Weight  *float64 `yaml:"weight"`
+	// Calibrate maps the detector's strengths to tail probabilities learned
+	// from the stream (see scoring.calibration); default true, except for
+	// profile detectors, whose points are the analyst's.
+	Calibrate *bool     `yaml:"calibrate"`
+	Params    yaml.Node `yaml:"params"`
 
 	// Decoded is the kind's parameter struct, decoded from Params and
 	// validated, with the kind's defaults for keys left out.
@@ -147,10 +162,11 @@ func (d *Detector) IsEnabled() bool { return d.Enabled == nil || *d.Enabled }
 // defaults are set before decoding, so a Config is never half-filled.
 func defaults() *Config {
 	return &Config{
-		State:   State{CapacityMB: 64},
-		Engine:  Engine{MaxMessageBytes: 1 << 20},
-		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true},
-		Random:  Random{Rate: 0.01, Channel: "red"},
+		State:  State{CapacityMB: 64},
+		Engine: Engine{MaxMessageBytes: 1 << 20},
+		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true,
+			Calibration: Calibration{Enabled: true, FullTail: 0.001, MinDeclarations: 1000}},
+		Random: Random{Rate: 0.01, Channel: "red"},
 	}
 }
 
@@ -255,6 +271,12 @@ func (c *Config) validate() {
 	}
 	if s.AEOFactor < 0 || s.AEOFactor > 1 {
 		d.Problemf("scoring.aeo_factor", "must be in [0, 1], got %g", s.AEOFactor)
+	}
+	if c := s.Calibration; c.FullTail <= 0 || c.FullTail >= 0.5 {
+		d.Problemf("scoring.calibration.full_tail", "must be in (0, 0.5), got %g", c.FullTail)
+	}
+	if s.Calibration.MinDeclarations < 0 {
+		d.Problemf("scoring.calibration.min_declarations", "must be >= 0, got %d", s.Calibration.MinDeclarations)
 	}
 	if s.AEOList != "" {
 		if _, ok := c.Lists[s.AEOList]; !ok {

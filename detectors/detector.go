@@ -40,6 +40,12 @@ type Detector interface {
 	Learn(d *declaration.Declaration, a *declaration.Assessment)
 }
 
+// Uncalibrated is implemented by detectors whose strengths are already on the
+// analyst's scale (risk profiles): the engine does not calibrate them.
+type Uncalibrated interface {
+	Uncalibrated()
+}
+
 // OutcomeLearner is implemented by detectors that learn from inspection
 // outcomes. The engine calls it when an outcome arrives (in replay: when the
 // stream's event time passes the outcome's inspected_at).

@@ -27,8 +27,8 @@ func init() {
 
 // ImporterParams configures an importer_behaviour detector.
 type ImporterParams struct {
-	NewCount    int     `yaml:"new_count"`     // an importer with fewer declarations is new
-	NewDays     float64 `yaml:"new_days"`      // ... as is one first seen fewer days ago
+	NewCount    int     `yaml:"new_count"`     // an importer with fewer declarations...
+	NewDays     float64 `yaml:"new_days"`      // ... first seen fewer days ago is new
 	New         float64 `yaml:"new"`           // strength of "new importer" on low-duty goods
 	NewHighDuty float64 `yaml:"new_high_duty"` // strength of "new importer" whose declaration carries duties of high_duty or more
 	// HighDuty is the declared duties / customs value ratio at which a new
@@ -142,7 +142,7 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 		count = int(rec.u32(ibCount))
 		ageDays = float64(now-min(now, rec.u32(ibFirst))) / 86400
 	}
-	if count < ib.p.NewCount || ageDays < ib.p.NewDays {
+	if count < ib.p.NewCount && ageDays < ib.p.NewDays {
 		dr := dutyRatio(d)
 		s := ib.p.New + (ib.p.NewHighDuty-ib.p.New)*clamp01(dr/ib.p.HighDuty)
 		desc := "first declaration"

@@ -18,7 +18,7 @@ import (
 
 func init() {
 	register("mass_quantity", 50, func() any {
-		return &MassQuantityParams{MinPeers: 30, HighZ: 2.5, LowZ: 4, RampZ: 3, LowFactor: 0.3,
+		return &MassQuantityParams{MinPeers: 30, HighZ: 2.5, LowZ: 4, RampZ: 3, LowFactor: 0,
 			MinSpread: 0.1, NetTolerance: 0.02, NetAboveGross: 0.7, RatioZ: 4, RatioFactor: 0.3}
 	}, newMassQuantity)
 }
@@ -30,7 +30,7 @@ type MassQuantityParams struct {
 	// at which findings start (quantity understated).
 	HighZ float64 `yaml:"high_z"`
 	// LowZ: the same below the median (quantity overstated), scaled by
-	// LowFactor: seldom a revenue risk.
+	// LowFactor: seldom a revenue risk, so off (0) by default.
 	LowZ      float64 `yaml:"low_z"`
 	LowFactor float64 `yaml:"low_factor"`
 	RampZ     float64 `yaml:"ramp_z"`     // further deviations from strength 0 to 1

@@ -304,6 +304,9 @@ func newProfile(s Spec, env *Env) (Detector, error) {
 
 func (p *profileDetector) Name() string { return p.name }
 
+// Uncalibrated: a profile's points are the analyst's; they are not rescaled.
+func (p *profileDetector) Uncalibrated() {}
+
 func (p *profileDetector) Score(d *declaration.Declaration, out []Finding) []Finding {
 	for i := range p.profiles {
 		cp := &p.profiles[i]

@@ -7,6 +7,8 @@ package pipeline
 import (
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +38,7 @@ type Engine struct {
 type ruleset struct {
 	cfg       *config.Config
 	dets      []detectors.Detector
+	cals      []*calibrator // one per detector
 	learners  []detectors.OutcomeLearner
 	aeo       map[string]struct{}
 	randCut   uint64 // a declaration is sampled when its hash is below this
@@ -61,7 +64,14 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 		return nil, err
 	}
 	rs := &ruleset{cfg: cfg, dets: dets, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt}
+	cal := cfg.Scoring.Calibration
+	enabled := map[string]bool{}
+	for _, dc := range cfg.Detectors {
+		enabled[dc.Name] = cal.Enabled && (dc.Calibrate == nil || *dc.Calibrate)
+	}
 	for _, d := range dets {
+		_, fixed := d.(detectors.Uncalibrated)
+		rs.cals = append(rs.cals, newCalibrator(cal.FullTail, cal.MinDeclarations, fixed || !enabled[d.Name()]))
 		rs.detectors = append(rs.detectors, d.Name())
 		if l, ok := d.(detectors.OutcomeLearner); ok {
 			rs.learners = append(rs.learners, l)
@@ -95,15 +105,24 @@ func (e *Engine) Store() *detectors.Store { return e.store }
 func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	rs := e.rs.Load()
 	var buf [16]detectors.Finding
-	fs := buf[:0]
-	for _, det := range rs.dets {
+	var rawBuf [16]float64
+	fs, raw := buf[:0], rawBuf[:0]
+	for i, det := range rs.dets {
+		start := len(fs)
 		fs = det.Score(d, fs)
+		strongest := 0.0
+		for j := start; j < len(fs); j++ {
+			strongest = max(strongest, fs[j].Score)
+			fs[j].Score = rs.cals[i].calibrate(fs[j].Score)
+		}
+		raw = append(raw, strongest)
 	}
 	a := &declaration.Assessment{
 		DeclarationID: d.ID, ImporterID: d.Importer.ID, LodgedAt: d.LodgedAt, Ruleset: rs.cfg.Ruleset,
 	}
 	rs.score(d, fs, a)
-	for _, det := range rs.dets {
+	for i, det := range rs.dets {
+		rs.cals[i].observe(raw[i])
 		det.Learn(d, a)
 	}
 	a.AssessedAt = e.Now()
@@ -123,7 +142,13 @@ func (e *Engine) ApplyOutcome(o *declaration.Outcome) {
 // is the noisy-OR 100·(1 − Π(1 − p/100)), so weak signals add up but never
 // pass 100, and each finding's reported points are its share of the score in
 // proportion to p, so that the reported points sum to the score.
+//
+// Findings of one detector and rule on several items of a declaration are
+// one piece of evidence, not several (the items share an importer, a supplier
+// and an invoice): only the strongest counts, and its reason names the other
+// items.
 func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *declaration.Assessment) {
+	fs = collapse(fs)
 	s := &rs.cfg.Scoring
 	var sum float64
 	keep := 1.0
@@ -177,4 +202,50 @@ func (rs *ruleset) isAEO(d *declaration.Declaration) bool {
 	}
 	_, ok := rs.aeo[d.Importer.ID]
 	return ok
+}
+
+// collapse keeps, for each detector and rule, the strongest finding, noting
+// the other items it was found on.
+func collapse(fs []detectors.Finding) []detectors.Finding {
+	out := fs[:0]
+	var also map[int][]int // index in out -> other item lines
+	for _, f := range fs {
+		j := -1
+		for k := range out {
+			if out[k].Detector == f.Detector && out[k].Rule == f.Rule {
+				j = k
+				break
+			}
+		}
+		if j < 0 {
+			out = append(out, f)
+			continue
+		}
+		if also == nil {
+			also = map[int][]int{}
+		}
+		weaker := f
+		if f.Score > out[j].Score {
+			weaker, out[j] = out[j], f
+		}
+		if weaker.ItemLine > 0 && weaker.ItemLine != out[j].ItemLine {
+			also[j] = append(also[j], weaker.ItemLine)
+		}
+	}
+	for j, lines := range also {
+		sort.Ints(lines)
+		var b strings.Builder
+		for i, l := range lines {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Itoa(l))
+		}
+		item := "item"
+		if len(lines) > 1 {
+			item = "items"
+		}
+		out[j].Reason += " (also on " + item + " " + b.String() + ")"
+	}
+	return out
 }

@@ -53,6 +53,10 @@ func testEngine(t *testing.T, yml string, dets ...detectors.Detector) *Engine {
 	rs := e.rs.Load()
 	rs.dets = dets
 	rs.learners = nil
+	rs.cals = nil
+	for range dets {
+		rs.cals = append(rs.cals, newCalibrator(0.001, 0, true))
+	}
 	for _, d := range dets {
 		if l, ok := d.(detectors.OutcomeLearner); ok {
 			rs.learners = append(rs.learners, l)
@@ -79,9 +83,10 @@ const noRandom = "name: t\nrandom: {rate: 0}\nscoring: {yellow: 40, red: 70, aeo
 func TestScoring(t *testing.T) {
 	var log []string
 	a := &fixed{name: "a", log: &log, seen: map[string]bool{}, findings: map[string][]detectors.Finding{
-		"D1": {finding("a", 50, 1), finding("a", 60, 0.5)},
+		"D1": {finding("a", 50, 1), finding("b", 60, 0.5)},
 		"D2": {finding("a", 100, 0.2)},
-		"D3": {finding("a", 90, 1), finding("a", 90, 1)},
+		"D3": {finding("a", 90, 1), finding("b", 90, 1)},
+		"D4": {itemFinding("a", 60, 0.5, 1), itemFinding("a", 60, 1, 3), itemFinding("a", 60, 0.2, 2)},
 	}}
 	e := testEngine(t, noRandom, a)
 	f := func(id string, aeo bool, wantScore float64, wantChannel declaration.Channel) *declaration.Assessment {
@@ -115,6 +120,17 @@ func TestScoring(t *testing.T) {
 		t.Errorf("AEO finding: %+v", last)
 	}
 	f("NONE", false, 0, declaration.Green)
+	// One detector on three items of a declaration: one piece of evidence.
+	as = f("D4", false, 60, declaration.Yellow)
+	if len(as.Findings) != 1 || as.Findings[0].ItemLine != 3 || !strings.HasSuffix(as.Findings[0].Reason, "(also on items 1, 2)") {
+		t.Errorf("collapsed findings: %+v", as.Findings)
+	}
+}
+
+func itemFinding(name string, weight, strength float64, line int) detectors.Finding {
+	f := finding(name, weight, strength)
+	f.ItemLine = line
+	return f
 }
 
 // Every detector scores before any learns, so no detector sees the

@@ -185,12 +185,14 @@ func (g *gen) makeImporter(weight float64) *importer {
 	}
 	ns := 1 + g.r.IntN(3)
 	for i := 0; i < ns; i++ {
-		first := g.popularGood()
-		goods := []int{first}
+		s := g.makeSupplier(imp, []int{g.popularGood()})
+		// A supplier sells goods its country produces.
 		for j := g.r.IntN(3); j > 0; j-- {
-			goods = append(goods, g.popularGood())
+			if c := g.popularGood(); slices.Contains(catalog[c].origins, s.origin) {
+				s.goods = append(s.goods, c)
+			}
 		}
-		imp.suppliers = append(imp.suppliers, g.makeSupplier(imp, goods))
+		imp.suppliers = append(imp.suppliers, s)
 	}
 	return imp
 }
