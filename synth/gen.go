@@ -216,15 +216,15 @@ func (g *gen) makeImporters() {
 	}
 	// Fraudsters: not among the largest (who are audited) and not AEOs.
 	for i, imp := range g.importers[n/50:] {
-		p := 0.05
+		p := 0.08
 		if i < n/4 {
-			p = 0.14 // medium-sized traders carry most of the fraud by value
+			p = 0.25 // medium-sized traders carry most of the fraud by value
 		}
 		if imp.aeo || imp.courier || g.r.Float64() >= p {
 			continue
 		}
 		imp.modus = modus(1 + g.pickWeighted([]float64{4, 2.5, 1.5, 2}))
-		imp.fraudRate = g.uniform(0.3, 0.8)
+		imp.fraudRate = g.uniform(0.4, 0.9)
 		g.equipFraudster(imp)
 	}
 }
@@ -266,7 +266,7 @@ func (g *gen) plan() []event {
 	// Consignments split into bursts of small declarations below the de
 	// minimis, by small traders, on small high-value goods.
 	smallGoods := goods("950300", "330499", "910211", "611020", "420221", "640399")
-	for len(events) < n/200 {
+	for len(events) < n/120 {
 		imp := g.importers[len(g.importers)/4+g.r.IntN(len(g.importers)*3/4)]
 		at := time.Duration(g.r.Float64() * float64(g.span))
 		good := smallGoods[g.r.IntN(len(smallGoods))]
@@ -278,7 +278,7 @@ func (g *gen) plan() []event {
 	// Missing traders: new importers with a burst of high-duty goods who
 	// then disappear.
 	highDuty := goods("240220", "220830", "870323", "640399", "852872", "871120", "220840")
-	for target := len(events) + n/200; len(events) < target; {
+	for target := len(events) + n/150; len(events) < target; {
 		imp := g.makeImporter(0)
 		imp.start = time.Duration(g.r.Float64() * 0.95 * float64(g.span))
 		good := highDuty[g.r.IntN(len(highDuty))]

@@ -49,7 +49,7 @@ func (g *gen) materialise(seq int, ev event) Record {
 	}
 	// An honest mistake, found when the goods are inspected but invisible in
 	// the declaration: the noise floor of any targeting.
-	if truth.offence == "" && g.r.Float64() < 0.012 {
+	if truth.offence == "" && g.r.Float64() < 0.005 {
 		truth = itemTruth{offence: Error, revenue: round2(d.TotalValue() * g.uniform(0.01, 0.05))}
 	}
 	delay := time.Duration(g.uniform(1, 21) * 24 * float64(time.Hour)).Truncate(time.Minute)
