@@ -78,7 +78,9 @@ func firstDigit(v float64) int {
 	return int(v)
 }
 
-func (b *benford) key(d *declaration.Declaration) []byte { return appendKey(nil, b.name, d.Importer.ID) }
+func (b *benford) key(d *declaration.Declaration) []byte {
+	return appendKey(nil, b.name, d.Importer.ID)
+}
 
 // chi2Tail8 is P(X > x) for a chi-square variable with 8 degrees of freedom.
 func chi2Tail8(x float64) float64 {

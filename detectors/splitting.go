@@ -19,7 +19,7 @@ import (
 
 func init() {
 	register("splitting", 50, func() any {
-		return &SplittingParams{WindowHours: 48, Band: 0.12, MinBurst: 2, FullBurst: 5, MinValue: 100}
+		return &SplittingParams{WindowHours: 48, Band: 0.1, MinBurst: 2, FullBurst: 5, MinShare: 0.6, MinValue: 100}
 	}, newSplitting)
 }
 
@@ -30,8 +30,13 @@ type SplittingParams struct {
 	Band float64 `yaml:"band"`
 	// MinBurst declarations just under one threshold (this one included)
 	// start a finding; FullBurst give strength 1.
-	MinBurst   int       `yaml:"min_burst"`
-	FullBurst  int       `yaml:"full_burst"`
+	MinBurst  int `yaml:"min_burst"`
+	FullBurst int `yaml:"full_burst"`
+	// MinShare: the declarations just under the threshold must make at least
+	// this share of the importer's declarations in the window. A busy
+	// importer has values just under some round number by chance (about one
+	// in five with a 10 % band); a split consignment has little else.
+	MinShare   float64   `yaml:"min_share"`
 	Thresholds []float64 `yaml:"thresholds"` // known thresholds; empty: any round value
 	SameHS6    bool      `yaml:"same_hs6"`   // count only declarations of the same first-item HS6
 	MinValue   float64   `yaml:"min_value"`  // smaller declarations are ignored
@@ -50,6 +55,9 @@ func (p *SplittingParams) Validate(pc *config.ParamsContext) {
 	}
 	if p.FullBurst <= p.MinBurst-1 || p.FullBurst > splitRing {
 		pc.Problemf("full_burst", "must be in [min_burst, %d], got %d", splitRing, p.FullBurst)
+	}
+	if p.MinShare < 0 || p.MinShare > 1 {
+		pc.Problemf("min_share", "must be in [0, 1], got %g", p.MinShare)
 	}
 	for i, t := range p.Thresholds {
 		if t <= 0 {
@@ -72,7 +80,8 @@ func newSplitting(s Spec, env *Env) (Detector, error) {
 func (sp *splitting) Name() string { return sp.name }
 
 // The importer's recent declarations: a ring of (time, value) pairs and the
-// next slot.
+// next slot. A busy importer's ring covers less than the window; the share
+// test then judges the declarations it holds.
 const (
 	splitRing   = 16
 	splitNext   = 0
@@ -138,16 +147,21 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	window := uint32(sp.p.WindowHours * 3600)
 	values := []float64{v}
 	sum := v
+	total := 1
 	for i := 0; i < splitRing; i++ {
 		ts, val := rec.u32(splitFirst+2*i), rec.f32(splitFirst+2*i+1)
-		if ts == 0 || now < ts || now-ts > window || sp.threshold(val) != t {
+		if ts == 0 || now < ts || now-ts > window {
+			continue
+		}
+		total++
+		if sp.threshold(val) != t {
 			continue
 		}
 		values = append(values, val)
 		sum += val
 	}
 	k := len(values)
-	if k < sp.p.MinBurst || sum <= t {
+	if k < sp.p.MinBurst || sum <= t || float64(k) < sp.p.MinShare*float64(total) {
 		return out
 	}
 	f := Finding{Weight: sp.weight}
@@ -156,16 +170,13 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	for i, x := range values {
 		parts[i] = fmtNum(x)
 	}
-	f.Reason = fmt.Sprintf("%d declarations of importer %s within %.0f hours are each valued just under %s (%s; together %s)",
-		k, d.Importer.ID, sp.p.WindowHours, fmtNum(t), strings.Join(parts, ", "), fmtNum(sum))
+	f.Reason = fmt.Sprintf("%d of the %d declarations of importer %s within %.0f hours are each valued just under %s (%s; together %s)",
+		k, total, d.Importer.ID, sp.p.WindowHours, fmtNum(t), strings.Join(parts, ", "), fmtNum(sum))
 	return append(out, f)
 }
 
 func (sp *splitting) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	v := d.TotalValue()
-	if sp.threshold(v) == 0 {
-		return // only declarations near a threshold can be part of a split
-	}
 	now := unixSec(d.LodgedAt)
 	sp.store.Update(sp.key(d), nil, func(old []byte) []byte {
 		rec := newRecord(splitFields, old)
