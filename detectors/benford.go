@@ -11,15 +11,21 @@ import (
 // benford tests, per importer, whether the first digits of its declared item
 // values follow Benford's law, as invoices that reflect real prices and
 // quantities do. Invented or adjusted values (values kept just under a
-// threshold, round figures, made-up invoices) drift away from it. The test is
-// Pearson's chi-square with 8 degrees of freedom, so the threshold accounts
-// for the sample size: a fixed deviation band (Nigrini's MAD bands) flags
-// honest importers with few declarations, a p-value does not. Strength rises
-// from 0 at p = 10^-p_start to 1 at p = 10^-(p_start+p_ramp).
+// threshold, round figures, made-up invoices) drift away from it. Two tests
+// must both hold, each covering the other's blind spot:
+//   - significance: Pearson's chi-square with 8 degrees of freedom, whose
+//     threshold accounts for the sample size (a fixed deviation band, such as
+//     Nigrini's MAD bands, flags honest importers with few declarations);
+//   - size of the departure: the mean absolute deviation of the digit shares
+//     (Nigrini's MAD) above mad_min, because with thousands of values a
+//     chi-square finds honest price lists (which are only roughly Benford)
+//     significant.
+// Strength is the product of a ramp on -log10(p) from p_start over p_ramp
+// and a ramp on MAD from mad_min to mad_full.
 
 func init() {
 	register("benford", 20, func() any {
-		return &BenfordParams{MinValues: 30, PStart: 3, PRamp: 4, MinValue: 10, MaxValues: 2000}
+		return &BenfordParams{MinValues: 30, PStart: 3, PRamp: 4, MADMin: 0.015, MADFull: 0.04, MinValue: 10, MaxValues: 2000}
 	}, newBenford)
 }
 
@@ -28,6 +34,8 @@ type BenfordParams struct {
 	MinValues int     `yaml:"min_values"` // values in the sample before the test is made
 	PStart    float64 `yaml:"p_start"`    // -log10(p) where strength starts
 	PRamp     float64 `yaml:"p_ramp"`     // further -log10(p) to strength 1
+	MADMin    float64 `yaml:"mad_min"`    // mean absolute deviation of digit shares where strength starts (Nigrini: 0.015 is nonconformity)
+	MADFull   float64 `yaml:"mad_full"`   // ... and where it is full
 	MinValue  float64 `yaml:"min_value"`  // smaller values are left out (their first digit means little)
 	// MaxValues: beyond this sample size all counts are halved, so the test
 	// follows the importer's recent invoices.
@@ -41,6 +49,9 @@ func (p *BenfordParams) Validate(pc *config.ParamsContext) {
 	}
 	if p.PStart <= 0 || p.PRamp <= 0 {
 		pc.Problemf("p_start", "p_start and p_ramp must be > 0")
+	}
+	if p.MADMin <= 0 || p.MADFull <= p.MADMin {
+		pc.Problemf("mad_full", "need 0 < mad_min < mad_full, got %g and %g", p.MADMin, p.MADFull)
 	}
 	if p.MaxValues < 2*p.MinValues {
 		pc.Problemf("max_values", "must be at least twice min_values, got %d", p.MaxValues)
@@ -108,25 +119,27 @@ func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 	if n < float64(b.p.MinValues) {
 		return out
 	}
-	var chi2 float64
+	var chi2, mad float64
 	worst, worstDev := 0, 0.0
 	for i, c := range counts {
 		e := n * benfordP[i]
 		chi2 += (c - e) * (c - e) / e
-		if dev := math.Abs(c/n - benfordP[i]); dev > worstDev {
+		dev := math.Abs(c/n - benfordP[i])
+		mad += dev / 9
+		if dev > worstDev {
 			worst, worstDev = i, dev
 		}
 	}
 	p := chi2Tail8(chi2)
 	logp := -math.Log10(math.Max(p, 1e-300))
-	s := ramp(logp, b.p.PStart, b.p.PRamp)
+	s := ramp(logp, b.p.PStart, b.p.PRamp) * clamp01((mad-b.p.MADMin)/(b.p.MADFull-b.p.MADMin))
 	if s == 0 {
 		return out
 	}
 	f := Finding{Weight: b.weight}
 	f.Detector, f.Score = b.name, s
-	f.Reason = fmt.Sprintf("first digits of importer %s's last %.0f declared values depart from Benford's law (chi-square %.1f, p = %.1e): %d makes %.0f%% of them, against %.1f%% expected",
-		d.Importer.ID, n, chi2, p, worst+1, 100*counts[worst]/n, 100*benfordP[worst])
+	f.Reason = fmt.Sprintf("first digits of importer %s's last %.0f declared values depart from Benford's law (chi-square %.1f, p = %.1e, MAD %.3f): %d makes %.0f%% of them, against %.1f%% expected",
+		d.Importer.ID, n, chi2, p, mad, worst+1, 100*counts[worst]/n, 100*benfordP[worst])
 	return append(out, f)
 }
 

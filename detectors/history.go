@@ -32,7 +32,7 @@ import (
 func init() {
 	register("history", 60, func() any {
 		return &HistoryParams{HalfLifeDays: 365, Prior: 10, MaxLift: 10, MinLift: 1.5, TargetedWeight: 0.3, DefaultBase: 0.03,
-			Entities: map[string]float64{"importer": 1, "declarant": 0.5, "exporter": 0.8, "office": 0.2, "hs6": 0.4, "origin": 0.3, "hs6_origin": 0.5}}
+			Entities: map[string]float64{"importer": 1, "declarant": 0.3, "exporter": 0.8, "office": 0.2, "hs6": 0.4, "origin": 0.5, "hs6_origin": 0.3}}
 	}, newHistory)
 }
 
