@@ -18,7 +18,8 @@ import (
 func init() {
 	register("unit_value", 60, func() any {
 		return &UnitValueParams{MinPeers: 30, LowZ: 1.5, HighZ: 2.5, RampZ: 3, HighFactor: 0.6,
-			MinSpread: 0.15, MinValue: 1, PerUnit: true, DutyFreeFactor: 0.25}
+			MinSpread: 0.15, MinValue: 1, PerUnit: true, DutyFreeFactor: 0.25,
+			ImporterMin: 5, ImporterZ: 0.5, ImporterRamp: 1.5}
 	}, newUnitValue)
 }
 
@@ -49,6 +50,15 @@ type UnitValueParams struct {
 	// that declares no duties (duty-free goods, a tariff preference, below
 	// the de minimis): undervaluing it puts less revenue at risk.
 	DutyFreeFactor float64 `yaml:"duty_free_factor"`
+	// The importer's own record: the running mean (over about its last 20
+	// items) of its per-kg deviations from the market. An importer whose
+	// prices sit systematically below the market (mean at or below
+	// -importer_z after importer_min items) adds, to each of its below-median
+	// items, a strength rising to 1 at -(importer_z + importer_ramp),
+	// combined with the item's own by noisy-OR. ImporterMin 0 turns it off.
+	ImporterMin  int     `yaml:"importer_min"`
+	ImporterZ    float64 `yaml:"importer_z"`
+	ImporterRamp float64 `yaml:"importer_ramp"`
 }
 
 // Validate checks the parameters.
@@ -74,6 +84,9 @@ func (p *UnitValueParams) Validate(pc *config.ParamsContext) {
 	if p.DutyFreeFactor < 0 || p.DutyFreeFactor > 1 {
 		pc.Problemf("duty_free_factor", "must be in [0, 1], got %g", p.DutyFreeFactor)
 	}
+	if p.ImporterMin < 0 || p.ImporterZ < 0 || p.ImporterRamp <= 0 {
+		pc.Problemf("importer_min", "importer_min and importer_z must be >= 0, importer_ramp > 0")
+	}
 	if p.MinValue < 0 {
 		pc.Problemf("min_value", "must be >= 0, got %g", p.MinValue)
 	}
@@ -84,11 +97,12 @@ type unitValue struct {
 	weight float64
 	p      UnitValueParams
 	peers  *peers
+	store  *Store
 }
 
 func newUnitValue(s Spec, env *Env) (Detector, error) {
 	p := *s.Params.(*UnitValueParams)
-	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.Store, p.MinPeers, p.MinSpread)}, nil
+	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.Store, p.MinPeers, p.MinSpread), store: env.Store}, nil
 }
 
 func (u *unitValue) Name() string { return u.name }
@@ -135,11 +149,34 @@ func groupName(it *declaration.Item, level int) string {
 	return "HS " + it.HS4() + " (all subheadings)"
 }
 
+// importerKey is where the importer's running mean deviation is kept.
+func (u *unitValue) importerKey(d *declaration.Declaration) []byte {
+	return appendKey(nil, u.name, "i", d.Importer.ID)
+}
+
+func (u *unitValue) importerMean(d *declaration.Declaration) (mean float64, n int) {
+	if u.p.ImporterMin == 0 {
+		return 0, 0
+	}
+	v, ok := u.store.Get(nil, u.importerKey(d))
+	if !ok || len(v) != 8 {
+		return 0, 0
+	}
+	r := record(v)
+	return r.f32(0), int(r.u32(1))
+}
+
 func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 	var buf [2]measure
+	impMean, impN := u.importerMean(d)
+	impStrength := 0.0
+	if u.p.ImporterMin > 0 && impN >= u.p.ImporterMin {
+		impStrength = ramp(-impMean, u.p.ImporterZ, u.p.ImporterRamp)
+	}
 	for i := range d.Items {
 		it := &d.Items[i]
 		var best Finding
+		below := false
 		for _, m := range u.measures(it, &buf) {
 			ps, ok := u.peers.deviation(3, u.key(d, it, &m), m.lx)
 			if !ok {
@@ -148,6 +185,7 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 			var strength float64
 			dir := "below"
 			if ps.z < 0 {
+				below = true
 				strength = ramp(-ps.z, u.p.LowZ, u.p.RampZ)
 				if it.HasDuties && it.Duties == 0 {
 					strength *= u.p.DutyFreeFactor
@@ -164,6 +202,15 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 					fmtNum(math.Exp(ps.median)), d.Currency, m.unit, groupName(it, ps.level), ps.n)
 			}
 		}
+		if below && impStrength > 0 && !(it.HasDuties && it.Duties == 0) {
+			if best.Score == 0 {
+				best = Finding{Weight: u.weight}
+				best.Detector, best.ItemLine = u.name, it.Line
+				best.Reason = "unit value below the market"
+			}
+			best.Score = 1 - (1-best.Score)*(1-impStrength)
+			best.Reason += fmt.Sprintf("; this importer's prices have averaged %.1f robust deviations below the market over its last %d items", -impMean, min(impN, 20))
+		}
 		if best.Score > 0 {
 			out = append(out, best)
 		}
@@ -173,6 +220,9 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 
 func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	var buf [2]measure
+	if u.p.ImporterMin > 0 {
+		u.learnImporter(d)
+	}
 	for i := range d.Items {
 		it := &d.Items[i]
 		for _, m := range u.measures(it, &buf) {
@@ -210,4 +260,40 @@ func fmtNum(v float64) string {
 	default:
 		return fmt.Sprintf("%.3g", v)
 	}
+}
+
+// learnImporter folds the declaration's per-kg deviations into the
+// importer's running mean.
+func (u *unitValue) learnImporter(d *declaration.Declaration) {
+	var zs [8]float64
+	n := 0
+	var buf [2]measure
+	for i := range d.Items {
+		it := &d.Items[i]
+		if n == len(zs) {
+			break
+		}
+		ms := u.measures(it, &buf)
+		if len(ms) == 0 {
+			continue
+		}
+		if ps, ok := u.peers.deviation(3, u.key(d, it, &ms[0]), ms[0].lx); ok {
+			zs[n] = max(-6, min(6, ps.z))
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	u.store.Update(u.importerKey(d), nil, func(old []byte) []byte {
+		r := newRecord(2, old)
+		mean, cnt := r.f32(0), int(r.u32(1))
+		for _, z := range zs[:n] {
+			cnt++
+			mean += (z - mean) / float64(min(cnt, 20))
+		}
+		r.setF32(0, mean)
+		r.setU32(1, uint32(cnt))
+		return r
+	})
 }
