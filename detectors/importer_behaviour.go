@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -153,12 +154,13 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 	}
 	if rec != nil && count >= ib.p.SpikeMinCount {
 		t := rec.u32(ibLast)
-		fast := decay(rec.f32(ibFast), t, now, ib.fast) / ib.p.FastHalfLifeDays
-		slow := decay(rec.f32(ibSlow), t, now, ib.slow) / ib.p.SlowHalfLifeDays
+		age := math.Max(ageDays, 1)
+		fast := dailyRate(decay(rec.f32(ibFast), t, now, ib.fast), ib.p.FastHalfLifeDays, age)
+		slow := dailyRate(decay(rec.f32(ibSlow), t, now, ib.slow), ib.p.SlowHalfLifeDays, age)
 		if slow > 0 && fast/slow >= ib.p.SpikeRatio {
 			r := fast / slow
 			add(ib.p.Spike*clamp01((r-ib.p.SpikeRatio)/ib.p.SpikeRatio+0.5),
-				fmt.Sprintf("declaring %.1f times its usual rate (%.1f a day recently, %.1f a day over months)", r, fast/1.4427, slow/1.4427))
+				fmt.Sprintf("declaring %.1f times its usual rate (%.1f a day recently, %.1f a day over months)", r, fast, slow))
 		}
 	}
 	if rec != nil && count >= ib.p.KnownMinCount {
@@ -188,6 +190,15 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 		out = append(out, f)
 	}
 	return out
+}
+
+// dailyRate turns a decayed count into declarations a day. Under a steady
+// rate λ, a count decayed with half-life h over a history of a days holds
+// λ · h/ln 2 · (1 − 2^(−a/h)); a young importer's slow count is far from its
+// steady state, and without this correction every importer would seem to
+// surge in its first months.
+func dailyRate(count, halfLifeDays, ageDays float64) float64 {
+	return count * math.Ln2 / (halfLifeDays * (1 - math.Exp2(-ageDays/halfLifeDays)))
 }
 
 func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
