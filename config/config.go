@@ -52,6 +52,9 @@ type State struct {
 	// CapacityMB is the size of the state store; least recently written
 	// entries are evicted beyond it. fastcache's minimum is 32.
 	CapacityMB int `yaml:"capacity_mb"`
+	// PeerGroups caps the peer-group histograms (HS × origin price and mass
+	// baselines, 928 bytes each), kept in memory apart from the store.
+	PeerGroups int `yaml:"peer_groups"`
 }
 
 // Engine holds processing settings shared by all modes.
@@ -162,7 +165,7 @@ func (d *Detector) IsEnabled() bool { return d.Enabled == nil || *d.Enabled }
 // defaults are set before decoding, so a Config is never half-filled.
 func defaults() *Config {
 	return &Config{
-		State:  State{CapacityMB: 64},
+		State:  State{CapacityMB: 64, PeerGroups: 40000},
 		Engine: Engine{MaxMessageBytes: 1 << 20},
 		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true,
 			Calibration: Calibration{Enabled: true, FullTail: 0.001, MinDeclarations: 1000}},
@@ -256,6 +259,9 @@ func (c *Config) validate() {
 	}
 	if c.State.CapacityMB < 32 {
 		d.Problemf("state.capacity_mb", "must be >= 32, got %d", c.State.CapacityMB)
+	}
+	if c.State.PeerGroups < 100 {
+		d.Problemf("state.peer_groups", "must be >= 100, got %d", c.State.PeerGroups)
 	}
 	if c.Engine.MaxMessageBytes < 1024 {
 		d.Problemf("engine.max_message_bytes", "must be >= 1024, got %d", c.Engine.MaxMessageBytes)

@@ -89,8 +89,8 @@ func firstDigit(v float64) int {
 	return int(v)
 }
 
-func (b *benford) key(d *declaration.Declaration) []byte {
-	return appendKey(nil, b.name, d.Importer.ID)
+func (b *benford) key(kb []byte, d *declaration.Declaration) []byte {
+	return appendKey(kb, b.name, d.Importer.ID)
 }
 
 // chi2Tail8 is P(X > x) for a chi-square variable with 8 degrees of freedom.
@@ -105,7 +105,9 @@ func chi2Tail8(x float64) float64 {
 }
 
 func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
-	v, ok := b.store.Get(nil, b.key(d))
+	var kb [64]byte
+	var vb [36]byte
+	v, ok := b.store.Get(vb[:0], b.key(kb[:0], d))
 	if !ok || len(v) != 4*9 {
 		return out
 	}
@@ -144,7 +146,8 @@ func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 }
 
 func (b *benford) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
-	b.store.Update(b.key(d), nil, func(old []byte) []byte {
+	var kb [64]byte
+	b.store.Update(b.key(kb[:0], d), nil, func(old []byte) []byte {
 		r := newRecord(9, old)
 		for i := range d.Items {
 			v := d.Items[i].CustomsValue

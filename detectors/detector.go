@@ -57,7 +57,28 @@ type OutcomeLearner interface {
 type Env struct {
 	Config *config.Config
 	Store  *Store
+	// Peers holds the shared peer-group histograms (unit_value,
+	// mass_quantity); nil gives the detectors a table of their own.
+	Peers *PeerTable
 }
+
+// PeerTable is the bounded in-memory home of peer-group histograms.
+type PeerTable = histTable
+
+// NewPeerTable returns a table holding at most maxGroups peer groups.
+func NewPeerTable(maxGroups int) *PeerTable { return newHistTable(maxGroups) }
+
+// Groups is the number of peer groups held.
+func (t *PeerTable) Groups() int { return t.len() }
+
+func (e *Env) peers() *histTable {
+	if e.Peers == nil {
+		e.Peers = newHistTable(defaultPeerGroups)
+	}
+	return e.Peers
+}
+
+const defaultPeerGroups = 40000
 
 // Spec is one configured detector instance as handed to its kind's constructor.
 type Spec struct {

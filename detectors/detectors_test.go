@@ -173,17 +173,26 @@ func TestUnitValue(t *testing.T) {
 	}
 }
 
-// A state store smaller than the state: evicted keys mean "no history", so
-// the detector goes quiet rather than calling everything anomalous.
+// Baselines bounded below what the stream needs: an evicted peer group means
+// "no history", so the detector goes quiet rather than calling everything
+// anomalous.
 func TestUnitValueEviction(t *testing.T) {
-	c, _ := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5}}]\n"), "t")
-	store := NewStore(32)
-	dets, _ := Build(c, &Env{Config: c, Store: store})
+	c, _ := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 0}}]\n"), "t")
+	peers := NewPeerTable(64) // one group per shard
+	dets, _ := Build(c, &Env{Config: c, Store: NewStore(32), Peers: peers})
 	uv := dets[0]
 	for i := 0; i < 50; i++ {
 		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)), nil)
 	}
-	store.Reset()
+	if fs := score(uv, decl("L", t0, item("6403990000", "CN", 100, 1))); len(fs) != 1 {
+		t.Fatalf("no finding before eviction: %+v", fs)
+	}
+	for i := 0; i < 2000; i++ { // other goods push the shoes' groups out
+		uv.Learn(decl("O", t0, item(fmt.Sprintf("%06d0000", 100000+i), "CN", 100, 4000)), nil)
+	}
+	if n := peers.Groups(); n > 64 {
+		t.Errorf("%d groups held, cap 64", n)
+	}
 	if fs := score(uv, decl("L", t0, item("6403990000", "CN", 100, 1))); len(fs) != 0 {
 		t.Errorf("fired after eviction: %+v", fs)
 	}

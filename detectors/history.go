@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"sort"
@@ -100,35 +99,55 @@ const (
 	hFields
 )
 
-type entity struct{ kind, id string }
+// entity is something a declaration names; id2 is the origin of an
+// hs6_origin entity.
+type entity struct{ kind, id, id2 string }
 
-// entities lists what a declaration names, each once.
-func (h *history) entities(d *declaration.Declaration) []entity {
-	es := []entity{{"importer", d.Importer.ID}, {"declarant", d.DeclarantID}, {"exporter", d.Exporter.ID}, {"office", d.Office}}
+func (e entity) String() string {
+	if e.id2 != "" {
+		return e.id + "/" + e.id2
+	}
+	return e.id
+}
+
+// maxEntities bounds the work per declaration: the header's four entities
+// and those of the first items.
+const maxEntities = 4 + 3*6
+
+// entities lists what a declaration names, each once, into buf.
+func (h *history) entities(d *declaration.Declaration, buf *[maxEntities]entity) []entity {
+	out := buf[:0]
+	add := func(e entity) {
+		if e.id == "" || h.p.Entities[e.kind] == 0 || len(out) == len(buf) {
+			return
+		}
+		for _, o := range out {
+			if o == e {
+				return
+			}
+		}
+		out = append(out, e)
+	}
+	add(entity{kind: "importer", id: d.Importer.ID})
+	add(entity{kind: "declarant", id: d.DeclarantID})
+	add(entity{kind: "exporter", id: d.Exporter.ID})
+	add(entity{kind: "office", id: d.Office})
 	for i := range d.Items {
 		it := &d.Items[i]
-		es = append(es, entity{"hs6", it.HS6()}, entity{"origin", it.Origin}, entity{"hs6_origin", it.HS6() + "/" + it.Origin})
-	}
-	out := es[:0]
-	for _, e := range es {
-		if e.id == "" || h.p.Entities[e.kind] == 0 {
-			continue
-		}
-		dup := false
-		for _, o := range out {
-			dup = dup || o == e
-		}
-		if !dup {
-			out = append(out, e)
-		}
+		add(entity{kind: "hs6", id: it.HS6()})
+		add(entity{kind: "origin", id: it.Origin})
+		add(entity{kind: "hs6_origin", id: it.HS6(), id2: it.Origin})
 	}
 	return out
 }
 
-func (h *history) entityKey(e entity) []byte { return appendKey(nil, h.name, "e", e.kind, e.id) }
+func (h *history) entityKey(b []byte, e entity) []byte {
+	return appendKey(b, h.name, "e", e.kind, e.id, e.id2)
+}
 
 func (h *history) read(key []byte, now uint32) (hits, n float64) {
-	v, ok := h.store.Get(nil, key)
+	var vb [16]byte
+	v, ok := h.store.Get(vb[:0], key)
 	if !ok || len(v) != 4*hFields {
 		return 0, 0
 	}
@@ -138,7 +157,8 @@ func (h *history) read(key []byte, now uint32) (hits, n float64) {
 }
 
 func (h *history) base(now uint32) float64 {
-	hits, n := h.read(appendKey(nil, h.name, "g"), now)
+	var kb [64]byte
+	hits, n := h.read(appendKey(kb[:0], h.name, "g"), now)
 	if n < 100 {
 		return h.p.DefaultBase
 	}
@@ -156,8 +176,10 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	now := unixSec(d.LodgedAt)
 	base := h.base(now)
 	var risks []entityRisk
-	for _, e := range h.entities(d) {
-		hits, n := h.read(h.entityKey(e), now)
+	var eb [maxEntities]entity
+	var kb [128]byte
+	for _, e := range h.entities(d, &eb) {
+		hits, n := h.read(h.entityKey(kb[:0], e), now)
 		if hits <= 0 {
 			continue
 		}
@@ -175,7 +197,7 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	sort.SliceStable(risks, func(i, j int) bool { return risks[i].strength > risks[j].strength })
 	var parts []string
 	for _, r := range risks[:min(3, len(risks))] {
-		parts = append(parts, fmt.Sprintf("%s %s: %.1f hits in %.1f inspections (smoothed %.0f%%)", r.e.kind, r.e.id, r.hits, r.n, 100*r.rate))
+		parts = append(parts, fmt.Sprintf("%s %s: %.1f hits in %.1f inspections (smoothed %.0f%%)", r.e.kind, r.e, r.hits, r.n, 100*r.rate))
 	}
 	f := Finding{Weight: h.weight}
 	f.Detector, f.Score = h.name, risks[0].strength
@@ -186,7 +208,7 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 // Learn remembers the declaration's entities and how it was selected, for
 // its outcome.
 func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
-	var b bytes.Buffer
+	var vb [512]byte
 	sel := byte('n') // not selected by this monitor
 	if a != nil {
 		switch {
@@ -196,14 +218,13 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 			sel = 't'
 		}
 	}
-	b.WriteByte(sel)
-	for _, e := range h.entities(d) {
-		b.WriteByte(0)
-		b.WriteString(e.kind)
-		b.WriteByte(0)
-		b.WriteString(e.id)
+	b := append(vb[:0], sel)
+	var eb [maxEntities]entity
+	for _, e := range h.entities(d, &eb) {
+		b = appendKey(append(b, 0), e.kind, e.id, e.id2)
 	}
-	h.store.Update(appendKey(nil, h.name, "d", d.ID), nil, func([]byte) []byte { return b.Bytes() })
+	var kb [96]byte
+	h.store.Update(appendKey(kb[:0], h.name, "d", d.ID), nil, func([]byte) []byte { return b })
 }
 
 // LearnOutcome updates the hit rates of the entities of the outcome's
@@ -212,16 +233,17 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 	now := unixSec(o.InspectedAt)
 	w := 1.0
 	var es []entity
-	if v, ok := h.store.Get(nil, appendKey(nil, h.name, "d", o.DeclarationID)); ok && len(v) > 0 {
+	var kb [128]byte
+	if v, ok := h.store.Get(nil, appendKey(kb[:0], h.name, "d", o.DeclarationID)); ok && len(v) > 0 {
 		if v[0] == 't' {
 			w = h.p.TargetedWeight
 		}
 		parts := strings.Split(string(v[1:]), "\x00")
-		for i := 1; i+1 < len(parts); i += 2 {
-			es = append(es, entity{parts[i], parts[i+1]})
+		for i := 1; i+2 < len(parts); i += 3 {
+			es = append(es, entity{parts[i], parts[i+1], parts[i+2]})
 		}
 	} else if o.ImporterID != "" && h.p.Entities["importer"] > 0 {
-		es = []entity{{"importer", o.ImporterID}}
+		es = []entity{{kind: "importer", id: o.ImporterID}}
 	}
 	hit := 0.0
 	if o.Hit {
@@ -237,8 +259,8 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 			return r
 		})
 	}
-	update(appendKey(nil, h.name, "g"))
+	update(appendKey(kb[:0], h.name, "g"))
 	for _, e := range es {
-		update(h.entityKey(e))
+		update(h.entityKey(kb[:0], e))
 	}
 }

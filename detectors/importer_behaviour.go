@@ -104,8 +104,8 @@ func bitIn(rec record, field, bits int, s string) (int, uint32) {
 	return field + h/32, 1 << (h % 32)
 }
 
-func (ib *importerBehaviour) key(d *declaration.Declaration) []byte {
-	return appendKey(nil, ib.name, d.Importer.ID)
+func (ib *importerBehaviour) key(kb []byte, d *declaration.Declaration) []byte {
+	return appendKey(kb, ib.name, d.Importer.ID)
 }
 
 // dutyRatio is the declaration's declared duties over its customs value.
@@ -123,7 +123,9 @@ func dutyRatio(d *declaration.Declaration) float64 {
 
 func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []Finding {
 	now := unixSec(d.LodgedAt)
-	v, _ := ib.store.Get(nil, ib.key(d))
+	var kb [64]byte
+	var vb [4 * ibFields]byte
+	v, _ := ib.store.Get(vb[:0], ib.key(kb[:0], d))
 	var rec record
 	if len(v) == 4*ibFields {
 		rec = record(v)
@@ -203,7 +205,8 @@ func dailyRate(count, halfLifeDays, ageDays float64) float64 {
 
 func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	now := unixSec(d.LodgedAt)
-	ib.store.Update(ib.key(d), nil, func(old []byte) []byte {
+	var kb [64]byte
+	ib.store.Update(ib.key(kb[:0], d), nil, func(old []byte) []byte {
 		rec := newRecord(ibFields, old)
 		if rec.u32(ibCount) == 0 {
 			rec.setU32(ibFirst, now)

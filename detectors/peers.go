@@ -11,17 +11,17 @@ import (
 // minPeers observations is the reference, so sparse cells back off to
 // coarser ones. Used by unit_value and mass_quantity.
 type peers struct {
-	store     *Store
+	table     *histTable
 	minPeers  int
 	minSpread float64 // floor of the robust standard deviation
 	pool      sync.Pool
 }
 
-type scratch struct{ key, val []byte }
+type scratch struct{ key []byte }
 
-func newPeers(store *Store, minPeers int, minSpread float64) *peers {
-	p := &peers{store: store, minPeers: minPeers, minSpread: minSpread}
-	p.pool.New = func() any { return &scratch{key: make([]byte, 0, 96), val: make([]byte, 0, histBytes)} }
+func newPeers(table *histTable, minPeers int, minSpread float64) *peers {
+	p := &peers{table: table, minPeers: minPeers, minSpread: minSpread}
+	p.pool.New = func() any { return &scratch{key: make([]byte, 0, 96)} }
 	return p
 }
 
@@ -41,27 +41,34 @@ type keyFunc func(b []byte, level int) []byte
 func (p *peers) deviation(levels int, key keyFunc, lx float64) (s peerStat, ok bool) {
 	sc := p.pool.Get().(*scratch)
 	defer p.pool.Put(sc)
-	for level := 0; level < levels; level++ {
+	for level := 0; level < levels && !ok; level++ {
 		sc.key = key(sc.key[:0], level)
-		v, found := p.store.Get(sc.val[:0], sc.key)
-		sc.val = v
-		if !found || histCount(v) < p.minPeers {
-			continue
-		}
-		med, mad := histStats(v)
-		return peerStat{z: (lx - med) / math.Max(1.4826*mad, p.minSpread), median: med, n: histCount(v), level: level}, true
+		p.table.view(sc.key, func(v []byte) {
+			if histCount(v) >= p.minPeers {
+				med, mad := histStats(v)
+				s, ok = peerStat{z: (lx - med) / math.Max(1.4826*mad, p.minSpread), median: med, n: histCount(v), level: level}, true
+			}
+		})
 	}
-	return peerStat{}, false
+	return s, ok
 }
 
-// learn adds lx to every group of the hierarchy.
-func (p *peers) learn(levels int, key keyFunc, lx float64) {
+// learn adds lx to every group of the hierarchy, and returns what deviation
+// would have returned before (read from the same values, at no extra cost).
+func (p *peers) learn(levels int, key keyFunc, lx float64) (s peerStat, ok bool) {
 	sc := p.pool.Get().(*scratch)
 	defer p.pool.Put(sc)
 	for level := 0; level < levels; level++ {
 		sc.key = key(sc.key[:0], level)
-		sc.val = p.store.Update(sc.key, sc.val, func(old []byte) []byte { return histAdd(old, lx) })
+		p.table.update(sc.key, func(old []byte) []byte {
+			if !ok && histCount(old) >= p.minPeers {
+				med, mad := histStats(old)
+				s, ok = peerStat{z: (lx - med) / math.Max(1.4826*mad, p.minSpread), median: med, n: histCount(old), level: level}, true
+			}
+			return histAdd(old, lx)
+		})
 	}
+	return s, ok
 }
 
 // ramp maps a deviation beyond a threshold to a strength in [0,1]: 0 at the

@@ -141,7 +141,8 @@ func (r *route) hsKey(b []byte, it *declaration.Item) []byte {
 
 // counts reads a record aged to time now.
 func (r *route) counts(key []byte, now uint32) (slow, fast, pref float64) {
-	v, ok := r.store.Get(nil, key)
+	var vb [4 * rtFields]byte
+	v, ok := r.store.Get(vb[:0], key)
 	if !ok || len(v) != 4*rtFields {
 		return 0, 0, 0
 	}
@@ -152,7 +153,8 @@ func (r *route) counts(key []byte, now uint32) (slow, fast, pref float64) {
 
 func (r *route) Score(d *declaration.Declaration, out []Finding) []Finding {
 	now := unixSec(d.LodgedAt)
-	var kb []byte
+	var kbuf [64]byte
+	kb := kbuf[:0]
 	for i := range d.Items {
 		it := &d.Items[i]
 		keep := 1.0

@@ -89,11 +89,11 @@ const (
 	splitFields = 1 + 2*splitRing
 )
 
-func (sp *splitting) key(d *declaration.Declaration) []byte {
+func (sp *splitting) key(kb []byte, d *declaration.Declaration) []byte {
 	if sp.p.SameHS6 {
-		return appendKey(nil, sp.name, d.Importer.ID, d.Items[0].HS6())
+		return appendKey(kb, sp.name, d.Importer.ID, d.Items[0].HS6())
 	}
-	return appendKey(nil, sp.name, d.Importer.ID)
+	return appendKey(kb, sp.name, d.Importer.ID)
 }
 
 var roundSteps = []float64{1, 2, 2.5, 3, 5, 10}
@@ -138,7 +138,9 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	if t == 0 {
 		return out
 	}
-	raw, _ := sp.store.Get(nil, sp.key(d))
+	var kb [64]byte
+	var vb [4 * splitFields]byte
+	raw, _ := sp.store.Get(vb[:0], sp.key(kb[:0], d))
 	if len(raw) != 4*splitFields {
 		return out
 	}
@@ -178,7 +180,8 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 func (sp *splitting) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	v := d.TotalValue()
 	now := unixSec(d.LodgedAt)
-	sp.store.Update(sp.key(d), nil, func(old []byte) []byte {
+	var kb [64]byte
+	sp.store.Update(sp.key(kb[:0], d), nil, func(old []byte) []byte {
 		rec := newRecord(splitFields, old)
 		i := int(rec.u32(splitNext)) % splitRing
 		rec.setU32(splitFirst+2*i, max(now, 1))

@@ -102,7 +102,7 @@ type unitValue struct {
 
 func newUnitValue(s Spec, env *Env) (Detector, error) {
 	p := *s.Params.(*UnitValueParams)
-	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.Store, p.MinPeers, p.MinSpread), store: env.Store}, nil
+	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.peers(), p.MinPeers, p.MinSpread), store: env.Store}, nil
 }
 
 func (u *unitValue) Name() string { return u.name }
@@ -150,15 +150,17 @@ func groupName(it *declaration.Item, level int) string {
 }
 
 // importerKey is where the importer's running mean deviation is kept.
-func (u *unitValue) importerKey(d *declaration.Declaration) []byte {
-	return appendKey(nil, u.name, "i", d.Importer.ID)
+func (u *unitValue) importerKey(b []byte, d *declaration.Declaration) []byte {
+	return appendKey(b, u.name, "i", d.Importer.ID)
 }
 
 func (u *unitValue) importerMean(d *declaration.Declaration) (mean float64, n int) {
 	if u.p.ImporterMin == 0 {
 		return 0, 0
 	}
-	v, ok := u.store.Get(nil, u.importerKey(d))
+	var kb [64]byte
+	var vb [16]byte
+	v, ok := u.store.Get(vb[:0], u.importerKey(kb[:0], d))
 	if !ok || len(v) != 8 {
 		return 0, 0
 	}
@@ -220,15 +222,38 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 
 func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	var buf [2]measure
-	if u.p.ImporterMin > 0 {
-		u.learnImporter(d)
-	}
+	var zs [8]float64
+	nz := 0
 	for i := range d.Items {
 		it := &d.Items[i]
-		for _, m := range u.measures(it, &buf) {
-			u.peers.learn(3, u.key(d, it, &m), m.lx)
+		for j, m := range u.measures(it, &buf) {
+			ps, ok := u.peers.learn(3, u.key(d, it, &m), m.lx)
+			if ok && j == 0 && nz < len(zs) { // per kg
+				zs[nz] = max(-6, min(6, ps.z))
+				nz++
+			}
 		}
 	}
+	if u.p.ImporterMin > 0 && nz > 0 {
+		u.learnImporter(d, zs[:nz])
+	}
+}
+
+// learnImporter folds the declaration's per-kg deviations into the
+// importer's running mean (over about its last 20 items).
+func (u *unitValue) learnImporter(d *declaration.Declaration, zs []float64) {
+	var kb [64]byte
+	u.store.Update(u.importerKey(kb[:0], d), nil, func(old []byte) []byte {
+		r := newRecord(2, old)
+		mean, cnt := r.f32(0), int(r.u32(1))
+		for _, z := range zs {
+			cnt++
+			mean += (z - mean) / float64(min(cnt, 20))
+		}
+		r.setF32(0, mean)
+		r.setU32(1, uint32(cnt))
+		return r
+	})
 }
 
 func clamp01(x float64) float64 { return min(max(x, 0), 1) }
@@ -260,40 +285,4 @@ func fmtNum(v float64) string {
 	default:
 		return fmt.Sprintf("%.3g", v)
 	}
-}
-
-// learnImporter folds the declaration's per-kg deviations into the
-// importer's running mean.
-func (u *unitValue) learnImporter(d *declaration.Declaration) {
-	var zs [8]float64
-	n := 0
-	var buf [2]measure
-	for i := range d.Items {
-		it := &d.Items[i]
-		if n == len(zs) {
-			break
-		}
-		ms := u.measures(it, &buf)
-		if len(ms) == 0 {
-			continue
-		}
-		if ps, ok := u.peers.deviation(3, u.key(d, it, &ms[0]), ms[0].lx); ok {
-			zs[n] = max(-6, min(6, ps.z))
-			n++
-		}
-	}
-	if n == 0 {
-		return
-	}
-	u.store.Update(u.importerKey(d), nil, func(old []byte) []byte {
-		r := newRecord(2, old)
-		mean, cnt := r.f32(0), int(r.u32(1))
-		for _, z := range zs[:n] {
-			cnt++
-			mean += (z - mean) / float64(min(cnt, 20))
-		}
-		r.setF32(0, mean)
-		r.setU32(1, uint32(cnt))
-		return r
-	})
 }

@@ -25,7 +25,10 @@ import (
 // min_declarations have been seen the raw strength is used. Counts only grow:
 // the scale follows the whole stream, and replay is deterministic.
 type calibrator struct {
-	bins     [calBins + 1]atomic.Uint64 // bin 0: no finding
+	// tree is a Fenwick tree over the bins (bin 0: no finding), so that
+	// both recording and the count of strengths at or above a bin take
+	// log(bins) steps.
+	tree     [calBins + 2]atomic.Uint64
 	n        atomic.Uint64
 	minN     uint64
 	logFull  float64
@@ -51,10 +54,7 @@ func (c *calibrator) calibrate(s float64) float64 {
 	if c.disabled || n < c.minN {
 		return s
 	}
-	var above uint64
-	for b := calBin(s); b <= calBins; b++ {
-		above += c.bins[b].Load()
-	}
+	above := n - c.below(calBin(s))
 	tail := (float64(above) + 1) / (float64(n) + 1)
 	surprise := min(1, math.Log(1/tail)/c.logFull)
 	return math.Sqrt(s * surprise)
@@ -62,6 +62,17 @@ func (c *calibrator) calibrate(s float64) float64 {
 
 // observe records a declaration's strongest raw strength from the detector.
 func (c *calibrator) observe(s float64) {
-	c.bins[calBin(s)].Add(1)
+	for i := calBin(s) + 1; i < len(c.tree); i += i & -i {
+		c.tree[i].Add(1)
+	}
 	c.n.Add(1)
+}
+
+// below counts the observations in bins below bin b.
+func (c *calibrator) below(b int) uint64 {
+	var sum uint64
+	for i := b; i > 0; i -= i & -i {
+		sum += c.tree[i].Load()
+	}
+	return sum
 }

@@ -31,6 +31,7 @@ import (
 type Engine struct {
 	rs    atomic.Pointer[ruleset]
 	store *detectors.Store
+	peers *detectors.PeerTable
 	// Now stamps assessed_at; tests replace it.
 	Now func() time.Time
 }
@@ -49,7 +50,7 @@ type ruleset struct {
 
 // NewEngine builds the detectors of cfg on a new state store.
 func NewEngine(cfg *config.Config) (*Engine, error) {
-	e := &Engine{store: detectors.NewStore(cfg.State.CapacityMB), Now: time.Now}
+	e := &Engine{store: detectors.NewStore(cfg.State.CapacityMB), peers: detectors.NewPeerTable(cfg.State.PeerGroups), Now: time.Now}
 	rs, err := e.build(cfg)
 	if err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func NewEngine(cfg *config.Config) (*Engine, error) {
 }
 
 func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
-	dets, err := detectors.Build(cfg, &detectors.Env{Config: cfg, Store: e.store})
+	dets, err := detectors.Build(cfg, &detectors.Env{Config: cfg, Store: e.store, Peers: e.peers})
 	if err != nil {
 		return nil, err
 	}

@@ -403,3 +403,36 @@ func TestConcurrentAssess(t *testing.T) {
 		t.Fatal("no state learned")
 	}
 }
+
+// The calibrator's tail counts agree with counting by hand, and its mapping
+// rises with strength: rare strong findings near 1, common weak ones low.
+func TestCalibrator(t *testing.T) {
+	c := newCalibrator(0.001, 0, false)
+	var raw []float64
+	for i := 0; i < 10000; i++ {
+		s := 0.0
+		switch {
+		case i%2 == 0:
+			s = 0.1 // half the declarations: a weak finding
+		case i%1000 == 1:
+			s = 0.9 // one in a thousand: a strong one
+		}
+		raw = append(raw, s)
+		c.observe(s)
+	}
+	for _, s := range []float64{0.05, 0.1, 0.5, 0.9} {
+		var above uint64
+		for _, r := range raw {
+			if calBin(r) >= calBin(s) {
+				above++
+			}
+		}
+		if got := c.n.Load() - c.below(calBin(s)); got != above {
+			t.Errorf("tail count at %.2f: %d, want %d", s, got, above)
+		}
+	}
+	weak, strong := c.calibrate(0.1), c.calibrate(0.9)
+	if weak > 0.11 || strong < 0.9 || strong > 1 {
+		t.Errorf("calibrated weak %.3f strong %.3f", weak, strong)
+	}
+}

@@ -48,6 +48,8 @@ type ReplayStats struct {
 	Fired                                      map[string]int // findings per detector
 	Elapsed                                    time.Duration
 	Scores                                     []Scored
+	StateEntries, StateBytes                   uint64 // in the store at the end
+	PeerGroups                                 int    // peer-group baselines held at the end
 }
 
 type rawRec struct {
@@ -170,6 +172,8 @@ func Replay(e *Engine, o ReplayOptions) (*ReplayStats, error) {
 		dlw.Flush()
 	}
 	st.Elapsed = time.Since(start)
+	st.StateEntries, st.StateBytes = e.Store().Stats()
+	st.PeerGroups = e.peers.Groups()
 	if readErr != nil {
 		return st, fmt.Errorf("reading %s: %w", o.InputName, readErr)
 	}
@@ -276,6 +280,7 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 		fmt.Fprintf(&b, "outcomes: %d read, %d applied, %d not yet due at the end of the stream, %d invalid\n",
 			st.OutcomesRead, st.OutcomesApplied, st.OutcomesRead-st.OutcomesApplied, st.OutcomesBad)
 	}
+	fmt.Fprintf(&b, "state: %d entries, %.1f MB in the store; %d peer-group baselines\n", st.StateEntries, float64(st.StateBytes)/(1<<20), st.PeerGroups)
 	b.WriteString("findings by detector:")
 	for _, d := range detectors {
 		fmt.Fprintf(&b, " %s %d (%.1f%%),", d, st.Fired[d], pct(st.Fired[d], st.Assessed))
