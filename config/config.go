@@ -52,9 +52,11 @@ type State struct {
 	// CapacityMB is the size of the state store; least recently written
 	// entries are evicted beyond it. fastcache's minimum is 32.
 	CapacityMB int `yaml:"capacity_mb"`
-	// PeerGroups caps the peer-group histograms (HS × origin price and mass
-	// baselines, 928 bytes each), kept in memory apart from the store.
-	PeerGroups int `yaml:"peer_groups"`
+	// SharedEntries caps the statistics kept in memory apart from the store
+	// because nearly every declaration reads and updates them: peer-group
+	// price and mass baselines (928 bytes each) and inspection-history
+	// records (12 bytes each).
+	SharedEntries int `yaml:"shared_entries"`
 }
 
 // Engine holds processing settings shared by all modes.
@@ -165,7 +167,7 @@ func (d *Detector) IsEnabled() bool { return d.Enabled == nil || *d.Enabled }
 // defaults are set before decoding, so a Config is never half-filled.
 func defaults() *Config {
 	return &Config{
-		State:  State{CapacityMB: 64, PeerGroups: 40000},
+		State:  State{CapacityMB: 64, SharedEntries: 200000},
 		Engine: Engine{MaxMessageBytes: 1 << 20},
 		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true,
 			Calibration: Calibration{Enabled: true, FullTail: 0.001, MinDeclarations: 1000}},
@@ -260,8 +262,8 @@ func (c *Config) validate() {
 	if c.State.CapacityMB < 32 {
 		d.Problemf("state.capacity_mb", "must be >= 32, got %d", c.State.CapacityMB)
 	}
-	if c.State.PeerGroups < 100 {
-		d.Problemf("state.peer_groups", "must be >= 100, got %d", c.State.PeerGroups)
+	if c.State.SharedEntries < 1000 {
+		d.Problemf("state.shared_entries", "must be >= 1000, got %d", c.State.SharedEntries)
 	}
 	if c.Engine.MaxMessageBytes < 1024 {
 		d.Problemf("engine.max_message_bytes", "must be >= 1024, got %d", c.Engine.MaxMessageBytes)

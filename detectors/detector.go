@@ -57,28 +57,20 @@ type OutcomeLearner interface {
 type Env struct {
 	Config *config.Config
 	Store  *Store
-	// Peers holds the shared peer-group histograms (unit_value,
-	// mass_quantity); nil gives the detectors a table of their own.
-	Peers *PeerTable
+	// Shared holds statistics updated in place on almost every declaration
+	// (peer-group histograms, inspection-history records); nil gives the
+	// detectors a table of their own.
+	Shared *Table
 }
 
-// PeerTable is the bounded in-memory home of peer-group histograms.
-type PeerTable = histTable
-
-// NewPeerTable returns a table holding at most maxGroups peer groups.
-func NewPeerTable(maxGroups int) *PeerTable { return newHistTable(maxGroups) }
-
-// Groups is the number of peer groups held.
-func (t *PeerTable) Groups() int { return t.len() }
-
-func (e *Env) peers() *histTable {
-	if e.Peers == nil {
-		e.Peers = newHistTable(defaultPeerGroups)
+func (e *Env) shared() *Table {
+	if e.Shared == nil {
+		e.Shared = NewTable(defaultSharedEntries)
 	}
-	return e.Peers
+	return e.Shared
 }
 
-const defaultPeerGroups = 40000
+const defaultSharedEntries = 200000
 
 // Spec is one configured detector instance as handed to its kind's constructor.
 type Spec struct {

@@ -178,8 +178,8 @@ func TestUnitValue(t *testing.T) {
 // anomalous.
 func TestUnitValueEviction(t *testing.T) {
 	c, _ := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 0}}]\n"), "t")
-	peers := NewPeerTable(64) // one group per shard
-	dets, _ := Build(c, &Env{Config: c, Store: NewStore(32), Peers: peers})
+	peers := NewTable(64) // one entry per shard
+	dets, _ := Build(c, &Env{Config: c, Store: NewStore(32), Shared: peers})
 	uv := dets[0]
 	for i := 0; i < 50; i++ {
 		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)), nil)
@@ -190,7 +190,7 @@ func TestUnitValueEviction(t *testing.T) {
 	for i := 0; i < 2000; i++ { // other goods push the shoes' groups out
 		uv.Learn(decl("O", t0, item(fmt.Sprintf("%06d0000", 100000+i), "CN", 100, 4000)), nil)
 	}
-	if n := peers.Groups(); n > 64 {
+	if n := peers.Len(); n > 64 {
 		t.Errorf("%d groups held, cap 64", n)
 	}
 	if fs := score(uv, decl("L", t0, item("6403990000", "CN", 100, 1))); len(fs) != 0 {

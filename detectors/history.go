@@ -80,13 +80,14 @@ type history struct {
 	name     string
 	weight   float64
 	p        HistoryParams
-	store    *Store
+	store    *Store // per-declaration summaries, awaiting their outcome
+	rates    *Table // per-entity hit counts
 	halfLife time.Duration
 }
 
 func newHistory(s Spec, env *Env) (Detector, error) {
 	p := *s.Params.(*HistoryParams)
-	return &history{name: s.Name, weight: s.Weight, p: p, store: env.Store, halfLife: days(p.HalfLifeDays)}, nil
+	return &history{name: s.Name, weight: s.Weight, p: p, store: env.Store, rates: env.shared(), halfLife: days(p.HalfLifeDays)}, nil
 }
 
 func (h *history) Name() string { return h.name }
@@ -146,14 +147,14 @@ func (h *history) entityKey(b []byte, e entity) []byte {
 }
 
 func (h *history) read(key []byte, now uint32) (hits, n float64) {
-	var vb [16]byte
-	v, ok := h.store.Get(vb[:0], key)
-	if !ok || len(v) != 4*hFields {
-		return 0, 0
-	}
-	r := record(v)
-	t := r.u32(hTime)
-	return decay(r.f32(hHits), t, now, h.halfLife), decay(r.f32(hN), t, now, h.halfLife)
+	h.rates.view(key, func(v []byte) {
+		if len(v) == 4*hFields {
+			r := record(v)
+			t := r.u32(hTime)
+			hits, n = decay(r.f32(hHits), t, now, h.halfLife), decay(r.f32(hN), t, now, h.halfLife)
+		}
+	})
+	return hits, n
 }
 
 func (h *history) base(now uint32) float64 {
@@ -224,7 +225,7 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 		b = appendKey(append(b, 0), e.kind, e.id, e.id2)
 	}
 	var kb [96]byte
-	h.store.Update(appendKey(kb[:0], h.name, "d", d.ID), nil, func([]byte) []byte { return b })
+	h.store.Set(appendKey(kb[:0], h.name, "d", d.ID), b)
 }
 
 // LearnOutcome updates the hit rates of the entities of the outcome's
@@ -250,7 +251,7 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 		hit = w
 	}
 	update := func(key []byte) {
-		h.store.Update(key, nil, func(old []byte) []byte {
+		h.rates.update(key, func(old []byte) []byte {
 			r := newRecord(hFields, old)
 			t := r.u32(hTime)
 			r.setF32(hHits, decay(r.f32(hHits), t, now, h.halfLife)+hit)

@@ -6,78 +6,70 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// histTable holds the peer-group histograms. They are shared by every
-// importer and read and updated on almost every item, so they live in place,
-// in sharded maps under a lock each, rather than in the byte store (which
-// would copy 928 bytes out and back in on every update). The table is bounded
-// by a number of groups: beyond it, an arbitrary group is dropped, and a
-// dropped group means "no history", like an evicted key in the Store.
-type histTable struct {
-	shards [64]histShard
+// Table is the bounded in-memory home of the statistics that are read and
+// updated on almost every declaration and shared across importers: the
+// peer-group histograms (unit_value, mass_quantity) and the inspection-history
+// records (history). They are updated in place, in sharded maps under a lock
+// each, where the byte Store would copy every value out and back in (928
+// bytes for a histogram). The table is bounded by a number of entries: beyond
+// it, an arbitrary entry of the shard is dropped, and a dropped entry means
+// "no history", like an evicted key in the Store.
+type Table struct {
+	shards [64]tableShard
 	max    int // per shard
 }
 
-type histShard struct {
+type tableShard struct {
 	mu sync.Mutex
-	m  map[string]*[histBytes]byte
+	m  map[string][]byte
 }
 
-func newHistTable(maxGroups int) *histTable {
-	t := &histTable{max: max(1, maxGroups/64)}
+// NewTable returns a table holding at most maxEntries entries.
+func NewTable(maxEntries int) *Table {
+	t := &Table{max: max(1, maxEntries/64)}
 	for i := range t.shards {
-		t.shards[i].m = map[string]*[histBytes]byte{}
+		t.shards[i].m = map[string][]byte{}
 	}
 	return t
 }
 
-func (t *histTable) shard(key []byte) *histShard {
+func (t *Table) shard(key []byte) *tableShard {
 	return &t.shards[xxhash.Sum64(key)%uint64(len(t.shards))]
 }
 
-// view calls f with the histogram of key (nil when there is none) under the
-// shard's lock; f must not keep it.
-func (t *histTable) view(key []byte, f func(h []byte)) {
+// view calls f with the value of key (nil when there is none) under the
+// shard's lock; f may update cached fields of the value in place but must not
+// keep it.
+func (t *Table) view(key []byte, f func(v []byte)) {
 	s := t.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := s.m[string(key)]; ok {
-		f(h[:])
-		return
-	}
-	f(nil)
+	f(s.m[string(key)])
 }
 
-// update calls f with the histogram of key (nil when there is none) and
-// stores what it returns, under the shard's lock.
-func (t *histTable) update(key []byte, f func(old []byte) []byte) {
+// update calls f with the value of key (nil when there is none) and stores
+// what it returns, under the shard's lock. f may modify old in place and
+// return it.
+func (t *Table) update(key []byte, f func(old []byte) []byte) {
 	s := t.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h, ok := s.m[string(key)]
-	var old []byte
-	if ok {
-		old = h[:]
-	}
+	old, ok := s.m[string(key)]
 	nv := f(old)
-	if ok {
-		if &nv[0] != &h[0] {
-			copy(h[:], nv)
-		}
-		return
+	if ok && len(nv) == len(old) && (len(nv) == 0 || &nv[0] == &old[0]) {
+		return // updated in place
 	}
-	if len(s.m) >= t.max {
-		for k := range s.m { // drop an arbitrary group
+	if !ok && len(s.m) >= t.max {
+		for k := range s.m { // drop an arbitrary entry
 			delete(s.m, k)
 			break
 		}
 	}
-	h = new([histBytes]byte)
-	copy(h[:], nv)
-	s.m[string(key)] = h
+	s.m[string(key)] = append([]byte(nil), nv...)
 }
 
-// len is the number of groups held.
-func (t *histTable) len() int {
+// Len is the number of entries held.
+func (t *Table) Len() int {
 	n := 0
 	for i := range t.shards {
 		s := &t.shards[i]

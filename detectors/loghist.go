@@ -5,9 +5,12 @@ import (
 	"math"
 )
 
-// A log histogram is a fixed-bin histogram of ln(x), serialised as bytes so it
-// can live in the Store: the total count (uint32), the lowest and highest
-// occupied bins (uint16 each), then one uint16 count per bin. It gives a
+// A log histogram is a fixed-bin histogram of ln(x), serialised as bytes: the
+// total count (uint32), the lowest and highest occupied bins (uint16 each),
+// the last computed median and MAD (float32 each) and the count they were
+// computed at (uint32), then one uint16 count per bin. Median and MAD are
+// recomputed when the count has moved by more than 1/64 since (see
+// histCachedStats), which changes them by a sliver and saves most of the work. It gives a
 // robust centre (median) and spread (median absolute deviation) of a peer
 // group in constant memory, in time proportional to the occupied range, and it
 // forgets: when the total reaches histDecayAt, every count is halved, so the
@@ -19,7 +22,7 @@ const (
 	histHi      = 16.0 // ln(8.9e6)
 	histWidth   = 0.05 // 5 % per bin
 	histBins    = int((histHi - histLo) / histWidth)
-	histHeader  = 8
+	histHeader  = 20
 	histBytes   = histHeader + 2*histBins
 	histDecayAt = 4000
 )
@@ -80,6 +83,22 @@ func histCount(b []byte) int {
 		return 0
 	}
 	return int(binary.LittleEndian.Uint32(b))
+}
+
+// histCachedStats returns histStats, computed afresh only when the count has
+// moved by more than 1/64 since the last computation (or fell: a decay).
+// It may update the cache fields of b, so the caller must hold b exclusively.
+func histCachedStats(b []byte) (median, mad float64) {
+	n := binary.LittleEndian.Uint32(b)
+	at := binary.LittleEndian.Uint32(b[16:])
+	if at > 0 && n >= at && n-at <= at/64 {
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8:]))), float64(math.Float32frombits(binary.LittleEndian.Uint32(b[12:])))
+	}
+	median, mad = histStats(b)
+	binary.LittleEndian.PutUint32(b[8:], math.Float32bits(float32(median)))
+	binary.LittleEndian.PutUint32(b[12:], math.Float32bits(float32(mad)))
+	binary.LittleEndian.PutUint32(b[16:], n)
+	return median, mad
 }
 
 // histStats returns the median and the median absolute deviation of ln(x),

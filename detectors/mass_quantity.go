@@ -74,7 +74,7 @@ type massQuantity struct {
 
 func newMassQuantity(s Spec, env *Env) (Detector, error) {
 	p := *s.Params.(*MassQuantityParams)
-	return &massQuantity{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.peers(), p.MinPeers, p.MinSpread)}, nil
+	return &massQuantity{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.shared(), p.MinPeers, p.MinSpread)}, nil
 }
 
 func (m *massQuantity) Name() string { return m.name }

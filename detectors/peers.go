@@ -11,7 +11,7 @@ import (
 // minPeers observations is the reference, so sparse cells back off to
 // coarser ones. Used by unit_value and mass_quantity.
 type peers struct {
-	table     *histTable
+	table     *Table
 	minPeers  int
 	minSpread float64 // floor of the robust standard deviation
 	pool      sync.Pool
@@ -19,7 +19,7 @@ type peers struct {
 
 type scratch struct{ key []byte }
 
-func newPeers(table *histTable, minPeers int, minSpread float64) *peers {
+func newPeers(table *Table, minPeers int, minSpread float64) *peers {
 	p := &peers{table: table, minPeers: minPeers, minSpread: minSpread}
 	p.pool.New = func() any { return &scratch{key: make([]byte, 0, 96)} }
 	return p
@@ -45,7 +45,7 @@ func (p *peers) deviation(levels int, key keyFunc, lx float64) (s peerStat, ok b
 		sc.key = key(sc.key[:0], level)
 		p.table.view(sc.key, func(v []byte) {
 			if histCount(v) >= p.minPeers {
-				med, mad := histStats(v)
+				med, mad := histCachedStats(v)
 				s, ok = peerStat{z: (lx - med) / math.Max(1.4826*mad, p.minSpread), median: med, n: histCount(v), level: level}, true
 			}
 		})
@@ -62,7 +62,7 @@ func (p *peers) learn(levels int, key keyFunc, lx float64) (s peerStat, ok bool)
 		sc.key = key(sc.key[:0], level)
 		p.table.update(sc.key, func(old []byte) []byte {
 			if !ok && histCount(old) >= p.minPeers {
-				med, mad := histStats(old)
+				med, mad := histCachedStats(old)
 				s, ok = peerStat{z: (lx - med) / math.Max(1.4826*mad, p.minSpread), median: med, n: histCount(old), level: level}, true
 			}
 			return histAdd(old, lx)

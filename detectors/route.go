@@ -90,7 +90,7 @@ type route struct {
 	name         string
 	weight       float64
 	p            RouteParams
-	store        *Store
+	table        *Table
 	slow, fast   time.Duration
 	tradeDefence []tdGoods
 }
@@ -102,7 +102,7 @@ type tdGoods struct {
 
 func newRoute(s Spec, env *Env) (Detector, error) {
 	p := *s.Params.(*RouteParams)
-	r := &route{name: s.Name, weight: s.Weight, p: p, store: env.Store,
+	r := &route{name: s.Name, weight: s.Weight, p: p, table: env.shared(),
 		slow: time.Duration(p.HalfLifeDays * 24 * float64(time.Hour)), fast: time.Duration(p.ShiftHalfLifeDays * 24 * float64(time.Hour))}
 	for _, g := range p.TradeDefenceGoods {
 		var trad []string
@@ -141,14 +141,14 @@ func (r *route) hsKey(b []byte, it *declaration.Item) []byte {
 
 // counts reads a record aged to time now.
 func (r *route) counts(key []byte, now uint32) (slow, fast, pref float64) {
-	var vb [4 * rtFields]byte
-	v, ok := r.store.Get(vb[:0], key)
-	if !ok || len(v) != 4*rtFields {
-		return 0, 0, 0
-	}
-	rec := record(v)
-	t := rec.u32(rtTime)
-	return decay(rec.f32(rtSlow), t, now, r.slow), decay(rec.f32(rtFast), t, now, r.fast), decay(rec.f32(rtPref), t, now, r.slow)
+	r.table.view(key, func(v []byte) {
+		if len(v) == 4*rtFields {
+			rec := record(v)
+			t := rec.u32(rtTime)
+			slow, fast, pref = decay(rec.f32(rtSlow), t, now, r.slow), decay(rec.f32(rtFast), t, now, r.fast), decay(rec.f32(rtPref), t, now, r.slow)
+		}
+	})
+	return slow, fast, pref
 }
 
 func (r *route) Score(d *declaration.Declaration, out []Finding) []Finding {
@@ -218,7 +218,8 @@ func hasPrefix(hs string, prefixes []string) bool {
 
 func (r *route) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	now := unixSec(d.LodgedAt)
-	var kb, buf []byte
+	var kbuf [64]byte
+	kb := kbuf[:0]
 	for i := range d.Items {
 		it := &d.Items[i]
 		pref := 0.0
@@ -231,7 +232,7 @@ func (r *route) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 			} else {
 				kb = r.pairKey(kb[:0], it)
 			}
-			buf = r.store.Update(kb, buf, func(old []byte) []byte {
+			r.table.update(kb, func(old []byte) []byte {
 				rec := newRecord(rtFields, old)
 				t := rec.u32(rtTime)
 				rec.setF32(rtSlow, decay(rec.f32(rtSlow), t, now, r.slow)+1)

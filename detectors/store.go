@@ -50,6 +50,9 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 	return buf
 }
 
+// Set replaces the value of key.
+func (s *Store) Set(key, value []byte) { s.c.Set(key, value) }
+
 // Stats reports the store's entry count and bytes in use.
 func (s *Store) Stats() (entries, bytes uint64) {
 	var st fastcache.Stats

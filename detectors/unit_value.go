@@ -102,7 +102,7 @@ type unitValue struct {
 
 func newUnitValue(s Spec, env *Env) (Detector, error) {
 	p := *s.Params.(*UnitValueParams)
-	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.peers(), p.MinPeers, p.MinSpread), store: env.Store}, nil
+	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.shared(), p.MinPeers, p.MinSpread), store: env.Store}, nil
 }
 
 func (u *unitValue) Name() string { return u.name }

@@ -29,9 +29,9 @@ import (
 // (route by importer id). Results are deterministic when declarations are
 // assessed one at a time in a fixed order, as replay does.
 type Engine struct {
-	rs    atomic.Pointer[ruleset]
-	store *detectors.Store
-	peers *detectors.PeerTable
+	rs     atomic.Pointer[ruleset]
+	store  *detectors.Store
+	shared *detectors.Table
 	// Now stamps assessed_at; tests replace it.
 	Now func() time.Time
 }
@@ -50,7 +50,7 @@ type ruleset struct {
 
 // NewEngine builds the detectors of cfg on a new state store.
 func NewEngine(cfg *config.Config) (*Engine, error) {
-	e := &Engine{store: detectors.NewStore(cfg.State.CapacityMB), peers: detectors.NewPeerTable(cfg.State.PeerGroups), Now: time.Now}
+	e := &Engine{store: detectors.NewStore(cfg.State.CapacityMB), shared: detectors.NewTable(cfg.State.SharedEntries), Now: time.Now}
 	rs, err := e.build(cfg)
 	if err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func NewEngine(cfg *config.Config) (*Engine, error) {
 }
 
 func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
-	dets, err := detectors.Build(cfg, &detectors.Env{Config: cfg, Store: e.store, Peers: e.peers})
+	dets, err := detectors.Build(cfg, &detectors.Env{Config: cfg, Store: e.store, Shared: e.shared})
 	if err != nil {
 		return nil, err
 	}

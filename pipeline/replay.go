@@ -49,7 +49,7 @@ type ReplayStats struct {
 	Elapsed                                    time.Duration
 	Scores                                     []Scored
 	StateEntries, StateBytes                   uint64 // in the store at the end
-	PeerGroups                                 int    // peer-group baselines held at the end
+	SharedEntries                              int    // in-memory statistics held at the end
 }
 
 type rawRec struct {
@@ -81,7 +81,7 @@ func Replay(e *Engine, o ReplayOptions) (*ReplayStats, error) {
 		}
 	}
 	limit := e.Config().Engine.MaxMessageBytes
-	workers := max(runtime.GOMAXPROCS(0), 1)
+	workers := max(runtime.GOMAXPROCS(0)-1, 1) // leave a core to the engine, the bottleneck
 
 	chunks := make(chan []rawRec, workers)
 	var readErr error
@@ -173,7 +173,7 @@ func Replay(e *Engine, o ReplayOptions) (*ReplayStats, error) {
 	}
 	st.Elapsed = time.Since(start)
 	st.StateEntries, st.StateBytes = e.Store().Stats()
-	st.PeerGroups = e.peers.Groups()
+	st.SharedEntries = e.shared.Len()
 	if readErr != nil {
 		return st, fmt.Errorf("reading %s: %w", o.InputName, readErr)
 	}
@@ -280,7 +280,7 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 		fmt.Fprintf(&b, "outcomes: %d read, %d applied, %d not yet due at the end of the stream, %d invalid\n",
 			st.OutcomesRead, st.OutcomesApplied, st.OutcomesRead-st.OutcomesApplied, st.OutcomesBad)
 	}
-	fmt.Fprintf(&b, "state: %d entries, %.1f MB in the store; %d peer-group baselines\n", st.StateEntries, float64(st.StateBytes)/(1<<20), st.PeerGroups)
+	fmt.Fprintf(&b, "state: %d entries, %.1f MB in the store; %d shared statistics\n", st.StateEntries, float64(st.StateBytes)/(1<<20), st.SharedEntries)
 	b.WriteString("findings by detector:")
 	for _, d := range detectors {
 		fmt.Fprintf(&b, " %s %d (%.1f%%),", d, st.Fired[d], pct(st.Fired[d], st.Assessed))

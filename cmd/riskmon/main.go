@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/riskmon/riskmon/config"
@@ -155,8 +156,20 @@ func cmdReplay(args []string) error {
 	deadLetters := fs.String("dead-letters", "", "also write a dead-letter record (original bytes, line, reason) per invalid line to this file")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
 	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file (for go tool pprof)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *input == "" {
 		return errors.New("--input is required (a file of declarations, or - for stdin)")
