@@ -3,7 +3,6 @@ package detectors
 import (
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/riskmon/riskmon/config"
@@ -130,15 +129,9 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 	if len(v) == 4*ibFields {
 		rec = record(v)
 	}
-	keep := 1.0
-	var why []string
+	ev := newEvidence()
+	add := ev.add
 	line := 0
-	add := func(s float64, reason string) {
-		if s > 0 {
-			keep *= 1 - s
-			why = append(why, reason)
-		}
-	}
 	count := 0
 	ageDays := 0.0
 	if rec != nil {
@@ -185,10 +178,10 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 			}
 		}
 	}
-	if s := 1 - keep; s > 0 {
+	if s := ev.strength(); s > 0 {
 		f := Finding{Weight: ib.weight}
 		f.Detector, f.ItemLine, f.Score = ib.name, line, s
-		f.Reason = "importer " + d.Importer.ID + ": " + strings.Join(why, "; ")
+		f.Reason = ev.reason("importer " + d.Importer.ID + ": ")
 		out = append(out, f)
 	}
 	return out

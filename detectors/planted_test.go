@@ -108,18 +108,27 @@ func planted(det Detector, ds []*declaration.Declaration, minStrength float64) (
 	return hits, reasons
 }
 
+// quietOnHonest builds a detector of the kind, feeds it n honest
+// declarations, reports the share of those after warm that got a finding of
+// strength 0.3 or more, and fails the test above maxRate.
+func quietOnHonest(t *testing.T, kind, params string, seed uint64, n, warm int, maxRate float64) (Detector, *honest) {
+	t.Helper()
+	det := build(t, kindConfig(kind, params))[0]
+	h := newHonest(seed)
+	fp := h.run(det, n, warm, 0.3)
+	t.Logf("%s: %.2f%% of %d honest declarations flagged", kind, 100*fp, n-warm)
+	if fp > maxRate {
+		t.Errorf("%s: false-positive rate %.3f, want <= %.3f", kind, fp, maxRate)
+	}
+	return det, h
+}
+
 func kindConfig(kind, params string) string {
 	return fmt.Sprintf("name: t\nlists: {producers: [CN, BR, MX]}\ndetectors: [{name: %s, kind: %s, params: {%s}}]\n", kind, kind, params)
 }
 
 func TestPlantedMassQuantity(t *testing.T) {
-	det := build(t, kindConfig("mass_quantity", ""))[0]
-	h := newHonest(1)
-	fp := h.run(det, 3000, 500, 0.3)
-	t.Logf("mass_quantity: %.2f%% of honest declarations flagged", 100*fp)
-	if fp > 0.01 {
-		t.Errorf("false-positive rate %.3f", fp)
-	}
+	det, h := quietOnHonest(t, "mass_quantity", "", 1, 3000, 500, 0.01)
 	var ds []*declaration.Declaration
 	for i := 0; i < 20; i++ {
 		d := h.next()
@@ -139,13 +148,7 @@ func TestPlantedMassQuantity(t *testing.T) {
 }
 
 func TestPlantedRoute(t *testing.T) {
-	det := build(t, kindConfig("route", `trade_defence_goods: [{hs_prefix: ["7208"], traditional_origins: ["list:producers"]}]`))[0]
-	h := newHonest(2)
-	fp := h.run(det, 12000, 500, 0.3) // about half a year, so the long-run origin mix is mature
-	t.Logf("route: %.2f%% of honest declarations flagged", 100*fp)
-	if fp > 0.01 {
-		t.Errorf("false-positive rate %.3f", fp)
-	}
+	det, h := quietOnHonest(t, "route", `trade_defence_goods: [{hs_prefix: ["7208"], traditional_origins: ["list:producers"]}]`, 2, 12000, 500, 0.01) // about half a year, so the long-run origin mix is mature
 	var ds []*declaration.Declaration
 	for i := 0; i < 30; i++ {
 		d := h.next()
@@ -170,13 +173,7 @@ func TestPlantedRoute(t *testing.T) {
 }
 
 func TestPlantedImporterBehaviour(t *testing.T) {
-	det := build(t, kindConfig("importer_behaviour", ""))[0]
-	h := newHonest(3)
-	fp := h.run(det, 4000, 1500, 0.3)
-	t.Logf("importer_behaviour: %.2f%% of honest declarations of established importers flagged", 100*fp)
-	if fp > 0.01 {
-		t.Errorf("false-positive rate %.3f", fp)
-	}
+	det, h := quietOnHonest(t, "importer_behaviour", "", 3, 4000, 1500, 0.01)
 	// A missing trader: a new importer with five declarations of spirits.
 	var ds []*declaration.Declaration
 	for i := 0; i < 5; i++ {
@@ -199,13 +196,7 @@ func TestPlantedImporterBehaviour(t *testing.T) {
 }
 
 func TestPlantedSplitting(t *testing.T) {
-	det := build(t, kindConfig("splitting", ""))[0]
-	h := newHonest(4)
-	fp := h.run(det, 3000, 200, 0.3)
-	t.Logf("splitting: %.2f%% of honest declarations flagged", 100*fp)
-	if fp > 0.01 {
-		t.Errorf("false-positive rate %.3f", fp)
-	}
+	det, h := quietOnHonest(t, "splitting", "", 4, 3000, 200, 0.01)
 	var ds []*declaration.Declaration
 	for _, v := range []float64{962, 988, 975, 991} {
 		d := h.next()
@@ -274,13 +265,7 @@ func TestPlantedHistory(t *testing.T) {
 }
 
 func TestPlantedBenford(t *testing.T) {
-	det := build(t, kindConfig("benford", ""))[0]
-	h := newHonest(6)
-	fp := h.run(det, 6000, 3000, 0.3)
-	t.Logf("benford: %.2f%% of honest declarations flagged", 100*fp)
-	if fp > 0.01 {
-		t.Errorf("false-positive rate %.3f", fp)
-	}
+	det, h := quietOnHonest(t, "benford", "", 6, 6000, 3000, 0.01)
 	var ds []*declaration.Declaration
 	for i := 0; i < 60; i++ {
 		d := h.next()
@@ -296,13 +281,7 @@ func TestPlantedBenford(t *testing.T) {
 }
 
 func TestPlantedUnitValue(t *testing.T) {
-	det := build(t, kindConfig("unit_value", ""))[0]
-	h := newHonest(7)
-	fp := h.run(det, 3000, 500, 0.3)
-	t.Logf("unit_value: %.2f%% of honest declarations flagged", 100*fp)
-	if fp > 0.03 {
-		t.Errorf("false-positive rate %.3f", fp)
-	}
+	det, h := quietOnHonest(t, "unit_value", "", 7, 3000, 500, 0.03)
 	var ds []*declaration.Declaration
 	for i := 0; i < 20; i++ {
 		d := h.next()

@@ -157,14 +157,8 @@ func (r *route) Score(d *declaration.Declaration, out []Finding) []Finding {
 	kb := kbuf[:0]
 	for i := range d.Items {
 		it := &d.Items[i]
-		keep := 1.0
-		var why []string
-		add := func(s float64, reason string) {
-			if s > 0 {
-				keep *= 1 - s
-				why = append(why, reason)
-			}
-		}
+		ev := newEvidence()
+		add := ev.add
 		kb = r.hsKey(kb[:0], it)
 		hsSlow, hsFast, _ := r.counts(kb, now)
 		kb = r.pairKey(kb[:0], it)
@@ -197,10 +191,10 @@ func (r *route) Score(d *declaration.Declaration, out []Finding) []Finding {
 		if d.Exporter.Country != "" && d.Exporter.Country != it.Origin {
 			add(r.p.Mismatch, "exporter in "+d.Exporter.Country)
 		}
-		if s := 1 - keep; s > 0 {
+		if s := ev.strength(); s > 0 {
 			f := Finding{Weight: r.weight}
 			f.Detector, f.ItemLine, f.Score = r.name, it.Line, s
-			f.Reason = "item from " + it.Origin + ": " + strings.Join(why, "; ")
+			f.Reason = ev.reason("item from " + it.Origin + ": ")
 			out = append(out, f)
 		}
 	}

@@ -3,6 +3,7 @@ package detectors
 import (
 	"encoding/binary"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -53,3 +54,24 @@ func fnv32(s string) uint32 {
 	}
 	return h
 }
+
+// evidence combines a detector's own signals by noisy-OR and keeps their
+// reasons, so that one finding says everything that made it fire.
+type evidence struct {
+	keep float64 // Π(1 − s) over the signals so far; strength is 1 − keep
+	why  []string
+}
+
+func newEvidence() evidence { return evidence{keep: 1} }
+
+// add records a signal of strength s (ignored when s <= 0).
+func (e *evidence) add(s float64, reason string) {
+	if s > 0 {
+		e.keep *= 1 - s
+		e.why = append(e.why, reason)
+	}
+}
+
+func (e *evidence) strength() float64 { return 1 - e.keep }
+
+func (e *evidence) reason(prefix string) string { return prefix + strings.Join(e.why, "; ") }
