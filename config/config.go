@@ -37,6 +37,10 @@ type Config struct {
 	Random    Random              `yaml:"random"`
 	Lists     map[string][]string `yaml:"lists"`
 	Detectors []Detector          `yaml:"detectors"`
+	// Stream holds stream-mode settings (brokers, topics, addresses). They
+	// do not change what the detectors compute, so they are left out of the
+	// ruleset id.
+	Stream Stream `yaml:"stream"`
 
 	// Ruleset is "name@hash": the hash covers the configuration's content
 	// (comments and formatting excluded), so two files that configure the
@@ -57,6 +61,39 @@ type State struct {
 	// price and mass baselines (928 bytes each) and inspection-history
 	// records (12 bytes each).
 	SharedEntries int `yaml:"shared_entries"`
+}
+
+// Stream is the stream mode's connection and processing settings. Each can
+// also be set by a flag of `riskmon run` and by an environment variable
+// (RISKMON_ + the flag name in upper case, '-' as '_'), which win in that
+// order: flag, environment, file.
+type Stream struct {
+	Brokers           []string `yaml:"brokers"`         // none: start the embedded broker
+	EmbeddedBroker    string   `yaml:"embedded_broker"` // address of the embedded broker
+	DeclarationsTopic string   `yaml:"declarations_topic"`
+	OutcomesTopic     string   `yaml:"outcomes_topic"`
+	AssessmentsTopic  string   `yaml:"assessments_topic"`
+	DeadLetterTopic   string   `yaml:"dead_letter_topic"`
+	Group             string   `yaml:"group"`
+	MetricsAddr       string   `yaml:"metrics_addr"`
+	// CreateTopics creates missing topics at start-up with Partitions
+	// partitions and ReplicationFactor replicas.
+	CreateTopics      bool `yaml:"create_topics"`
+	Partitions        int  `yaml:"partitions"`
+	ReplicationFactor int  `yaml:"replication_factor"`
+	// Workers assess declarations in parallel, each owning the importers
+	// that hash to it. One worker gives exactly replay's results on a single
+	// partition; more interleave updates of shared statistics by arrival.
+	Workers int `yaml:"workers"`
+	// LingerMS: how long the producer waits to fill a batch (kafka-go's
+	// default of 1 s is far too slow for a clearance decision).
+	LingerMS int `yaml:"linger_ms"`
+	// CommitIntervalMS: how often acknowledged offsets are committed.
+	CommitIntervalMS int `yaml:"commit_interval_ms"`
+	// ShutdownSeconds bounds a graceful shutdown.
+	ShutdownSeconds int    `yaml:"shutdown_seconds"`
+	LogFormat       string `yaml:"log_format"` // json or console
+	LogLevel        string `yaml:"log_level"`  // debug, info, warn, error
 }
 
 // Engine holds processing settings shared by all modes.
@@ -172,6 +209,10 @@ func defaults() *Config {
 		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true,
 			Calibration: Calibration{Enabled: true, FullTail: 0.001, MinDeclarations: 1000}},
 		Random: Random{Rate: 0.01, Channel: "red"},
+		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
+			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",
+			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 1, LingerMS: 2, CommitIntervalMS: 500,
+			ShutdownSeconds: 15, LogFormat: "json", LogLevel: "info"},
 	}
 }
 
@@ -233,9 +274,19 @@ func yamlErrLine(err error) int {
 }
 
 // contentHash hashes the document re-encoded without comments and in block
-// style, so that editing a comment or the layout keeps the ruleset id.
+// style, so that editing a comment or the layout keeps the ruleset id. The
+// stream section (deployment settings) is left out.
 func contentHash(root *yaml.Node) string {
 	stripComments(root)
+	if len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode {
+		m := root.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "stream" {
+				m.Content = append(m.Content[:i:i], m.Content[i+2:]...)
+				break
+			}
+		}
+	}
 	b, err := yaml.Marshal(root)
 	if err != nil {
 		panic(err) // a tree yaml.v3 just parsed always re-encodes
@@ -297,6 +348,7 @@ func (c *Config) validate() {
 	if _, ok := declaration.ParseChannel(c.Random.Channel); !ok || c.Random.Channel == "green" {
 		d.Problemf("random.channel", "must be yellow or red, got %q", c.Random.Channel)
 	}
+	c.Stream.validate(d)
 	for name := range c.Lists {
 		if !nameRe.MatchString(name) {
 			d.Problemf("lists."+name, "list names must be letters, digits, '_', '.' or '-'")
@@ -344,4 +396,42 @@ func (d *Detector) WeightOr(def float64) float64 {
 		return def
 	}
 	return *d.Weight
+}
+
+// Validate checks stream settings; it is called by Parse and again after
+// flags and environment variables have been applied.
+func (st *Stream) Validate() error {
+	d := NewDecoder()
+	st.validate(d)
+	if len(d.Problems) > 0 {
+		return d.Problems
+	}
+	return nil
+}
+
+func (st *Stream) validate(d *Decoder) {
+	for k, v := range map[string]string{"stream.declarations_topic": st.DeclarationsTopic, "stream.outcomes_topic": st.OutcomesTopic,
+		"stream.assessments_topic": st.AssessmentsTopic, "stream.dead_letter_topic": st.DeadLetterTopic, "stream.group": st.Group,
+		"stream.embedded_broker": st.EmbeddedBroker, "stream.metrics_addr": st.MetricsAddr} {
+		if v == "" {
+			d.Problemf(k, "must not be empty")
+		}
+	}
+	for k, v := range map[string]int{"stream.partitions": st.Partitions, "stream.replication_factor": st.ReplicationFactor,
+		"stream.workers": st.Workers, "stream.commit_interval_ms": st.CommitIntervalMS, "stream.shutdown_seconds": st.ShutdownSeconds} {
+		if v < 1 {
+			d.Problemf(k, "must be >= 1, got %d", v)
+		}
+	}
+	if st.LingerMS < 0 {
+		d.Problemf("stream.linger_ms", "must be >= 0, got %d", st.LingerMS)
+	}
+	if st.LogFormat != "json" && st.LogFormat != "console" {
+		d.Problemf("stream.log_format", "must be json or console, got %q", st.LogFormat)
+	}
+	switch st.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		d.Problemf("stream.log_level", "must be debug, info, warn or error, got %q", st.LogLevel)
+	}
 }

@@ -1,0 +1,235 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskmon/riskmon/config"
+)
+
+// freeAddr returns a loopback address with a free port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// streamHarness runs riskmon's stream mode against brokers and drives it from
+// outside, as a user would, with an independent kafka-go client.
+type streamHarness struct {
+	t      *testing.T
+	cfg    *config.Config
+	cancel context.CancelFunc
+	done   chan error
+	stream *Stream
+}
+
+func startStream(t *testing.T, brokers []string, mutate func(*config.Config)) *streamHarness {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Stream.Brokers = brokers
+	suffix := fmt.Sprintf("-%d", time.Now().UnixNano())
+	cfg.Stream.DeclarationsTopic += suffix
+	cfg.Stream.OutcomesTopic += suffix
+	cfg.Stream.AssessmentsTopic += suffix
+	cfg.Stream.DeadLetterTopic += suffix
+	cfg.Stream.Group += suffix
+	if mutate != nil {
+		mutate(cfg)
+	}
+	e, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := EnsureTopics(ctx, brokers, cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard)}
+	h := &streamHarness{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), stream: s}
+	go func() { h.done <- s.Run(ctx, brokers) }()
+	return h
+}
+
+func (h *streamHarness) stop() {
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("stream ended with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		h.t.Error("stream did not shut down within 30 s")
+	}
+}
+
+// produce writes raw messages to a topic with an independent client, in
+// order, keyed so that all go to one partition of a single-partition topic.
+func produce(t *testing.T, brokers []string, topic string, values [][]byte) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
+		RequiredAcks: kafka.RequireAll, MaxAttempts: 10}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i, v := range values {
+		msgs = append(msgs, kafka.Message{Key: []byte(fmt.Sprintf("k%d", i%7)), Value: v})
+	}
+	for len(msgs) > 0 {
+		n := min(len(msgs), 500)
+		if err := w.WriteMessages(context.Background(), msgs[:n]...); err != nil {
+			t.Fatalf("producing to %s: %v", topic, err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+// consume reads n messages from a topic (all partitions) with an independent
+// client, failing after the timeout.
+func consume(t *testing.T, brokers []string, topic string, n int, timeout time.Duration) []kafka.Message {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", brokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out := make(chan kafka.Message, n)
+	for _, p := range parts {
+		go func(p int) {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					return
+				}
+				out <- m
+			}
+		}(p.ID)
+	}
+	var got []kafka.Message
+	for len(got) < n {
+		select {
+		case m := <-out:
+			got = append(got, m)
+		case <-ctx.Done():
+			t.Fatalf("%s: read %d of %d messages in %v", topic, len(got), n, timeout)
+		}
+	}
+	return got
+}
+
+var assessedAt = regexp.MustCompile(`"assessed_at":"[^"]+"`)
+
+// The stream mode's contract, end to end on a broker: every valid
+// declaration gets one assessment (key: declaration id), every invalid one a
+// dead letter naming the field and its source position, and on a single
+// partition with one worker the assessments are exactly replay's.
+func testStreamAgainstReplay(t *testing.T, brokers []string) {
+	_, raw := genDecls(t, 3000, 21)
+	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
+	invalid, _ := os.ReadFile("../declaration/testdata/declarations-invalid.jsonl")
+	bad := bytes.Split(bytes.TrimSpace(invalid), []byte("\n"))
+	var values [][]byte
+	values = append(values, lines[:1500]...)
+	values = append(values, bad...)
+	values = append(values, lines[1500:]...)
+	values = append(values, []byte{}) // an empty message
+
+	h := startStream(t, brokers, nil)
+	defer h.stop()
+	produce(t, brokers, h.cfg.Stream.DeclarationsTopic, values)
+
+	got := consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(lines), 60*time.Second)
+	dls := consume(t, brokers, h.cfg.Stream.DeadLetterTopic, len(bad)+1, 30*time.Second)
+
+	// Replay the same declarations through a fresh engine.
+	e, _ := NewEngine(config.Default())
+	var want bytes.Buffer
+	if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	wantLines := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(want.String(), "")), "\n")
+	sort.Slice(got, func(i, j int) bool { return got[i].Offset < got[j].Offset })
+	if len(got) != len(wantLines) {
+		t.Fatalf("%d assessments, want %d", len(got), len(wantLines))
+	}
+	for i, m := range got {
+		if string(assessedAt.ReplaceAll(m.Value, nil)) != wantLines[i] {
+			t.Fatalf("assessment %d differs from replay:\n got %s\nwant %s", i, assessedAt.ReplaceAll(m.Value, nil), wantLines[i])
+		}
+		var a struct {
+			ID string `json:"declaration_id"`
+		}
+		json.Unmarshal(m.Value, &a)
+		if string(m.Key) != a.ID {
+			t.Fatalf("key %q for declaration %q", m.Key, a.ID)
+		}
+	}
+	reasons := map[string]bool{}
+	for _, m := range dls {
+		var dl struct {
+			Source    string `json:"source"`
+			Partition int    `json:"partition"`
+			Offset    int64  `json:"offset"`
+			Reason    string `json:"reason"`
+		}
+		if err := json.Unmarshal(m.Value, &dl); err != nil {
+			t.Fatalf("dead letter is not JSON: %s", m.Value)
+		}
+		if dl.Source != h.cfg.Stream.DeclarationsTopic || dl.Offset < 1500 {
+			t.Errorf("dead letter position: %+v", dl)
+		}
+		reasons[dl.Reason] = true
+	}
+	for _, want := range []string{"items is empty", "items[line 1].gross_mass_kg must be > 0, got -5", "not valid JSON", "empty message"} {
+		found := false
+		for r := range reasons {
+			found = found || strings.HasPrefix(r, want)
+		}
+		if !found {
+			t.Errorf("no dead letter with reason %q in %v", want, reasons)
+		}
+	}
+}
+
+func TestStreamEmbedded(t *testing.T) {
+	b, err := StartEmbedded(freeAddr(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	testStreamAgainstReplay(t, []string{b.Addr})
+}
+
+// TestStreamKafka runs the same test against a real Apache Kafka broker when
+// RISKMON_KAFKA names one (.ci/run starts one with deploy/local-kafka/start).
+func TestStreamKafka(t *testing.T) {
+	addr := os.Getenv("RISKMON_KAFKA")
+	if addr == "" {
+		t.Skip("set RISKMON_KAFKA=host:port to run against a real broker (.ci/run does)")
+	}
+	testStreamAgainstReplay(t, []string{addr})
+}
