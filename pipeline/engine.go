@@ -34,7 +34,14 @@ type Engine struct {
 	shared *detectors.Table
 	// Now stamps assessed_at; tests replace it.
 	Now func() time.Time
+
+	observe atomic.Pointer[func(detector string, d time.Duration)]
+	seq     atomic.Uint64
 }
+
+// ObserveDetectors asks the engine to time each detector (score and learn) on
+// 1 declaration in 16 and report it to f (stream mode's metrics).
+func (e *Engine) ObserveDetectors(f func(detector string, d time.Duration)) { e.observe.Store(&f) }
 
 type ruleset struct {
 	cfg       *config.Config
@@ -107,10 +114,20 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	rs := e.rs.Load()
 	var buf [16]detectors.Finding
 	var rawBuf [16]float64
+	var spent [16]time.Duration
 	fs, raw := buf[:0], rawBuf[:0]
+	observe := e.observe.Load()
+	timed := observe != nil && e.seq.Add(1)%16 == 0 && len(rs.dets) <= len(spent)
 	for i, det := range rs.dets {
 		start := len(fs)
+		var t0 time.Time
+		if timed {
+			t0 = time.Now()
+		}
 		fs = det.Score(d, fs)
+		if timed {
+			spent[i] = time.Since(t0)
+		}
 		strongest := 0.0
 		for j := start; j < len(fs); j++ {
 			strongest = max(strongest, fs[j].Score)
@@ -124,7 +141,14 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	rs.score(d, fs, a)
 	for i, det := range rs.dets {
 		rs.cals[i].observe(raw[i])
+		var t0 time.Time
+		if timed {
+			t0 = time.Now()
+		}
 		det.Learn(d, a)
+		if timed {
+			(*observe)(rs.detectors[i], spent[i]+time.Since(t0))
+		}
 	}
 	a.AssessedAt = e.Now()
 	return a

@@ -109,7 +109,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	s.retries = make(chan kafka.Message, 1024)
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: brokers, GroupID: c.Group, GroupTopics: []string{c.DeclarationsTopic, c.OutcomesTopic},
-		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 100 * time.Millisecond,
+		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
 		RebalanceTimeout: 10 * time.Second, JoinGroupBackoff: time.Second, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { s.Log.Warn().Str("component", "consumer").Msgf(f, a...) }),

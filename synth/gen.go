@@ -21,6 +21,8 @@ type Options struct {
 	// InspectRate is the share of declarations randomly inspected, whose
 	// outcomes are emitted (default 0.03).
 	InspectRate float64
+	// IDPrefix starts every declaration id (default "GT26IM").
+	IDPrefix string
 }
 
 // Record is one generated declaration with its ground truth; Inspected tells
@@ -101,6 +103,9 @@ type gen struct {
 func Generate(opts Options, emit func(Record) error) error {
 	if opts.InspectRate == 0 {
 		opts.InspectRate = 0.03
+	}
+	if opts.IDPrefix == "" {
+		opts.IDPrefix = "GT26IM"
 	}
 	g := &gen{r: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), opts: opts,
 		start: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)}

@@ -20,7 +20,7 @@ type itemTruth struct {
 func (g *gen) materialise(seq int, ev event) Record {
 	imp := ev.imp
 	d := &declaration.Declaration{
-		ID:          fmt.Sprintf("GT26IM%07d", seq),
+		ID:          fmt.Sprintf("%s%07d", g.opts.IDPrefix, seq),
 		Type:        "import",
 		LodgedAt:    g.start.Add(ev.at).Truncate(time.Second),
 		DeclarantID: imp.declarant,

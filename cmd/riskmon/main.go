@@ -23,6 +23,8 @@ const usage = `riskmon: a risk monitor for customs declaration streams
 usage: riskmon COMMAND [flags]
 
 commands:
+  run       stream mode: consume declarations and outcomes from Kafka, write assessments
+  demo      run on the embedded broker with a built-in synthetic feed and a live summary
   replay    push a file of declarations through the engine (batch mode)
   validate  check a detector configuration
   gen       write a synthetic declaration stream with planted fraud
@@ -42,7 +44,7 @@ func run(args []string) int {
 		fmt.Fprint(os.Stderr, usage)
 		return 1
 	}
-	cmds := map[string]func([]string) error{"replay": cmdReplay, "validate": cmdValidate, "gen": cmdGen}
+	cmds := map[string]func([]string) error{"run": cmdRun, "demo": cmdDemo, "replay": cmdReplay, "validate": cmdValidate, "gen": cmdGen}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Print(usage)
@@ -50,7 +52,7 @@ func run(args []string) int {
 	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: replay, validate, gen; see riskmon --help)\n", name)
+		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, validate, gen; see riskmon --help)\n", name)
 		return 1
 	}
 	if err := cmd(args[1:]); err != nil {

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/pipeline"
+	"github.com/riskmon/riskmon/synth"
+)
+
+// streamFlags are the stream settings of the command line (spec: cli.md).
+// Each may also come from RISKMON_<FLAG> and from the configuration file;
+// a flag wins over the environment, which wins over the file.
+type streamFlags struct {
+	fs   *flag.FlagSet
+	vals map[string]*string
+}
+
+var streamSettings = []struct{ name, help string }{
+	{"brokers", "Kafka bootstrap brokers, comma-separated (default none: start the embedded broker)"},
+	{"embedded-broker", "address of the embedded broker (default 127.0.0.1:9092)"},
+	{"declarations-topic", "declarations topic (default declarations)"},
+	{"outcomes-topic", "outcomes topic (default outcomes)"},
+	{"assessments-topic", "assessments topic (default assessments)"},
+	{"dead-letter-topic", "dead-letter topic (default dead-letters)"},
+	{"group", "consumer group (default riskmon)"},
+	{"metrics-addr", "metrics and health address (default 127.0.0.1:9740)"},
+	{"workers", "assessment workers, by importer hash (default 1: exact replay order)"},
+	{"partitions", "partitions of topics riskmon creates (default 1)"},
+	{"log-format", "json or console (default json)"},
+	{"log-level", "debug, info, warn or error (default info)"},
+}
+
+func addStreamFlags(fs *flag.FlagSet) *streamFlags {
+	sf := &streamFlags{fs: fs, vals: map[string]*string{}}
+	for _, s := range streamSettings {
+		sf.vals[s.name] = fs.String(s.name, "", s.help)
+	}
+	return sf
+}
+
+// apply overlays environment variables, then flags, on the file's settings.
+func (sf *streamFlags) apply(st *config.Stream) error {
+	set := map[string]string{}
+	for _, s := range streamSettings {
+		if v, ok := os.LookupEnv("RISKMON_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))); ok {
+			set[s.name] = v
+		}
+	}
+	sf.fs.Visit(func(f *flag.Flag) {
+		if _, ok := sf.vals[f.Name]; ok {
+			set[f.Name] = f.Value.String()
+		}
+	})
+	for name, v := range set {
+		var err error
+		switch name {
+		case "brokers":
+			st.Brokers = nil
+			for _, b := range strings.Split(v, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					st.Brokers = append(st.Brokers, b)
+				}
+			}
+		case "embedded-broker":
+			st.EmbeddedBroker = v
+		case "declarations-topic":
+			st.DeclarationsTopic = v
+		case "outcomes-topic":
+			st.OutcomesTopic = v
+		case "assessments-topic":
+			st.AssessmentsTopic = v
+		case "dead-letter-topic":
+			st.DeadLetterTopic = v
+		case "group":
+			st.Group = v
+		case "metrics-addr":
+			st.MetricsAddr = v
+		case "workers":
+			st.Workers, err = strconv.Atoi(v)
+		case "partitions":
+			st.Partitions, err = strconv.Atoi(v)
+		case "log-format":
+			st.LogFormat = v
+		case "log-level":
+			st.LogLevel = v
+		}
+		if err != nil {
+			return fmt.Errorf("--%s: %q is not a whole number", name, v)
+		}
+	}
+	return st.Validate()
+}
+
+func newLogger(st config.Stream) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(st.LogLevel)
+	var l zerolog.Logger
+	if st.LogFormat == "console" {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		l = zerolog.New(os.Stderr)
+	}
+	return l.Level(level).With().Timestamp().Str("service", "riskmon").Logger()
+}
+
+// service is a running stream mode: engine, broker (embedded or not),
+// metrics server and the stream itself.
+type service struct {
+	cfg      *config.Config
+	log      zerolog.Logger
+	engine   *pipeline.Engine
+	stream   *pipeline.Stream
+	brokers  []string
+	embedded *pipeline.Embedded
+	http     *http.Server
+}
+
+func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*service, error) {
+	eng, err := pipeline.NewEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st := cfg.Stream
+	sv := &service{cfg: cfg, log: log, engine: eng, brokers: st.Brokers}
+	if len(sv.brokers) == 0 {
+		sv.embedded, err = pipeline.StartEmbedded(st.EmbeddedBroker, st.Partitions, st.DeclarationsTopic, st.OutcomesTopic, st.AssessmentsTopic, st.DeadLetterTopic)
+		if err != nil {
+			return nil, err
+		}
+		sv.brokers = []string{sv.embedded.Addr}
+		log.Info().Str("address", sv.embedded.Addr).Strs("topics", []string{st.DeclarationsTopic, st.OutcomesTopic, st.AssessmentsTopic, st.DeadLetterTopic}).
+			Int("partitions", st.Partitions).Msg("no brokers configured: started the embedded Kafka-protocol broker (in memory, for trying riskmon out)")
+	}
+	if st.CreateTopics {
+		// A broker that is not up yet is waited for, with backoff, rather
+		// than the process exiting and being restarted in a loop.
+		for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
+			err := pipeline.EnsureTopics(ctx, sv.brokers, st)
+			if err == nil {
+				break
+			}
+			log.Error().Err(err).Strs("brokers", sv.brokers).Dur("retry_in", backoff).Msg("cannot reach the brokers to check the topics")
+			select {
+			case <-ctx.Done():
+				sv.close()
+				return nil, ctx.Err()
+			case <-time.After(backoff):
+			}
+		}
+	}
+	metrics := pipeline.NewMetrics(eng)
+	sv.stream = &pipeline.Stream{Engine: eng, Config: st, Metrics: metrics, Log: log}
+	eng.ObserveDetectors(func(name string, d time.Duration) { metrics.DetectorSeconds.WithLabelValues(name).Observe(d.Seconds()) })
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{Registry: metrics.Registry}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !sv.stream.Ready() {
+			http.Error(w, "not ready: not consuming yet, or the last produce failed", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", st.MetricsAddr)
+	if err != nil {
+		sv.close()
+		return nil, fmt.Errorf("metrics address %s: %w", st.MetricsAddr, err)
+	}
+	sv.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go sv.http.Serve(ln)
+	log.Info().Str("metrics", "http://"+ln.Addr().String()+"/metrics").Str("ruleset", cfg.Ruleset).Strs("brokers", sv.brokers).
+		Int("workers", st.Workers).Msg("riskmon started")
+	return sv, nil
+}
+
+func (sv *service) close() {
+	if sv.http != nil {
+		sv.http.Close()
+	}
+	if sv.embedded != nil {
+		sv.embedded.Close()
+	}
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func cmdRun(args []string) error {
+	fs := newFlags("run", "[--config FILE] [stream flags]")
+	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	sf := addStreamFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := sf.apply(&cfg.Stream); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Stream)
+	ctx, stop := signalContext()
+	defer stop()
+	sv, err := startService(ctx, cfg, log)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	defer sv.close()
+	err = sv.stream.Run(ctx, sv.brokers)
+	log.Info().Msg("stopped")
+	return err
+}
+
+func cmdDemo(args []string) error {
+	fs := newFlags("demo", "[--rate N] [--seed S] [--config FILE] [stream flags]")
+	rate := fs.Int("rate", 500, "declarations per second produced by the built-in synthetic feed")
+	seed := fs.Uint64("seed", 1, "seed of the synthetic feed")
+	duration := fs.Duration("duration", 0, "stop after this long (default: run until interrupted)")
+	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	sf := addStreamFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *rate < 1 {
+		return fmt.Errorf("--rate must be >= 1, got %d", *rate)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	cfg.Stream.LogFormat, cfg.Stream.LogLevel = "console", "warn"
+	if err := sf.apply(&cfg.Stream); err != nil {
+		return err
+	}
+	cfg.Stream.Brokers = nil // the demo always runs on the embedded broker
+	log := newLogger(cfg.Stream)
+	ctx, stop := signalContext()
+	defer stop()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	sv, err := startService(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sv.close()
+	live := newLiveSummary()
+	sv.stream.OnAssessed = live.add
+	fmt.Printf("riskmon demo: embedded broker on %s, metrics on http://%s/metrics, %d declarations/s from the synthetic feed (seed %d)\n",
+		sv.brokers[0], cfg.Stream.MetricsAddr, *rate, *seed)
+	fmt.Printf("read the assessments with any Kafka client, e.g.: kcat -b %s -t %s -C -o beginning\n\n", sv.brokers[0], cfg.Stream.AssessmentsTopic)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); feed(ctx, sv.brokers, cfg.Stream, *rate, *seed, live, log) }()
+	go func() { defer wg.Done(); live.print(ctx) }()
+	err = sv.stream.Run(ctx, sv.brokers)
+	wg.Wait()
+	return err
+}
+
+// feed produces the synthetic stream at a steady rate, with each inspection
+// outcome once the stream's event time passes its inspected_at.
+func feed(ctx context.Context, brokers []string, st config.Stream, rate int, seed uint64, live *liveSummary, log zerolog.Logger) {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	perTick := max(1, rate/100)
+	var pending []*declaration.Outcome
+	var batch []kafka.Message
+	nDecl := 0
+	errStop := errors.New("stop")
+	// The generator plans a whole stream before the first record, so the
+	// feed takes ten minutes' worth at a time, with the next seed after.
+	var err error
+	for round := uint64(0); err == nil; round++ {
+		err = synth.Generate(synth.Options{Count: max(10_000, rate*600), Seed: seed + round, IDPrefix: fmt.Sprintf("DEMO%dR%d-", seed, round)}, func(r synth.Record) error {
+			d := r.Decl
+			batch = append(batch, kafka.Message{Topic: st.DeclarationsTopic, Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			nDecl++
+			if r.Inspected {
+				pending = append(pending, r.Truth)
+				sort.Slice(pending, func(i, j int) bool { return pending[i].InspectedAt.Before(pending[j].InspectedAt) })
+			}
+			for len(pending) > 0 && !pending[0].InspectedAt.After(d.LodgedAt) {
+				batch = append(batch, kafka.Message{Topic: st.OutcomesTopic, Key: []byte(pending[0].ImporterID), Value: pending[0].AppendJSON(nil)})
+				pending = pending[1:]
+			}
+			if nDecl < perTick {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return errStop
+			case <-tick.C:
+			}
+			if err := w.WriteMessages(ctx, batch...); err != nil {
+				if ctx.Err() != nil {
+					return errStop
+				}
+				log.Error().Err(err).Msg("demo feed: produce failed")
+			}
+			live.produced(nDecl)
+			batch, nDecl = batch[:0], 0
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, errStop) {
+		log.Error().Err(err).Msg("demo feed stopped")
+	}
+}
