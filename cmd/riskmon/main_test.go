@@ -108,3 +108,43 @@ func TestGenReplay(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+// Stream settings: a flag wins over the environment, which wins over the
+// file; bad values are refused with the key named.
+func TestStreamSettingsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "c.yml")
+	os.WriteFile(cfgFile, []byte("name: t\nstream: {group: from-file, assessments_topic: file-assessments, workers: 2}\ndetectors: [{name: uv, kind: unit_value}]\n"), 0o644)
+	cfg, err := loadConfig(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RISKMON_GROUP", "from-env")
+	t.Setenv("RISKMON_BROKERS", "a:1, b:2")
+	fs := newFlags("run", "")
+	sf := addStreamFlags(fs)
+	if err := fs.Parse([]string{"--brokers", "c:3", "--workers", "4"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sf.apply(&cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	st := cfg.Stream
+	if st.Group != "from-env" || st.AssessmentsTopic != "file-assessments" || st.Workers != 4 ||
+		len(st.Brokers) != 1 || st.Brokers[0] != "c:3" || st.DeclarationsTopic != "declarations" {
+		t.Errorf("settings: %+v", st)
+	}
+	fs = newFlags("run", "")
+	sf = addStreamFlags(fs)
+	fs.Parse([]string{"--workers", "0"})
+	if err := sf.apply(&cfg.Stream); err == nil || !strings.Contains(err.Error(), "stream.workers: must be >= 1, got 0") {
+		t.Errorf("workers 0: %v", err)
+	}
+	// Stream settings do not change the ruleset id.
+	a, _ := loadConfig(cfgFile)
+	os.WriteFile(cfgFile, []byte("name: t\nstream: {group: other}\ndetectors: [{name: uv, kind: unit_value}]\n"), 0o644)
+	b, _ := loadConfig(cfgFile)
+	if a.Ruleset != b.Ruleset {
+		t.Errorf("ruleset id changed with stream settings: %s vs %s", a.Ruleset, b.Ruleset)
+	}
+}
