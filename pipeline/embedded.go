@@ -32,7 +32,9 @@ func StartEmbedded(addr string, partitions int, topics ...string) (*Embedded, er
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, net.JoinHostPort(host, portStr)) }),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, portStr))
+		}),
 		kfake.SeedTopics(int32(partitions), topics...),
 		kfake.AllowAutoTopicCreation(),
 	)

@@ -50,7 +50,7 @@ func NewMetrics(e *Engine) *Metrics {
 		InProcess: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "riskmon_processing_seconds",
 			Help: "Time from fetching a declaration to the broker's acknowledgement of its assessment.", Buckets: latency}),
 		DetectorSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "riskmon_detector_seconds",
-			Help: "Time a detector spends on a declaration (score and learn), sampled 1 in 16.",
+			Help:    "Time a detector spends on a declaration (score and learn), sampled 1 in 16.",
 			Buckets: prometheus.ExponentialBuckets(0.000001, 2, 16)}, []string{"detector"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskmon_consumer_lag_messages",
 			Help: "Messages behind the partition's high-water mark at the last fetch."}, []string{"topic", "partition"}),

@@ -111,11 +111,18 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		Brokers: brokers, GroupID: c.Group, GroupTopics: []string{c.DeclarationsTopic, c.OutcomesTopic},
 		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
-		RebalanceTimeout: 10 * time.Second, JoinGroupBackoff: time.Second, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+		RebalanceTimeout: 10 * time.Second, JoinGroupBackoff: time.Second,
+		// Partitions added later (or a topic whose metadata was not there yet
+		// when the group formed) trigger a rebalance instead of being ignored.
+		WatchPartitionChanges: true, PartitionWatchInterval: 2 * time.Second, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { s.Log.Warn().Str("component", "consumer").Msgf(f, a...) }),
+		Logger:      kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "consumer").Msgf(f, a...) }),
 	})
 	s.writer = &kafka.Writer{
-		Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, Async: true,
+		// Its own transport, so its topic metadata is not the (6 s cached)
+		// default transport's, shared with every other writer of the process.
+		Transport: &kafka.Transport{},
+		Addr:      kafka.TCP(brokers...), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, Async: true,
 		BatchTimeout: time.Duration(c.LingerMS) * time.Millisecond, BatchSize: 1000, MaxAttempts: 5,
 		WriteBackoffMin: 50 * time.Millisecond, WriteBackoffMax: time.Second, Completion: s.completed,
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { s.Log.Warn().Str("component", "producer").Msgf(f, a...) }),

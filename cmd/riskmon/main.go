@@ -28,6 +28,7 @@ commands:
   replay    push a file of declarations through the engine (batch mode)
   validate  check a detector configuration
   gen       write a synthetic declaration stream with planted fraud
+  bench     measure stream throughput and latency against a broker
 
 Run 'riskmon COMMAND --help' for a command's flags.
 `
@@ -44,7 +45,7 @@ func run(args []string) int {
 		fmt.Fprint(os.Stderr, usage)
 		return 1
 	}
-	cmds := map[string]func([]string) error{"run": cmdRun, "demo": cmdDemo, "replay": cmdReplay, "validate": cmdValidate, "gen": cmdGen}
+	cmds := map[string]func([]string) error{"run": cmdRun, "demo": cmdDemo, "replay": cmdReplay, "validate": cmdValidate, "gen": cmdGen, "bench": cmdBench}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Print(usage)
@@ -52,7 +53,7 @@ func run(args []string) int {
 	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, validate, gen; see riskmon --help)\n", name)
+		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, validate, gen, bench; see riskmon --help)\n", name)
 		return 1
 	}
 	if err := cmd(args[1:]); err != nil {

@@ -74,12 +74,7 @@ func (sf *streamFlags) apply(st *config.Stream) error {
 		var err error
 		switch name {
 		case "brokers":
-			st.Brokers = nil
-			for _, b := range strings.Split(v, ",") {
-				if b = strings.TrimSpace(b); b != "" {
-					st.Brokers = append(st.Brokers, b)
-				}
-			}
+			st.Brokers = splitList(v)
 		case "embedded-broker":
 			st.EmbeddedBroker = v
 		case "declarations-topic":

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/pipeline"
+	"github.com/riskmon/riskmon/synth"
+)
+
+// cmdBench measures the stream mode against a broker: end-to-end throughput
+// against the broker's bare kafka-go consume rate on the same data (the
+// pipeline's ceiling), and lodged-to-assessed latency at a fixed rate.
+func cmdBench(args []string) error {
+	fs := newFlags("bench", "[--brokers LIST] [--count N] [--rate R] [--seconds S] [--config FILE]")
+	brokersFlag := fs.String("brokers", "", "Kafka bootstrap brokers, comma-separated (default: the embedded broker on a free port)")
+	count := fs.Int("count", 50000, "declarations for the throughput runs")
+	rate := fs.Int("rate", 2000, "declarations per second for the latency run")
+	seconds := fs.Int("seconds", 10, "length of the latency run")
+	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	brokers := splitList(*brokersFlag)
+	label := "Apache Kafka at " + *brokersFlag
+	if len(brokers) == 0 {
+		emb, err := pipeline.StartEmbedded("127.0.0.1:0", 1)
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		brokers = []string{emb.Addr}
+		label = "embedded broker (kfake)"
+	}
+	fmt.Printf("riskmon bench on %s, ruleset %s\n", label, cfg.Ruleset)
+
+	// Throughput: the same declarations, read bare and through the pipeline.
+	var buf []byte
+	var values [][]byte
+	err = synth.Generate(synth.Options{Count: *count, Seed: 42}, func(r synth.Record) error {
+		buf = r.Decl.AppendJSON(buf[:0])
+		values = append(values, append([]byte(nil), buf...))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	st := benchTopics(cfg.Stream, "tp")
+	if err := pipeline.EnsureTopics(context.Background(), brokers, st); err != nil {
+		return err
+	}
+	if err := benchProduce(brokers, st.DeclarationsTopic, values, 0); err != nil {
+		return err
+	}
+	bare, err := bareConsume(brokers, st.DeclarationsTopic, st.Group+"-bare", len(values))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bare kafka-go consume (consumer group, FetchMessage): %d messages in %.2fs = %.0f/s\n", len(values), bare.Seconds(), float64(len(values))/bare.Seconds())
+	e2e, _, err := benchPipeline(cfg, st, brokers, len(values), nil)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pipeline end to end (consume, decode, assess, produce, acknowledge): %d declarations in %.2fs = %.0f/s\n", len(values), e2e.Seconds(), float64(len(values))/e2e.Seconds())
+	fmt.Printf("ratio pipeline / bare consume: %.2f\n", bare.Seconds()/e2e.Seconds())
+
+	// Latency at a fixed rate: lodged_at is set when the declaration is
+	// produced, so lodged-to-assessed is the whole trip through the broker and
+	// riskmon.
+	n := *rate * *seconds
+	st = benchTopics(cfg.Stream, "lat")
+	if err := pipeline.EnsureTopics(context.Background(), brokers, st); err != nil {
+		return err
+	}
+	var lats []time.Duration
+	var mu sync.Mutex
+	produced := make(chan struct{})
+	_, _, err = benchPipeline(cfg, st, brokers, n, func(a *declaration.Assessment, d *declaration.Declaration, _ time.Duration) {
+		mu.Lock()
+		lats = append(lats, time.Since(d.LodgedAt))
+		mu.Unlock()
+	}, func() {
+		defer close(produced)
+		var decls []*declaration.Declaration
+		synth.Generate(synth.Options{Count: n, Seed: 43}, func(r synth.Record) error { decls = append(decls, r.Decl); return nil })
+		// Its own transport: kafka-go's default one caches topic metadata
+		// for 6 s and would not know the topic created a moment ago.
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: st.DeclarationsTopic, Balancer: &kafka.Hash{},
+			BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+		defer w.Close()
+		// Every 5 ms, the declarations due by then, each stamped with the
+		// time it is sent.
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+		sent := 0
+		for sent < len(decls) {
+			<-tick.C
+			due := min(len(decls), int(time.Since(start).Seconds()*float64(*rate)))
+			var msgs []kafka.Message
+			now := time.Now()
+			for _, d := range decls[sent:due] {
+				d.LodgedAt = now
+				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			}
+			if len(msgs) > 0 {
+				if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+					fmt.Fprintln(os.Stderr, "bench feed: produce failed:", err)
+				}
+			}
+			sent = due
+		}
+	})
+	<-produced
+	if err != nil {
+		return err
+	}
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	if len(lats) > 0 {
+		fmt.Printf("latency at %d declarations/s for %ds (lodged_at at produce time to assessment acknowledged): p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d declarations)\n",
+			*rate, *seconds, ms(lats[len(lats)/2]), ms(lats[len(lats)*99/100]), ms(lats[len(lats)-1]), len(lats))
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func benchTopics(st config.Stream, tag string) config.Stream {
+	sfx := fmt.Sprintf("-bench-%s-%d", tag, time.Now().UnixNano())
+	st.DeclarationsTopic += sfx
+	st.OutcomesTopic += sfx
+	st.AssessmentsTopic += sfx
+	st.DeadLetterTopic += sfx
+	st.Group += sfx
+	return st
+}
+
+func benchProduce(brokers []string, topic string, values [][]byte, _ int) error {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
+		BatchSize: 1000, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+	defer w.Close()
+	for i := 0; i < len(values); i += 1000 {
+		var msgs []kafka.Message
+		for _, v := range values[i:min(i+1000, len(values))] {
+			msgs = append(msgs, kafka.Message{Value: v})
+		}
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			return fmt.Errorf("producing the bench data: %w", err)
+		}
+	}
+	return nil
+}
+
+// bareConsume reads n messages with a kafka-go consumer group reader set up
+// as the pipeline's, doing nothing with them.
+func bareConsume(brokers []string, topic, group string, n int) (time.Duration, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: group, GroupTopics: []string{topic}, MinBytes: 1,
+		MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second, StartOffset: kafka.FirstOffset})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m, err := r.FetchMessage(ctx) // the first fetch includes joining the group; not timed
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for i := 1; i < n; i++ {
+		if m, err = r.FetchMessage(ctx); err != nil {
+			return 0, err
+		}
+	}
+	d := time.Since(start)
+	return d, r.CommitMessages(context.Background(), m)
+}
+
+// benchPipeline runs the stream until n assessments are acknowledged and
+// returns the time from the first acknowledgement to the last (group join
+// excluded, as for the bare reader). feed, when set, produces the input while
+// the pipeline runs.
+func benchPipeline(cfg *config.Config, st config.Stream, brokers []string, n int,
+	on func(*declaration.Assessment, *declaration.Declaration, time.Duration), feed ...func()) (time.Duration, int, error) {
+	eng, err := pipeline.NewEngine(cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got atomic.Int64
+	var first, last atomic.Int64
+	doneCh := make(chan struct{})
+	s := &pipeline.Stream{Engine: eng, Config: st, Metrics: pipeline.NewMetrics(eng), Log: zerolog.New(io.Discard)}
+	s.OnAssessed = func(a *declaration.Assessment, d *declaration.Declaration, l time.Duration) {
+		now := time.Now().UnixNano()
+		first.CompareAndSwap(0, now)
+		last.Store(now)
+		if on != nil {
+			on(a, d, l)
+		}
+		if got.Add(1) == int64(n) {
+			close(doneCh)
+		}
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(ctx, brokers) }()
+	for _, f := range feed {
+		go f()
+	}
+	select {
+	case <-doneCh:
+	case err := <-runErr:
+		return 0, 0, fmt.Errorf("pipeline stopped: %v", err)
+	case <-time.After(10 * time.Minute):
+		return 0, 0, fmt.Errorf("pipeline assessed %d of %d in 10 minutes", got.Load(), n)
+	}
+	cancel()
+	<-runErr
+	return time.Duration(last.Load() - first.Load()), int(got.Load()), nil
+}
