@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskmon/riskmon/synth"
+)
+
+// The test binary doubles as riskmon when RISKMON_TEST_MAIN=1, so tests can
+// run it as a separate process and signal it, as an operator would.
+func TestMain(m *testing.M) {
+	if os.Getenv("RISKMON_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string, want int, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return string(b)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %d within %v (last: %v)", url, want, within, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// riskmon run as a process, on its embedded broker: it says where the broker
+// is, serves health, readiness and metrics, assesses what an independent
+// client produces, and on SIGTERM shuts down cleanly with exit status 0.
+func TestRunProcess(t *testing.T) {
+	broker, metrics := freePort(t), freePort(t)
+	cmd := exec.Command(os.Args[0], "run", "--embedded-broker", broker, "--metrics-addr", metrics)
+	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	base := "http://" + metrics
+	waitHTTP(t, base+"/healthz", 200, 15*time.Second)
+	if resp, err := http.Get(base + "/readyz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Errorf("/readyz before any message: %d, want 503", resp.StatusCode)
+		}
+	}
+
+	var values []kafka.Message
+	synth.Generate(synth.Options{Count: 300, Seed: 3}, func(r synth.Record) error {
+		values = append(values, kafka.Message{Key: []byte(r.Decl.Importer.ID), Value: r.Decl.AppendJSON(nil)})
+		return nil
+	})
+	values = append(values, kafka.Message{Value: []byte(`{"id":"BAD"}`)}, kafka.Message{Value: []byte("not json")})
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: "declarations", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond, Transport: &kafka.Transport{}}
+	if err := w.WriteMessages(context.Background(), values...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: "assessments", MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 300; i++ {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read %d of 300 assessments: %v", i, err)
+		}
+		var a map[string]any
+		if json.Unmarshal(m.Value, &a) != nil || a["schema"] != "assessment/v1" || string(m.Key) != a["declaration_id"] {
+			t.Fatalf("assessment %d: key %s value %s", i, m.Key, m.Value)
+		}
+	}
+	r.Close()
+	waitHTTP(t, base+"/readyz", 200, 10*time.Second)
+	// The counters are updated as acknowledgements arrive: poll briefly.
+	var body string
+	for i := 0; i < 50; i++ {
+		body = waitHTTP(t, base+"/metrics", 200, 5*time.Second)
+		if strings.Contains(body, "riskmon_declarations_consumed_total 302") && strings.Contains(body, `riskmon_dead_letters_total{reason="json",source="declarations"} 1`) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{"riskmon_declarations_consumed_total 302", `riskmon_dead_letters_total{reason="lodged_at",source="declarations"} 1`,
+		`riskmon_dead_letters_total{reason="json",source="declarations"} 1`, "riskmon_assessments_total{", "riskmon_ready 1", "riskmon_ruleset_info{name=\"default\""} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+		t.Logf("stopped %.2fs after SIGTERM", time.Since(start).Seconds())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("still running 20 s after SIGTERM\n%s", stderr.String())
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"message":"no brokers configured: started the embedded Kafka-protocol broker`) || !strings.Contains(logs, broker) {
+		t.Errorf("the log does not say the embedded broker started and where:\n%s", logs)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(l), &entry) != nil {
+			t.Errorf("log line is not JSON: %s", l)
+		}
+	}
+	if n := strings.Count(logs, "\n"); n > 20 {
+		t.Errorf("%d log lines for 302 messages: logging per declaration?\n%s", n, logs)
+	}
+	fmt.Fprint(io.Discard, logs)
+}
