@@ -233,3 +233,101 @@ func TestStreamKafka(t *testing.T) {
 	}
 	testStreamAgainstReplay(t, []string{addr})
 }
+
+// With several partitions, declarations keyed by importer keep each
+// importer's order, and differ from replay only through the interleaving of
+// importers in the shared statistics. The test measures how far: the share of
+// assessments identical to replay's, with the same channel, and the mean
+// score difference.
+func TestStreamPartitionsAgainstReplay(t *testing.T) {
+	b, err := StartEmbedded(freeAddr(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr}
+	decls, raw := genDecls(t, 4000, 23)
+	h := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
+	defer h.stop()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+	var msgs []kafka.Message
+	for _, d := range decls {
+		msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got := consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(decls), 60*time.Second)
+
+	e, _ := NewEngine(config.Default())
+	var want bytes.Buffer
+	if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	type asmt struct {
+		ID, Importer string  `json:"-"`
+		Score        float64 `json:"score"`
+		Channel      string  `json:"channel"`
+		AssessedAt   string  `json:"assessed_at"`
+	}
+	parse := func(b []byte) (a asmt) {
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		json.Unmarshal(b, &a)
+		a.ID, a.Importer = m["declaration_id"].(string), m["importer_id"].(string)
+		return a
+	}
+	replay := map[string]asmt{}
+	replayBytes := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(want.String()), "\n") {
+		a := parse([]byte(l))
+		replay[a.ID] = a
+		replayBytes[a.ID] = assessedAt.ReplaceAllString(l, "")
+	}
+	seen := map[string]bool{}
+	identical, sameChannel := 0, 0
+	var diff float64
+	byImporter := map[string][]asmt{}
+	for _, m := range got {
+		a := parse(m.Value)
+		if seen[a.ID] {
+			t.Fatalf("declaration %s assessed twice", a.ID)
+		}
+		seen[a.ID] = true
+		r, ok := replay[a.ID]
+		if !ok {
+			t.Fatalf("assessment of unknown declaration %s", a.ID)
+		}
+		if string(assessedAt.ReplaceAll(m.Value, nil)) == replayBytes[a.ID] {
+			identical++
+		}
+		if r.Channel == a.Channel {
+			sameChannel++
+		}
+		if a.Score > r.Score {
+			diff += a.Score - r.Score
+		} else {
+			diff += r.Score - a.Score
+		}
+		byImporter[a.Importer] = append(byImporter[a.Importer], a)
+	}
+	// Each importer's declarations were assessed in lodgement (id) order.
+	for imp, as := range byImporter {
+		sort.Slice(as, func(i, j int) bool { return as[i].ID < as[j].ID })
+		for i := 1; i < len(as); i++ {
+			t1, _ := time.Parse(time.RFC3339Nano, as[i-1].AssessedAt)
+			t2, _ := time.Parse(time.RFC3339Nano, as[i].AssessedAt)
+			if t2.Before(t1) {
+				t.Fatalf("importer %s: %s assessed before %s", imp, as[i].ID, as[i-1].ID)
+			}
+		}
+	}
+	n := float64(len(got))
+	t.Logf("4 partitions, 1 worker, %d declarations: %.1f%% identical to replay, %.1f%% same channel, mean |score difference| %.2f points",
+		len(got), 100*float64(identical)/n, 100*float64(sameChannel)/n, diff/n)
+	if float64(sameChannel)/n < 0.9 {
+		t.Errorf("only %.1f%% of channels agree with replay", 100*float64(sameChannel)/n)
+	}
+}
