@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -15,8 +16,9 @@ import (
 // it, an arbitrary entry of the shard is dropped, and a dropped entry means
 // "no history", like an evicted key in the Store.
 type Table struct {
-	shards [64]tableShard
-	max    int // per shard
+	shards  [64]tableShard
+	max     int // per shard
+	dropped atomic.Uint64
 }
 
 type tableShard struct {
@@ -62,11 +64,15 @@ func (t *Table) update(key []byte, f func(old []byte) []byte) {
 	if !ok && len(s.m) >= t.max {
 		for k := range s.m { // drop an arbitrary entry
 			delete(s.m, k)
+			t.dropped.Add(1)
 			break
 		}
 	}
 	s.m[string(key)] = append([]byte(nil), nv...)
 }
+
+// Dropped is the number of entries dropped to stay within the cap.
+func (t *Table) Dropped() uint64 { return t.dropped.Load() }
 
 // Len is the number of entries held.
 func (t *Table) Len() int {

@@ -23,6 +23,7 @@ type Metrics struct {
 	StateEntries    prometheus.GaugeFunc
 	StateBytes      prometheus.GaugeFunc
 	SharedEntries   prometheus.GaugeFunc
+	SharedDropped   prometheus.CounterFunc
 	Ruleset         *prometheus.GaugeVec // name, ruleset
 	Ready           prometheus.Gauge
 }
@@ -64,6 +65,8 @@ func NewMetrics(e *Engine) *Metrics {
 			Help: "Bytes used by the per-entity state store."}, func() float64 { _, b := e.Store().Stats(); return float64(b) }),
 		SharedEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_shared_statistics_entries",
 			Help: "Shared statistics held in memory (peer baselines, route counts, history rates)."}, func() float64 { return float64(e.shared.Len()) }),
+		SharedDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_shared_statistics_evictions_total",
+			Help: "Shared statistics dropped to stay within state.shared_entries."}, func() float64 { return float64(e.shared.Dropped()) }),
 		Ruleset: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskmon_ruleset_info",
 			Help: "The active detector configuration: 1 for its name and ruleset id."}, []string{"name", "ruleset"}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_ready",
@@ -71,7 +74,7 @@ func NewMetrics(e *Engine) *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
-		m.StateBytes, m.SharedEntries, m.Ruleset, m.Ready,
+		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
