@@ -80,3 +80,29 @@ func TestRulesetHash(t *testing.T) {
 		t.Errorf("a weight change kept the id %s", a.Ruleset)
 	}
 }
+
+// The configuration loader never panics, and what it accepts has a ruleset id
+// and re-parses to the same id.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yml")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := config.Parse(b, "fuzz")
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if c.Ruleset == "" {
+			t.Fatal("accepted without a ruleset id")
+		}
+		c2, err := config.Parse(b, "fuzz")
+		if err != nil || c2.Ruleset != c.Ruleset {
+			t.Fatalf("second parse: %v, %s vs %s", err, c2.Ruleset, c.Ruleset)
+		}
+	})
+}

@@ -107,6 +107,8 @@ func TestDecodeErrors(t *testing.T) {
 		t.Errorf("truncated JSON: %v", err)
 	}
 	f(`"str"`, "a declaration must be a JSON object")
+	f(strings.Replace(withItem(""), `"O1"`, `"O\x1"`, 1), "not valid JSON: invalid escape sequence at byte 57")
+	f(strings.Replace(withItem(""), `"O1"`, `"O\u12"`, 1), "not valid JSON: invalid escape sequence at byte 57")
 	f(`null`, "a declaration must be a JSON object")
 	f(strings.Replace(withItem(""), `"line":2`, `"line":"2"`, 1), "items[0].line must be a number")
 	f(strings.Replace(withItem(""), `{"line":2`, `7,{"line":2`, 1), "items[0] must be an object")

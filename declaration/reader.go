@@ -1,6 +1,7 @@
 package declaration
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -20,6 +21,9 @@ func parse(p *fastjson.Parser, b []byte, what string) (*fastjson.Object, error) 
 	}
 	if !utf8.Valid(b) {
 		return nil, &Error{Kind: "utf8", Msg: "not valid UTF-8"}
+	}
+	if i := badEscape(b); i >= 0 {
+		return nil, &Error{Kind: "json", Msg: fmt.Sprintf("not valid JSON: invalid escape sequence at byte %d", i)}
 	}
 	v, err := p.ParseBytes(b)
 	if err != nil {
@@ -97,6 +101,34 @@ func duplicateKey(v *fastjson.Value, depth int) string {
 	}
 	return ""
 }
+
+// badEscape returns the position of the first backslash that does not start
+// a valid JSON escape (\" \\ \/ \b \f \n \r \t \uXXXX), or -1. fastjson
+// unescapes leniently; the contract is JSON, so such input is refused.
+func badEscape(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+1 >= len(b) {
+			return i
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i++
+		case 'u':
+			if i+5 >= len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+				return i
+			}
+			i += 5
+		default:
+			return i
+		}
+	}
+	return -1
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
