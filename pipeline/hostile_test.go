@@ -127,7 +127,7 @@ func TestHostileInput(t *testing.T) {
 		msgs = append(msgs, kafka.Message{Value: m})
 	}
 	msgs = append(msgs, kafka.Message{Value: nil}) // a tombstone
-	for _, v := range valid[:50] {                  // and valid declarations after it all
+	for _, v := range valid[:50] {                 // and valid declarations after it all
 		msgs = append(msgs, kafka.Message{Value: v})
 	}
 	for len(msgs) > 0 {
