@@ -38,9 +38,11 @@ type Stream struct {
 	tracker  *tracker
 	writer   *kafka.Writer
 	retries  chan kafka.Message
-	lastOK   atomic.Int64 // unix nanos of the last acknowledged produce
-	lastFail atomic.Int64 // unix nanos of the last failed produce
-	fetched  atomic.Bool
+	lastOK    atomic.Int64 // unix nanos of the last acknowledged produce
+	lastFail  atomic.Int64 // unix nanos of the last failed produce
+	probeOK   atomic.Int64 // unix nanos of the last successful broker probe
+	probeFail atomic.Int64 // unix nanos of the last failed broker probe
+	fetched   atomic.Bool
 }
 
 // job is one declaration on its way through a worker.
@@ -61,10 +63,49 @@ type ack struct {
 }
 
 // Ready reports whether the stream is consuming and producing: it has fetched
-// from the broker, and its last produce did not fail (or a later one
-// succeeded).
+// from the broker, its last produce did not fail (or a later one succeeded),
+// and its last probe of the brokers (every 2 s) reached one.
 func (s *Stream) Ready() bool {
-	return s.fetched.Load() && s.lastFail.Load() <= s.lastOK.Load()
+	return s.fetched.Load() && s.lastFail.Load() <= s.lastOK.Load() && s.probeFail.Load() <= s.probeOK.Load()
+}
+
+// probeLoop checks every 2 s that a broker answers a metadata request, so
+// that readiness falls when the brokers are gone even with no traffic.
+func (s *Stream) probeLoop(brokers []string, stop <-chan struct{}) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ok := false
+		for _, b := range brokers {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			conn, err := (&kafka.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", b)
+			cancel()
+			if err == nil {
+				conn.SetDeadline(time.Now().Add(time.Second))
+				_, err = conn.Brokers()
+				conn.Close()
+			}
+			if err == nil {
+				ok = true
+				break
+			}
+		}
+		now := time.Now().UnixNano()
+		if ok {
+			s.probeOK.Store(now)
+		} else {
+			if s.probeFail.Load() <= s.probeOK.Load() {
+				s.Log.Error().Strs("brokers", brokers).Msg("no broker answers: not ready")
+			}
+			s.probeFail.Store(now)
+		}
+		s.updateReady()
+	}
 }
 
 // EnsureTopics creates the four topics when missing (stream.create_topics).
@@ -142,8 +183,9 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	}
 	stopAux := make(chan struct{})
 	var aux sync.WaitGroup
-	aux.Add(2)
+	aux.Add(3)
 	go func() { defer aux.Done(); s.retryLoop(stopAux) }()
+	go func() { defer aux.Done(); s.probeLoop(brokers, stopAux) }()
 	go func() { defer aux.Done(); s.commitLoop(reader, stopAux) }()
 
 	fetchErr := s.fetchLoop(ctx, reader, workers)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -329,5 +330,77 @@ func TestStreamPartitionsAgainstReplay(t *testing.T) {
 		len(got), 100*float64(identical)/n, 100*float64(sameChannel)/n, diff/n)
 	if float64(sameChannel)/n < 0.9 {
 		t.Errorf("only %.1f%% of channels agree with replay", 100*float64(sameChannel)/n)
+	}
+}
+
+// TestBrokerRestart stops the real broker mid-stream and starts it again:
+// riskmon keeps running, reports not ready while it cannot produce, resumes
+// by itself and loses nothing. It needs RISKMON_KAFKA and the local-kafka
+// scripts (RISKMON_KAFKA_RESTART=1, as .ci/run sets).
+func TestBrokerRestart(t *testing.T) {
+	addr := os.Getenv("RISKMON_KAFKA")
+	if addr == "" || os.Getenv("RISKMON_KAFKA_RESTART") == "" {
+		t.Skip("set RISKMON_KAFKA and RISKMON_KAFKA_RESTART=1 to run (.ci/run does)")
+	}
+	brokers := []string{addr}
+	h := startStream(t, brokers, nil)
+	defer h.stop()
+	decls, _ := genDecls(t, 3000, 29)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
+			BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}, MaxAttempts: 3}
+		defer w.Close()
+		for i := 0; i < len(decls); i += 30 {
+			var msgs []kafka.Message
+			for _, d := range decls[i:min(i+30, len(decls))] {
+				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			}
+			for w.WriteMessages(context.Background(), msgs...) != nil { // the broker is down: try again
+				time.Sleep(500 * time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(3 * time.Second)
+	script := func(name string) {
+		out, err := exec.Command("../deploy/local-kafka/"+name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		t.Logf("%s", bytes.TrimSpace(out))
+	}
+	script("stop")
+	notReady := false
+	for i := 0; i < 100 && !notReady; i++ {
+		notReady = !h.stream.Ready()
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	script("start")
+	<-fed
+	got := consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(decls), 3*time.Minute)
+	ids := map[string]bool{}
+	for _, m := range got {
+		ids[string(m.Key)] = true
+	}
+	// consume stops at len(decls) messages; duplicates may hide missing ones,
+	// so read on until every id is seen.
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(ids) < len(decls) && time.Now().Before(deadline) {
+		for _, m := range consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(got)+1, 30*time.Second) {
+			ids[string(m.Key)] = true
+		}
+	}
+	readyAgain := false
+	for i := 0; i < 100 && !readyAgain; i++ {
+		readyAgain = h.stream.Ready()
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("broker stopped and restarted mid-stream: not ready seen %v, ready again %v, %d of %d declarations assessed (%d messages)",
+		notReady, readyAgain, len(ids), len(decls), len(got))
+	if !notReady || !readyAgain || len(ids) != len(decls) {
+		t.Fatalf("not ready seen %v, ready again %v, %d of %d assessed", notReady, readyAgain, len(ids), len(decls))
 	}
 }
