@@ -91,9 +91,14 @@ type Stream struct {
 	// CommitIntervalMS: how often acknowledged offsets are committed.
 	CommitIntervalMS int `yaml:"commit_interval_ms"`
 	// ShutdownSeconds bounds a graceful shutdown.
-	ShutdownSeconds int    `yaml:"shutdown_seconds"`
-	LogFormat       string `yaml:"log_format"` // json or console
-	LogLevel        string `yaml:"log_level"`  // debug, info, warn, error
+	ShutdownSeconds int `yaml:"shutdown_seconds"`
+	// StateDir, when set, holds checkpoints of the detectors' learned state:
+	// written every CheckpointSeconds after an offset commit and at
+	// shutdown, and restored at start-up when learned under the same ruleset.
+	StateDir          string `yaml:"state_dir"`
+	CheckpointSeconds int    `yaml:"checkpoint_seconds"`
+	LogFormat         string `yaml:"log_format"` // json or console
+	LogLevel          string `yaml:"log_level"`  // debug, info, warn, error
 }
 
 // Engine holds processing settings shared by all modes.
@@ -212,7 +217,7 @@ func defaults() *Config {
 		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
 			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",
 			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 1, LingerMS: 2, CommitIntervalMS: 500,
-			ShutdownSeconds: 15, LogFormat: "json", LogLevel: "info"},
+			ShutdownSeconds: 15, CheckpointSeconds: 60, LogFormat: "json", LogLevel: "info"},
 	}
 }
 
@@ -418,7 +423,8 @@ func (st *Stream) validate(d *Decoder) {
 		}
 	}
 	for k, v := range map[string]int{"stream.partitions": st.Partitions, "stream.replication_factor": st.ReplicationFactor,
-		"stream.workers": st.Workers, "stream.commit_interval_ms": st.CommitIntervalMS, "stream.shutdown_seconds": st.ShutdownSeconds} {
+		"stream.workers": st.Workers, "stream.commit_interval_ms": st.CommitIntervalMS, "stream.shutdown_seconds": st.ShutdownSeconds,
+		"stream.checkpoint_seconds": st.CheckpointSeconds} {
 		if v < 1 {
 			d.Problemf(k, "must be >= 1, got %d", v)
 		}

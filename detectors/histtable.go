@@ -1,6 +1,10 @@
 package detectors
 
 import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -84,4 +88,71 @@ func (t *Table) Len() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// WriteTo writes every entry as (key length, key, value length, value), with
+// 32-bit little-endian lengths, a shard at a time under its lock.
+func (t *Table) WriteTo(w io.Writer) (int64, error) {
+	bw := bufio.NewWriter(w)
+	var n int64
+	var hdr [4]byte
+	put := func(b []byte) error {
+		binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
+		if _, err := bw.Write(hdr[:]); err != nil {
+			return err
+		}
+		_, err := bw.Write(b)
+		n += int64(4 + len(b))
+		return err
+	}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, v := range s.m {
+			if err := put([]byte(k)); err != nil {
+				s.mu.Unlock()
+				return n, err
+			}
+			if err := put(v); err != nil {
+				s.mu.Unlock()
+				return n, err
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n, bw.Flush()
+}
+
+// ReadFrom adds the entries written by WriteTo.
+func (t *Table) ReadFrom(r io.Reader) (int64, error) {
+	br := bufio.NewReader(r)
+	var n int64
+	get := func() ([]byte, error) {
+		var hdr [4]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return nil, err
+		}
+		l := binary.LittleEndian.Uint32(hdr[:])
+		if l > 1<<20 {
+			return nil, fmt.Errorf("shared statistics file: entry of %d bytes", l)
+		}
+		b := make([]byte, l)
+		_, err := io.ReadFull(br, b)
+		n += int64(4 + l)
+		return b, err
+	}
+	for {
+		k, err := get()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		v, err := get()
+		if err != nil {
+			return n, fmt.Errorf("shared statistics file truncated: %w", err)
+		}
+		t.update(k, func([]byte) []byte { return v })
+	}
 }

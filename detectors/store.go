@@ -62,3 +62,17 @@ func (s *Store) Stats() (entries, bytes uint64) {
 
 // Reset drops all state.
 func (s *Store) Reset() { s.c.Reset() }
+
+// Save writes the store to a directory (fastcache's format), safe to call
+// while the store is in use.
+func (s *Store) Save(dir string) error { return s.c.SaveToFileConcurrent(dir, 2) }
+
+// LoadStore reads a store saved by Save; a missing or unreadable directory
+// gives an error, so a caller can say it starts without history.
+func LoadStore(dir string, capacityMB int) (*Store, error) {
+	c, err := fastcache.LoadFromFileMaxBytes(dir, capacityMB<<20)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{c: c}, nil
+}

@@ -35,9 +35,9 @@ type Stream struct {
 	// (the demo's live summary); it must not block.
 	OnAssessed func(a *declaration.Assessment, d *declaration.Declaration, latency time.Duration)
 
-	tracker  *tracker
-	writer   *kafka.Writer
-	retries  chan kafka.Message
+	tracker   *tracker
+	writer    *kafka.Writer
+	retries   chan kafka.Message
 	lastOK    atomic.Int64 // unix nanos of the last acknowledged produce
 	lastFail  atomic.Int64 // unix nanos of the last failed produce
 	probeOK   atomic.Int64 // unix nanos of the last successful broker probe
@@ -203,6 +203,9 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	close(stopAux)
 	aux.Wait()
 	s.commit(reader)
+	if s.Config.StateDir != "" {
+		s.checkpoint()
+	}
 	if n := s.tracker.inFlight(); n > 0 {
 		s.Log.Warn().Int("in_flight", n).Msg("shutdown timed out with outputs unacknowledged; their inputs stay uncommitted and will be redelivered")
 	}
@@ -347,14 +350,32 @@ func (s *Stream) retryLoop(stop <-chan struct{}) {
 func (s *Stream) commitLoop(reader *kafka.Reader, stop <-chan struct{}) {
 	t := time.NewTicker(time.Duration(s.Config.CommitIntervalMS) * time.Millisecond)
 	defer t.Stop()
+	lastCheckpoint := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 			s.commit(reader)
+			if s.Config.StateDir != "" && time.Since(lastCheckpoint) >= time.Duration(s.Config.CheckpointSeconds)*time.Second {
+				s.checkpoint()
+				lastCheckpoint = time.Now()
+			}
 		}
 	}
+}
+
+// checkpoint saves the engine's state right after an offset commit. What it
+// holds beyond the committed offsets (declarations assessed but not yet
+// committed) is learned a second time if those are redelivered after a
+// crash; what was learned after it is forgotten by a crash.
+func (s *Stream) checkpoint() {
+	start := time.Now()
+	if err := s.Engine.SaveState(s.Config.StateDir); err != nil {
+		s.Log.Error().Err(err).Str("dir", s.Config.StateDir).Msg("checkpoint failed")
+		return
+	}
+	s.Log.Debug().Dur("took", time.Since(start)).Msg("checkpoint saved")
 }
 
 func (s *Stream) commit(reader *kafka.Reader) {

@@ -47,6 +47,7 @@ var streamSettings = []struct{ name, help string }{
 	{"partitions", "partitions of topics riskmon creates (default 1)"},
 	{"log-format", "json or console (default json)"},
 	{"log-level", "debug, info, warn or error (default info)"},
+	{"state-dir", "directory for checkpoints of the detectors' state (default none)"},
 }
 
 func addStreamFlags(fs *flag.FlagSet) *streamFlags {
@@ -97,6 +98,8 @@ func (sf *streamFlags) apply(st *config.Stream) error {
 			st.LogFormat = v
 		case "log-level":
 			st.LogLevel = v
+		case "state-dir":
+			st.StateDir = v
 		}
 		if err != nil {
 			return fmt.Errorf("--%s: %q is not a whole number", name, v)
@@ -129,8 +132,17 @@ type service struct {
 }
 
 func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*service, error) {
-	eng, err := pipeline.NewEngine(cfg)
-	if err != nil {
+	var eng *pipeline.Engine
+	var err error
+	if dir := cfg.Stream.StateDir; dir != "" {
+		var restored bool
+		var why string
+		eng, restored, why, err = pipeline.NewEngineFromState(cfg, dir)
+		if err != nil {
+			return nil, err
+		}
+		log.Info().Bool("restored", restored).Str("dir", dir).Msg("detector state: " + why)
+	} else if eng, err = pipeline.NewEngine(cfg); err != nil {
 		return nil, err
 	}
 	st := cfg.Stream

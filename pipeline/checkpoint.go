@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/detectors"
+)
+
+// A checkpoint is the engine's learned state in a directory: the per-entity
+// store (fastcache's format), the shared statistics, the calibrators' counts
+// and the ruleset it was learned under. It is written to a temporary
+// directory and renamed into place, so a crash mid-write leaves the previous
+// checkpoint intact.
+
+type checkpointMeta struct {
+	Ruleset     string                      `json:"ruleset"`
+	SavedAt     time.Time                   `json:"saved_at"`
+	Calibration map[string]calibratorCounts `json:"calibration"`
+}
+
+type calibratorCounts struct {
+	N    uint64   `json:"n"`
+	Tree []uint64 `json:"tree"`
+}
+
+// SaveState writes a checkpoint of the engine's state to dir.
+func (e *Engine) SaveState(dir string) error {
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := e.store.Save(filepath.Join(tmp, "store")); err != nil {
+		return fmt.Errorf("saving the state store: %w", err)
+	}
+	f, err := os.Create(filepath.Join(tmp, "shared.bin"))
+	if err != nil {
+		return err
+	}
+	if _, err := e.shared.WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("saving shared statistics: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	rs := e.rs.Load()
+	meta := checkpointMeta{Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(), Calibration: map[string]calibratorCounts{}}
+	for i, c := range rs.cals {
+		cc := calibratorCounts{N: c.n.Load(), Tree: make([]uint64, len(c.tree))}
+		for j := range c.tree {
+			cc.Tree[j] = c.tree[j].Load()
+		}
+		meta.Calibration[rs.detectors[i]] = cc
+	}
+	b, _ := json.MarshalIndent(meta, "", " ")
+	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), b, 0o644); err != nil {
+		return err
+	}
+	old := dir + ".old"
+	os.RemoveAll(old)
+	if err := os.Rename(dir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+// NewEngineFromState builds an engine and restores its state from the
+// checkpoint in dir, when there is one learned under the same ruleset id. It
+// says whether it restored, and why not.
+func NewEngineFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why string, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		e, err = NewEngine(cfg)
+		return e, false, "no checkpoint in " + dir, err
+	}
+	var meta checkpointMeta
+	if err := json.Unmarshal(b, &meta); err != nil {
+		e, err = NewEngine(cfg)
+		return e, false, "unreadable checkpoint meta.json: " + err.Error(), err
+	}
+	if meta.Ruleset != cfg.Ruleset {
+		e, err = NewEngine(cfg)
+		return e, false, fmt.Sprintf("checkpoint was learned under ruleset %s, not %s", meta.Ruleset, cfg.Ruleset), err
+	}
+	store, err := detectors.LoadStore(filepath.Join(dir, "store"), cfg.State.CapacityMB)
+	if err != nil {
+		e, err = NewEngine(cfg)
+		return e, false, "unreadable state store: " + err.Error(), err
+	}
+	shared := detectors.NewTable(cfg.State.SharedEntries)
+	f, err := os.Open(filepath.Join(dir, "shared.bin"))
+	if err == nil {
+		_, err = shared.ReadFrom(f)
+		f.Close()
+	}
+	if err != nil {
+		e, err = NewEngine(cfg)
+		return e, false, "unreadable shared statistics: " + err.Error(), err
+	}
+	e = &Engine{store: store, shared: shared, Now: time.Now}
+	rs, err := e.build(cfg)
+	if err != nil {
+		return nil, false, "", err
+	}
+	for i, name := range rs.detectors {
+		cc, ok := meta.Calibration[name]
+		if !ok || len(cc.Tree) != len(rs.cals[i].tree) {
+			continue
+		}
+		for j, v := range cc.Tree {
+			rs.cals[i].tree[j].Store(v)
+		}
+		rs.cals[i].n.Store(cc.N)
+	}
+	e.rs.Store(rs)
+	return e, true, fmt.Sprintf("restored the checkpoint of %s", meta.SavedAt.Format(time.RFC3339)), nil
+}
