@@ -485,3 +485,121 @@ func TestStreamCheckpoint(t *testing.T) {
 		t.Errorf("with the checkpoint, %d of 1000 identical, %d same channel", id, ch)
 	}
 }
+
+// Rebalances: a second and a third instance join the group mid-stream and
+// the first leaves. Nothing is lost, and each importer's declarations are
+// still assessed in lodgement order.
+func TestStreamRebalance(t *testing.T) {
+	b, err := StartEmbedded(freeAddr(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr}
+	decls, _ := genDecls(t, 4000, 41)
+	first := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
+	cfg := first.cfg
+	join := func() *streamHarness {
+		e, _ := NewEngine(cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard)}
+		h := &streamHarness{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), stream: s}
+		go func() { h.done <- s.Run(ctx, brokers) }()
+		return h
+	}
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
+			BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+		defer w.Close()
+		for i := 0; i < len(decls); i += 40 {
+			var msgs []kafka.Message
+			for _, d := range decls[i:min(i+40, len(decls))] {
+				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			}
+			w.WriteMessages(context.Background(), msgs...)
+			time.Sleep(80 * time.Millisecond)
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	second := join()
+	time.Sleep(2 * time.Second)
+	third := join()
+	time.Sleep(2 * time.Second)
+	first.stop()
+	<-fed
+	type seen struct {
+		importer string
+		at       time.Time
+	}
+	first2 := map[string]seen{} // earliest assessment of each declaration
+	messages := 0
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(first2) < len(decls) && time.Now().Before(deadline) {
+		clear(first2)
+		got := consume(t, brokers, cfg.Stream.AssessmentsTopic, len(decls), 60*time.Second)
+		// consume waited for at least len(decls) messages; now read them all.
+		got = consumeAll(t, brokers, cfg.Stream.AssessmentsTopic)
+		messages = len(got)
+		for _, m := range got {
+			var a struct {
+				ID         string    `json:"declaration_id"`
+				Importer   string    `json:"importer_id"`
+				AssessedAt time.Time `json:"assessed_at"`
+			}
+			json.Unmarshal(m.Value, &a)
+			if s, ok := first2[a.ID]; !ok || a.AssessedAt.Before(s.at) {
+				first2[a.ID] = seen{a.Importer, a.AssessedAt}
+			}
+		}
+	}
+	second.stop()
+	third.stop()
+	byImporter := map[string][]string{}
+	for _, d := range decls {
+		byImporter[d.Importer.ID] = append(byImporter[d.Importer.ID], d.ID)
+	}
+	outOfOrder := 0
+	for _, ids := range byImporter {
+		for i := 1; i < len(ids); i++ {
+			if first2[ids[i]].at.Before(first2[ids[i-1]].at) {
+				outOfOrder++
+			}
+		}
+	}
+	t.Logf("two instances joined and one left mid-stream: %d of %d declarations assessed (%d lost), %d assessment messages (%d duplicates), %d importer-order inversions",
+		len(first2), len(decls), len(decls)-len(first2), messages, messages-len(first2), outOfOrder)
+	if len(first2) != len(decls) || outOfOrder > 0 {
+		t.Fatalf("%d of %d assessed, %d order inversions", len(first2), len(decls), outOfOrder)
+	}
+}
+
+// consumeAll reads every message currently in a topic.
+func consumeAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", brokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for _, p := range parts {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				break
+			}
+			out = append(out, m)
+		}
+		cancel()
+		r.Close()
+	}
+	return out
+}
