@@ -99,6 +99,41 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 	return rs, nil
 }
 
+// Reload swaps in a new configuration between two declarations. The
+// detectors' learned state is kept: it lives in the store and the shared
+// table under each detector's name, so a detector keeps its history when its
+// name and kind are unchanged; calibration counts carry over the same way.
+// A detector whose parameters changed the shape of its state sees the old
+// records as missing ("no history"), never as anomalies.
+func (e *Engine) Reload(cfg *config.Config) error {
+	old := e.rs.Load()
+	rs, err := e.build(cfg)
+	if err != nil {
+		return err
+	}
+	kinds := map[string]string{}
+	for _, d := range old.cfg.Detectors {
+		kinds[d.Name] = d.Kind
+	}
+	oldCal := map[string]*calibrator{}
+	for i, n := range old.detectors {
+		oldCal[n] = old.cals[i]
+	}
+	for _, d := range cfg.Detectors {
+		for i, n := range rs.detectors {
+			if n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {
+				c := oldCal[n]
+				for j := range c.tree {
+					rs.cals[i].tree[j].Store(c.tree[j].Load())
+				}
+				rs.cals[i].n.Store(c.n.Load())
+			}
+		}
+	}
+	e.rs.Store(rs)
+	return nil
+}
+
 // Config returns the active configuration.
 func (e *Engine) Config() *config.Config { return e.rs.Load().cfg }
 

@@ -26,6 +26,8 @@ type Metrics struct {
 	SharedDropped   prometheus.CounterFunc
 	Ruleset         *prometheus.GaugeVec // name, ruleset
 	Ready           prometheus.Gauge
+	Reloads         *prometheus.CounterVec // result
+	ReloadOK        prometheus.Gauge
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) on a
@@ -71,14 +73,19 @@ func NewMetrics(e *Engine) *Metrics {
 			Help: "The active detector configuration: 1 for its name and ruleset id."}, []string{"name", "ruleset"}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_ready",
 			Help: "1 when consuming and producing, 0 otherwise."}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP), by result: success or failure (the old configuration stays)."}, []string{"result"}),
+		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_config_last_reload_successful",
+			Help: "1 if the last configuration reload succeeded (or none was tried), 0 if it failed."}),
 	}
 	for _, c := range []prometheus.Collector{m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
-		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready,
+		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready, m.Reloads, m.ReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
 	cfg := e.Config()
 	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
+	m.ReloadOK.Set(1)
 	return m
 }

@@ -148,3 +148,11 @@ func TestStreamSettingsPrecedence(t *testing.T) {
 		t.Errorf("ruleset id changed with stream settings: %s vs %s", a.Ruleset, b.Ruleset)
 	}
 }
+
+// An invalid configuration at start-up is refused with every problem listed.
+func TestRunRefusesBadConfig(t *testing.T) {
+	code, _, errOut := capture(t, "run", "--config", "../../config/testdata/ranges.bad.yml")
+	if code != 1 || !strings.Contains(errOut, "5 problem(s)") || !strings.Contains(errOut, "line 8: scoring.red") || !strings.Contains(errOut, "line 17: detectors[0].params.min_peers") {
+		t.Errorf("exit %d:\n%s", code, errOut)
+	}
+}

@@ -152,3 +152,60 @@ func TestRunProcess(t *testing.T) {
 	}
 	fmt.Fprint(io.Discard, logs)
 }
+
+// SIGHUP reloads the configuration file: a file with problems is refused and
+// the running configuration stays, with the failure in the log and the
+// metrics; a good one takes over, and the ruleset id in the metrics follows.
+func TestReloadProcess(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := dir + "/riskmon.yml"
+	good := "name: first\ndetectors: [{name: uv, kind: unit_value}]\n"
+	os.WriteFile(cfgFile, []byte(good), 0o644)
+	broker, metrics := freePort(t), freePort(t)
+	cmd := exec.Command(os.Args[0], "run", "--config", cfgFile, "--embedded-broker", broker, "--metrics-addr", metrics)
+	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	base := "http://" + metrics
+	before := waitHTTP(t, base+"/metrics", 200, 15*time.Second)
+	if !strings.Contains(before, `riskmon_ruleset_info{name="first"`) {
+		t.Fatalf("ruleset metric missing:\n%s", before)
+	}
+	metricsAfter := func(want string) string {
+		for i := 0; i < 50; i++ {
+			body := waitHTTP(t, base+"/metrics", 200, 5*time.Second)
+			if strings.Contains(body, want) {
+				return body
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("metrics never showed %q\n%s", want, stderr.String())
+		return ""
+	}
+	os.WriteFile(cfgFile, []byte("name: second\nscoring: {red: 10, yellow: 50}\ndetectors: [{name: uv, kind: nope}]\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	body := metricsAfter(`riskmon_config_reloads_total{result="failure"} 1`)
+	if !strings.Contains(body, `riskmon_config_last_reload_successful 0`) || !strings.Contains(body, `riskmon_ruleset_info{name="first"`) {
+		t.Errorf("after a bad reload:\n%s", body)
+	}
+	os.WriteFile(cfgFile, []byte("name: second\ndetectors: [{name: uv, kind: unit_value, weight: 30}]\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	body = metricsAfter(`riskmon_config_reloads_total{result="success"} 1`)
+	if !strings.Contains(body, `riskmon_ruleset_info{name="second"`) || strings.Contains(body, `name="first"`) || !strings.Contains(body, "riskmon_config_last_reload_successful 1") {
+		t.Errorf("after a good reload:\n%s", body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+	logs := stderr.String()
+	for _, want := range []string{"configuration reload refused; the running configuration stays", "scoring.red: must be >= scoring.yellow", `unknown detector kind \"nope\"`, "configuration reloaded"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}

@@ -237,9 +237,43 @@ func cmdRun(args []string) error {
 		return err
 	}
 	defer sv.close()
+	go sv.reloadOnHUP(ctx, *cfgPath)
 	err = sv.stream.Run(ctx, sv.brokers)
 	log.Info().Msg("stopped")
 	return err
+}
+
+// reloadOnHUP re-reads the configuration file on SIGHUP. A configuration with
+// problems is refused, with every problem in the log and the failure in the
+// metrics; the running one stays. Stream settings are read at start-up only.
+func (sv *service) reloadOnHUP(ctx context.Context, path string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	m := sv.stream.Metrics
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		old := sv.engine.Config()
+		cfg, err := loadConfig(path)
+		if err == nil {
+			err = sv.engine.Reload(cfg)
+		}
+		if err != nil {
+			m.Reloads.WithLabelValues("failure").Inc()
+			m.ReloadOK.Set(0)
+			sv.log.Error().Err(err).Str("file", path).Str("ruleset", old.Ruleset).Msg("configuration reload refused; the running configuration stays")
+			continue
+		}
+		m.Reloads.WithLabelValues("success").Inc()
+		m.ReloadOK.Set(1)
+		m.Ruleset.Reset()
+		m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
+		sv.log.Info().Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
+	}
 }
 
 func cmdDemo(args []string) error {
