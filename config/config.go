@@ -99,6 +99,30 @@ type Stream struct {
 	CheckpointSeconds int    `yaml:"checkpoint_seconds"`
 	LogFormat         string `yaml:"log_format"` // json or console
 	LogLevel          string `yaml:"log_level"`  // debug, info, warn, error
+	// WebConfigFile protects the metrics endpoint with TLS and/or basic auth,
+	// in the format of prometheus/exporter-toolkit (--web.config.file).
+	WebConfigFile string `yaml:"web_config_file"`
+	TLS           TLS    `yaml:"tls"`
+	SASL          SASL   `yaml:"sasl"`
+}
+
+// TLS secures the connections to Kafka.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`   // custom CA (PEM); default: the system's
+	CertFile           string `yaml:"cert_file"` // client certificate (PEM), optional
+	KeyFile            string `yaml:"key_file"`  // its key (PEM)
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASL authenticates to Kafka. The password comes from a file or an
+// environment variable, never from this file, and is never logged.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism"` // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: none
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"` // name of the variable holding it
 }
 
 // Engine holds processing settings shared by all modes.
@@ -431,6 +455,21 @@ func (st *Stream) validate(d *Decoder) {
 	}
 	if st.LingerMS < 0 {
 		d.Problemf("stream.linger_ms", "must be >= 0, got %d", st.LingerMS)
+	}
+	switch st.SASL.Mechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if st.SASL.Username == "" {
+			d.Problemf("stream.sasl.username", "is required with mechanism %s", st.SASL.Mechanism)
+		}
+		if (st.SASL.PasswordFile == "") == (st.SASL.PasswordEnv == "") {
+			d.Problemf("stream.sasl.password_file", "set exactly one of password_file and password_env")
+		}
+	default:
+		d.Problemf("stream.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", st.SASL.Mechanism)
+	}
+	if (st.TLS.CertFile == "") != (st.TLS.KeyFile == "") {
+		d.Problemf("stream.tls.cert_file", "cert_file and key_file go together")
 	}
 	if st.LogFormat != "json" && st.LogFormat != "console" {
 		d.Problemf("stream.log_format", "must be json or console, got %q", st.LogFormat)

@@ -31,6 +31,8 @@ type Stream struct {
 	Config  config.Stream
 	Metrics *Metrics
 	Log     zerolog.Logger
+	// Security is TLS and SASL for the broker connections; nil: plaintext.
+	Security *Security
 	// OnAssessed, when set, sees every assessment once it is acknowledged
 	// (the demo's live summary); it must not block.
 	OnAssessed func(a *declaration.Assessment, d *declaration.Declaration, latency time.Duration)
@@ -83,7 +85,7 @@ func (s *Stream) probeLoop(brokers []string, stop <-chan struct{}) {
 		ok := false
 		for _, b := range brokers {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			conn, err := (&kafka.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", b)
+			conn, err := s.Security.dialer().DialContext(ctx, "tcp", b)
 			cancel()
 			if err == nil {
 				conn.SetDeadline(time.Now().Add(time.Second))
@@ -109,11 +111,11 @@ func (s *Stream) probeLoop(brokers []string, stop <-chan struct{}) {
 }
 
 // EnsureTopics creates the four topics when missing (stream.create_topics).
-func EnsureTopics(ctx context.Context, brokers []string, c config.Stream) error {
+func EnsureTopics(ctx context.Context, brokers []string, c config.Stream, sec *Security) error {
 	var conn *kafka.Conn
 	var err error
 	for _, b := range brokers {
-		if conn, err = (&kafka.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", b); err == nil {
+		if conn, err = sec.dialer().DialContext(ctx, "tcp", b); err == nil {
 			break
 		}
 	}
@@ -125,7 +127,7 @@ func EnsureTopics(ctx context.Context, brokers []string, c config.Stream) error 
 	if err != nil {
 		return fmt.Errorf("finding the controller: %w", err)
 	}
-	cc, err := (&kafka.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	cc, err := sec.dialer().DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
 	if err != nil {
 		return fmt.Errorf("connecting to the controller: %w", err)
 	}
@@ -149,7 +151,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	s.tracker = newTracker()
 	s.retries = make(chan kafka.Message, 1024)
 	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: brokers, GroupID: c.Group, GroupTopics: []string{c.DeclarationsTopic, c.OutcomesTopic},
+		Brokers: brokers, GroupID: c.Group, GroupTopics: []string{c.DeclarationsTopic, c.OutcomesTopic}, Dialer: s.Security.dialer(),
 		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
 		RebalanceTimeout: 10 * time.Second, JoinGroupBackoff: time.Second,
@@ -162,7 +164,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	s.writer = &kafka.Writer{
 		// Its own transport, so its topic metadata is not the (6 s cached)
 		// default transport's, shared with every other writer of the process.
-		Transport: &kafka.Transport{},
+		Transport: s.Security.transport(),
 		Addr:      kafka.TCP(brokers...), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, Async: true,
 		BatchTimeout: time.Duration(c.LingerMS) * time.Millisecond, BatchSize: 1000, MaxAttempts: 5,
 		WriteBackoffMin: 50 * time.Millisecond, WriteBackoffMax: time.Second, Completion: s.completed,

@@ -60,7 +60,7 @@ func startStream(t *testing.T, brokers []string, mutate func(*config.Config)) *s
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := EnsureTopics(ctx, brokers, cfg.Stream); err != nil {
+	if err := EnsureTopics(ctx, brokers, cfg.Stream, nil); err != nil {
 		t.Fatal(err)
 	}
 	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard)}

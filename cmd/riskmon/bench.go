@@ -62,7 +62,7 @@ func cmdBench(args []string) error {
 		return err
 	}
 	st := benchTopics(cfg.Stream, "tp")
-	if err := pipeline.EnsureTopics(context.Background(), brokers, st); err != nil {
+	if err := pipeline.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
 		return err
 	}
 	if err := benchProduce(brokers, st.DeclarationsTopic, values, 0); err != nil {
@@ -85,7 +85,7 @@ func cmdBench(args []string) error {
 	// riskmon.
 	n := *rate * *seconds
 	st = benchTopics(cfg.Stream, "lat")
-	if err := pipeline.EnsureTopics(context.Background(), brokers, st); err != nil {
+	if err := pipeline.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
 		return err
 	}
 	var lats []time.Duration

@@ -3,17 +3,28 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/segmentio/kafka-go"
 
@@ -208,4 +219,72 @@ func TestReloadProcess(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
 	}
+}
+
+// The metrics endpoint behind TLS and basic auth, configured as Prometheus
+// exporters are (--web.config.file): no credentials, no metrics.
+func TestMetricsWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("scrape-secret"), bcrypt.MinCost)
+	webCfg := filepath.Join(dir, "web.yml")
+	os.WriteFile(webCfg, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n", certFile, keyFile, hash)), 0o600)
+	broker, metrics := freePort(t), freePort(t)
+	cmd := exec.Command(os.Args[0], "run", "--embedded-broker", broker, "--metrics-addr", metrics, "--web.config.file", webCfg)
+	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
+	get := func(user, pass string) int {
+		req, _ := http.NewRequest("GET", "https://"+metrics+"/metrics", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var code int
+	for i := 0; i < 100 && code == 0; i++ {
+		code = get("prometheus", "scrape-secret")
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != 200 {
+		t.Fatalf("with credentials: %d\n%s", code, stderr.String())
+	}
+	if c := get("", ""); c != 401 {
+		t.Errorf("without credentials: %d, want 401", c)
+	}
+	if c := get("prometheus", "wrong"); c != 401 {
+		t.Errorf("with a wrong password: %d, want 401", c)
+	}
+	if resp, err := http.Get("http://" + metrics + "/metrics"); err == nil && resp.StatusCode == 200 {
+		t.Error("metrics served over plain HTTP")
+	}
+	if strings.Contains(stderr.String(), "scrape-secret") {
+		t.Error("the password appears in the log")
+	}
+}
+
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 }

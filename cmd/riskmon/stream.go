@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -48,6 +50,7 @@ var streamSettings = []struct{ name, help string }{
 	{"log-format", "json or console (default json)"},
 	{"log-level", "debug, info, warn or error (default info)"},
 	{"state-dir", "directory for checkpoints of the detectors' state (default none)"},
+	{"web.config.file", "TLS and basic auth for the metrics endpoint, in prometheus/exporter-toolkit's format"},
 }
 
 func addStreamFlags(fs *flag.FlagSet) *streamFlags {
@@ -62,7 +65,7 @@ func addStreamFlags(fs *flag.FlagSet) *streamFlags {
 func (sf *streamFlags) apply(st *config.Stream) error {
 	set := map[string]string{}
 	for _, s := range streamSettings {
-		if v, ok := os.LookupEnv("RISKMON_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))); ok {
+		if v, ok := os.LookupEnv("RISKMON_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(s.name))); ok {
 			set[s.name] = v
 		}
 	}
@@ -100,6 +103,8 @@ func (sf *streamFlags) apply(st *config.Stream) error {
 			st.LogLevel = v
 		case "state-dir":
 			st.StateDir = v
+		case "web.config.file":
+			st.WebConfigFile = v
 		}
 		if err != nil {
 			return fmt.Errorf("--%s: %q is not a whole number", name, v)
@@ -146,6 +151,10 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 		return nil, err
 	}
 	st := cfg.Stream
+	sec, err := pipeline.NewSecurity(st)
+	if err != nil {
+		return nil, err
+	}
 	sv := &service{cfg: cfg, log: log, engine: eng, brokers: st.Brokers}
 	if len(sv.brokers) == 0 {
 		sv.embedded, err = pipeline.StartEmbedded(st.EmbeddedBroker, st.Partitions, st.DeclarationsTopic, st.OutcomesTopic, st.AssessmentsTopic, st.DeadLetterTopic)
@@ -160,7 +169,7 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 		// A broker that is not up yet is waited for, with backoff, rather
 		// than the process exiting and being restarted in a loop.
 		for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
-			err := pipeline.EnsureTopics(ctx, sv.brokers, st)
+			err := pipeline.EnsureTopics(ctx, sv.brokers, st, sec)
 			if err == nil {
 				break
 			}
@@ -174,7 +183,7 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 		}
 	}
 	metrics := pipeline.NewMetrics(eng)
-	sv.stream = &pipeline.Stream{Engine: eng, Config: st, Metrics: metrics, Log: log}
+	sv.stream = &pipeline.Stream{Engine: eng, Config: st, Metrics: metrics, Log: log, Security: sec}
 	eng.ObserveDetectors(func(name string, d time.Duration) { metrics.DetectorSeconds.WithLabelValues(name).Observe(d.Seconds()) })
 
 	mux := http.NewServeMux()
@@ -193,7 +202,15 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 		return nil, fmt.Errorf("metrics address %s: %w", st.MetricsAddr, err)
 	}
 	sv.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go sv.http.Serve(ln)
+	if st.WebConfigFile != "" {
+		if err := web.Validate(st.WebConfigFile); err != nil {
+			ln.Close()
+			sv.close()
+			return nil, fmt.Errorf("--web.config.file %s: %w", st.WebConfigFile, err)
+		}
+	}
+	webCfg := st.WebConfigFile
+	go web.Serve(ln, sv.http, &web.FlagConfig{WebConfigFile: &webCfg}, slog.New(slog.DiscardHandler))
 	log.Info().Str("metrics", "http://"+ln.Addr().String()+"/metrics").Str("ruleset", cfg.Ruleset).Strs("brokers", sv.brokers).
 		Int("workers", st.Workers).Msg("riskmon started")
 	return sv, nil

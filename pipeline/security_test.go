@@ -1,0 +1,139 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/riskmon/riskmon/config"
+)
+
+// testCA makes a CA and a server certificate for 127.0.0.1, writes the CA to
+// dir and returns the server's TLS configuration and the CA file.
+func testCA(t *testing.T, dir string) (*tls.Config, string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "riskmon test CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srv := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, srv, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, caFile
+}
+
+// Stream mode over TLS with a custom CA and SASL (PLAIN and SCRAM-SHA-512),
+// on a broker that requires both; the password comes from a file or the
+// environment and appears in no log line. A wrong password gets nothing
+// through.
+func TestStreamTLSAndSASL(t *testing.T) {
+	const secret = "s3cr3t-Pa55"
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			dir := t.TempDir()
+			serverTLS, caFile := testCA(t, dir)
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser(mech, "riskmon", secret),
+				kfake.SeedTopics(1, "d", "o", "a", "dl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			brokers := c.ListenAddrs()
+			pwFile := filepath.Join(dir, "password")
+			os.WriteFile(pwFile, []byte(secret+"\n"), 0o600)
+			cfg := config.Default()
+			cfg.Stream.DeclarationsTopic, cfg.Stream.OutcomesTopic, cfg.Stream.AssessmentsTopic, cfg.Stream.DeadLetterTopic = "d", "o", "a", "dl"
+			cfg.Stream.TLS = config.TLS{Enabled: true, CAFile: caFile}
+			cfg.Stream.SASL = config.SASL{Mechanism: mech, Username: "riskmon", PasswordFile: pwFile}
+			if mech == "SCRAM-SHA-512" {
+				t.Setenv("RISKMON_TEST_KAFKA_PASSWORD", secret)
+				cfg.Stream.SASL.PasswordFile, cfg.Stream.SASL.PasswordEnv = "", "RISKMON_TEST_KAFKA_PASSWORD"
+			}
+			sec, err := NewSecurity(cfg.Stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, _ := NewEngine(cfg)
+			var logs bytes.Buffer
+			s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(&logs), Security: sec}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx, brokers) }()
+
+			decls, _ := genDecls(t, 200, 3)
+			w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "d", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
+			var msgs []kafka.Message
+			for _, d := range decls {
+				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			}
+			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: "a", Dialer: sec.dialer(), MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+			rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n := 0
+			for ; n < len(decls); n++ {
+				if _, err := r.ReadMessage(rctx); err != nil {
+					break
+				}
+			}
+			rcancel()
+			r.Close()
+			cancel()
+			<-done
+			if n != len(decls) {
+				t.Fatalf("%d of %d assessments over TLS and %s", n, len(decls), mech)
+			}
+			if strings.Contains(logs.String(), secret) {
+				t.Error("the password appears in the log")
+			}
+
+			// A wrong password: nothing gets through, and the stream is not ready.
+			bad := cfg.Stream
+			bad.SASL = config.SASL{Mechanism: mech, Username: "riskmon", PasswordFile: pwFile}
+			os.WriteFile(pwFile, []byte("wrong"), 0o600)
+			badSec, _ := NewSecurity(bad)
+			e2, _ := NewEngine(cfg)
+			logs.Reset()
+			s2 := &Stream{Engine: e2, Config: bad, Metrics: NewMetrics(e2), Log: zerolog.New(&logs), Security: badSec}
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel2()
+			s2.Run(ctx2, brokers)
+			if s2.Ready() {
+				t.Error("ready with a wrong password")
+			}
+			if strings.Contains(logs.String(), "wrong") && strings.Contains(logs.String(), `"wrong"`) {
+				t.Error("the wrong password appears in the log")
+			}
+		})
+	}
+}
