@@ -310,7 +310,7 @@ func cmdDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Stream.LogFormat, cfg.Stream.LogLevel = "console", "warn"
+	cfg.Stream.LogFormat, cfg.Stream.LogLevel = "console", "error" // the live summary is the output
 	if err := sf.apply(&cfg.Stream); err != nil {
 		return err
 	}
