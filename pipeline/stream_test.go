@@ -32,6 +32,17 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// embedded starts an embedded broker for the test and returns its address.
+func embedded(t *testing.T, partitions int) []string {
+	t.Helper()
+	b, err := StartEmbedded(freeAddr(t), partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return []string{b.Addr}
+}
+
 // streamHarness runs riskmon's stream mode against brokers and drives it from
 // outside, as a user would, with an independent kafka-go client.
 type streamHarness struct {
@@ -217,12 +228,7 @@ func testStreamAgainstReplay(t *testing.T, brokers []string) {
 }
 
 func TestStreamEmbedded(t *testing.T) {
-	b, err := StartEmbedded(freeAddr(t), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	testStreamAgainstReplay(t, []string{b.Addr})
+	testStreamAgainstReplay(t, embedded(t, 1))
 }
 
 // TestStreamKafka runs the same test against a real Apache Kafka broker when
@@ -241,12 +247,7 @@ func TestStreamKafka(t *testing.T) {
 // assessments identical to replay's, with the same channel, and the mean
 // score difference.
 func TestStreamPartitionsAgainstReplay(t *testing.T) {
-	b, err := StartEmbedded(freeAddr(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr}
+	brokers := embedded(t, 4)
 	decls, raw := genDecls(t, 4000, 23)
 	h := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
 	defer h.stop()
@@ -410,12 +411,7 @@ func TestBrokerRestart(t *testing.T) {
 // uninterrupted replay of all 3,000 does. Without the checkpoint, the test
 // measures how far they differ.
 func TestStreamCheckpoint(t *testing.T) {
-	b, err := StartEmbedded(freeAddr(t), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr}
+	brokers := embedded(t, 1)
 	_, raw := genDecls(t, 3000, 37)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
 	e, _ := NewEngine(config.Default())
@@ -445,6 +441,7 @@ func TestStreamCheckpoint(t *testing.T) {
 		if restore {
 			var ok bool
 			var why string
+			var err error
 			e2, ok, why, err = NewEngineFromState(cfg, dir)
 			if err != nil || !ok {
 				t.Fatalf("restore: %v %s", err, why)
@@ -490,12 +487,7 @@ func TestStreamCheckpoint(t *testing.T) {
 // the first leaves. Nothing is lost, and each importer's declarations are
 // still assessed in lodgement order.
 func TestStreamRebalance(t *testing.T) {
-	b, err := StartEmbedded(freeAddr(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr}
+	brokers := embedded(t, 4)
 	decls, _ := genDecls(t, 4000, 41)
 	first := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
 	cfg := first.cfg

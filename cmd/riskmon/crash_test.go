@@ -34,11 +34,7 @@ func TestCrashSafety(t *testing.T) {
 	defer b.Close()
 	topics := []string{"--declarations-topic", "decl", "--outcomes-topic", "outc", "--assessments-topic", "asmt", "--dead-letter-topic", "dl", "--partitions", "2"}
 	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], append([]string{"run", "--brokers", b.Addr, "--metrics-addr", freePort(t), "--log-level", "error"}, topics...)...)
-		cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, _ := startRiskmon(t, append([]string{"run", "--brokers", b.Addr, "--metrics-addr", freePort(t), "--log-level", "error"}, topics...)...)
 		return cmd
 	}
 

@@ -50,6 +50,21 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// startRiskmon starts riskmon (this test binary, see TestMain) as a separate
+// process; its stderr is collected, and it is killed when the test ends.
+func startRiskmon(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stderr
+}
+
 func waitHTTP(t *testing.T, url string, want int, within time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -74,14 +89,7 @@ func waitHTTP(t *testing.T, url string, want int, within time.Duration) string {
 // client produces, and on SIGTERM shuts down cleanly with exit status 0.
 func TestRunProcess(t *testing.T) {
 	broker, metrics := freePort(t), freePort(t)
-	cmd := exec.Command(os.Args[0], "run", "--embedded-broker", broker, "--metrics-addr", metrics)
-	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stderr := startRiskmon(t, "run", "--embedded-broker", broker, "--metrics-addr", metrics)
 	base := "http://" + metrics
 	waitHTTP(t, base+"/healthz", 200, 15*time.Second)
 	if resp, err := http.Get(base + "/readyz"); err == nil {
@@ -173,14 +181,7 @@ func TestReloadProcess(t *testing.T) {
 	good := "name: first\ndetectors: [{name: uv, kind: unit_value}]\n"
 	os.WriteFile(cfgFile, []byte(good), 0o644)
 	broker, metrics := freePort(t), freePort(t)
-	cmd := exec.Command(os.Args[0], "run", "--config", cfgFile, "--embedded-broker", broker, "--metrics-addr", metrics)
-	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stderr := startRiskmon(t, "run", "--config", cfgFile, "--embedded-broker", broker, "--metrics-addr", metrics)
 	base := "http://" + metrics
 	before := waitHTTP(t, base+"/metrics", 200, 15*time.Second)
 	if !strings.Contains(before, `riskmon_ruleset_info{name="first"`) {
@@ -231,14 +232,7 @@ func TestMetricsWebConfig(t *testing.T) {
 	webCfg := filepath.Join(dir, "web.yml")
 	os.WriteFile(webCfg, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n", certFile, keyFile, hash)), 0o600)
 	broker, metrics := freePort(t), freePort(t)
-	cmd := exec.Command(os.Args[0], "run", "--embedded-broker", broker, "--metrics-addr", metrics, "--web.config.file", webCfg)
-	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	_, stderr := startRiskmon(t, "run", "--embedded-broker", broker, "--metrics-addr", metrics, "--web.config.file", webCfg)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
 	get := func(user, pass string) int {
 		req, _ := http.NewRequest("GET", "https://"+metrics+"/metrics", nil)
