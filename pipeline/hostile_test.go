@@ -108,7 +108,7 @@ func hostileCorpus(valid [][]byte, limit int) (msgs [][]byte, kinds map[string]i
 // broker: each one gets a dead letter with a reason, the stream stays up and
 // goes on assessing, and memory stays bounded.
 func TestHostileInput(t *testing.T) {
-	brokers := embedded(t, 1)
+	brokers := embeddedOrKafka(t, 1, true)
 	_, raw := genDecls(t, 400, 31)
 	valid := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
 	const limit = 256 << 10

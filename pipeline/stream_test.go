@@ -35,6 +35,17 @@ func freeAddr(t *testing.T) string {
 // embedded starts an embedded broker for the test and returns its address.
 func embedded(t *testing.T, partitions int) []string {
 	t.Helper()
+	return embeddedOrKafka(t, partitions, false)
+}
+
+// embeddedOrKafka is embedded, or the real broker named by RISKMON_KAFKA
+// when realIfSet and it is set (fault tests run on both in .ci/run).
+func embeddedOrKafka(t *testing.T, partitions int, realIfSet bool) []string {
+	t.Helper()
+	if addr := os.Getenv("RISKMON_KAFKA"); realIfSet && addr != "" {
+		t.Logf("on Apache Kafka at %s", addr)
+		return []string{addr}
+	}
 	b, err := StartEmbedded(freeAddr(t), partitions)
 	if err != nil {
 		t.Fatal(err)
@@ -487,7 +498,7 @@ func TestStreamCheckpoint(t *testing.T) {
 // the first leaves. Nothing is lost, and each importer's declarations are
 // still assessed in lodgement order.
 func TestStreamRebalance(t *testing.T) {
-	brokers := embedded(t, 4)
+	brokers := embeddedOrKafka(t, 4, true)
 	decls, _ := genDecls(t, 4000, 41)
 	first := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
 	cfg := first.cfg

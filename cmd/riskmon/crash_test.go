@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,14 +28,21 @@ func TestCrashSafety(t *testing.T) {
 	if os.Getenv("RISKMON_CRASH") == "" {
 		t.Skip("set RISKMON_CRASH=1 to run (.ci/run does)")
 	}
-	b, err := pipeline.StartEmbedded(freePort(t), 2)
-	if err != nil {
-		t.Fatal(err)
+	addr := os.Getenv("RISKMON_KAFKA") // a real broker when set; else one in this process
+	if addr == "" {
+		b, err := pipeline.StartEmbedded(freePort(t), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		addr = b.Addr
 	}
-	defer b.Close()
-	topics := []string{"--declarations-topic", "decl", "--outcomes-topic", "outc", "--assessments-topic", "asmt", "--dead-letter-topic", "dl", "--partitions", "2"}
+	sfx := fmt.Sprint(time.Now().UnixNano())
+	tDecl, tAsmt, tDL := "decl-"+sfx, "asmt-"+sfx, "dl-"+sfx
+	topics := []string{"--declarations-topic", tDecl, "--outcomes-topic", "outc-" + sfx, "--assessments-topic", tAsmt, "--dead-letter-topic", tDL,
+		"--partitions", "2", "--group", "crash-" + sfx}
 	start := func() *exec.Cmd {
-		cmd, _ := startRiskmon(t, append([]string{"run", "--brokers", b.Addr, "--metrics-addr", freePort(t), "--log-level", "error"}, topics...)...)
+		cmd, _ := startRiskmon(t, append([]string{"run", "--brokers", addr, "--metrics-addr", freePort(t), "--log-level", "error"}, topics...)...)
 		return cmd
 	}
 
@@ -52,7 +60,7 @@ func TestCrashSafety(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	fed := make(chan error, 1)
 	go func() {
-		w := &kafka.Writer{Addr: kafka.TCP(b.Addr), Topic: "decl", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: tDecl, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 			BatchTimeout: 2 * time.Millisecond, Transport: &kafka.Transport{}, MaxAttempts: 20}
 		defer w.Close()
 		for i := 0; i < len(msgs); i += 40 {
@@ -85,7 +93,7 @@ func TestCrashSafety(t *testing.T) {
 	defer cancel()
 	read := func(topic string, into map[string]int, keyOf func([]byte) string, want int) {
 		for p := 0; p < 2 && len(into) < want; p++ {
-			rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr}, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+			rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
 			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 			for {
 				m, err := rd.ReadMessage(pctx)
@@ -116,12 +124,20 @@ func TestCrashSafety(t *testing.T) {
 	for ctx.Err() == nil {
 		clear(assessed)
 		clear(dead)
-		read("asmt", assessed, idOf, valid)
-		read("dl", dead, posOf, nInvalid)
+		read(tAsmt, assessed, idOf, valid)
+		read(tDL, dead, posOf, nInvalid)
 		if len(assessed) == valid && len(dead) == nInvalid {
 			break
 		}
 		time.Sleep(2 * time.Second)
+	}
+	peak := "?"
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
+		for _, l := range strings.Split(string(st), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				peak = strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+			}
+		}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
@@ -132,8 +148,8 @@ func TestCrashSafety(t *testing.T) {
 	for _, n := range dead {
 		dupD += n - 1
 	}
-	t.Logf("SIGKILLed %d times: sent %d valid and %d invalid declarations; %d assessed (%d lost, %d assessed twice or more), %d dead letters (%d lost, %d duplicated)",
-		kills, valid, nInvalid, len(assessed), valid-len(assessed), dupA, len(dead), nInvalid-len(dead), dupD)
+	t.Logf("on %s, SIGKILLed %d times (peak RSS of the last riskmon process %s): sent %d valid and %d invalid declarations; %d assessed (%d lost, %d assessed twice or more), %d dead letters (%d lost, %d duplicated)",
+		addr, kills, peak, valid, nInvalid, len(assessed), valid-len(assessed), dupA, len(dead), nInvalid-len(dead), dupD)
 	if len(assessed) != valid || len(dead) != nInvalid {
 		t.Fatalf("lost declarations: %d of %d assessed, %d of %d dead-lettered", len(assessed), valid, len(dead), nInvalid)
 	}
