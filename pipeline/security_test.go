@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/internal/testkit"
 )
 
 // testCA makes a CA and a server certificate for 127.0.0.1, writes the CA to
@@ -82,7 +81,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 				t.Fatal(err)
 			}
 			e, _ := NewEngine(cfg)
-			logs := &lockedBuffer{}
+			logs := &testkit.SyncBuffer{}
 			s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(logs), Security: sec}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
@@ -124,7 +123,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			os.WriteFile(pwFile, []byte("wrong"), 0o600)
 			badSec, _ := NewSecurity(bad)
 			e2, _ := NewEngine(cfg)
-			logs2 := &lockedBuffer{}
+			logs2 := &testkit.SyncBuffer{}
 			s2 := &Stream{Engine: e2, Config: bad, Metrics: NewMetrics(e2), Log: zerolog.New(logs2), Security: badSec}
 			ctx2, cancel2 := context.WithTimeout(context.Background(), 4*time.Second)
 			defer cancel2()
@@ -137,23 +136,4 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a buffer safe for concurrent writers (the stream logs from
-// several goroutines).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

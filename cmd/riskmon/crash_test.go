@@ -30,7 +30,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	addr := os.Getenv("RISKMON_KAFKA") // a real broker when set; else one in this process
 	if addr == "" {
-		b, err := pipeline.StartEmbedded(freePort(t), 2)
+		b, err := pipeline.StartEmbedded("127.0.0.1:0", 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +42,7 @@ func TestCrashSafety(t *testing.T) {
 	topics := []string{"--declarations-topic", tDecl, "--outcomes-topic", "outc-" + sfx, "--assessments-topic", tAsmt, "--dead-letter-topic", tDL,
 		"--partitions", "2", "--group", "crash-" + sfx}
 	start := func() *exec.Cmd {
-		cmd, _ := startRiskmon(t, append([]string{"run", "--brokers", addr, "--metrics-addr", freePort(t), "--log-level", "error"}, topics...)...)
+		cmd, _ := startRiskmon(t, append([]string{"run", "--brokers", addr, "--metrics-addr", "127.0.0.1:0", "--log-level", "error"}, topics...)...)
 		return cmd
 	}
 

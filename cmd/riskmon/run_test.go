@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,12 +19,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/riskmon/riskmon/internal/testkit"
 
 	"github.com/segmentio/kafka-go"
 
@@ -41,41 +41,38 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freePort(t *testing.T) string {
+// startRun starts `riskmon run` as a process on its embedded broker, both
+// on ports the system picks (no race for a free port with other tests), and
+// returns once it has logged where they are.
+func startRun(t *testing.T, args ...string) (cmd *exec.Cmd, stderr *testkit.SyncBuffer, broker, metrics string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	cmd, stderr = startRiskmon(t, append([]string{"run", "--embedded-broker", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, args...)...)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			var e struct {
+				Message string   `json:"message"`
+				Metrics string   `json:"metrics"`
+				Brokers []string `json:"brokers"`
+			}
+			if json.Unmarshal([]byte(l), &e) == nil && e.Message == "riskmon started" && len(e.Brokers) > 0 {
+				u := strings.TrimSuffix(strings.TrimPrefix(e.Metrics, "http://"), "/metrics")
+				return cmd, stderr, e.Brokers[0], u
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer is a buffer safe to read while the process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	t.Fatalf("riskmon did not start within 20 s:\n%s", stderr.String())
+	return
 }
 
 // startRiskmon starts riskmon (this test binary, see TestMain) as a separate
 // process; its stderr is collected, and it is killed when the test ends.
-func startRiskmon(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+func startRiskmon(t *testing.T, args ...string) (*exec.Cmd, *testkit.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -107,8 +104,7 @@ func waitHTTP(t *testing.T, url string, want int, within time.Duration) string {
 // is, serves health, readiness and metrics, assesses what an independent
 // client produces, and on SIGTERM shuts down cleanly with exit status 0.
 func TestRunProcess(t *testing.T) {
-	broker, metrics := freePort(t), freePort(t)
-	cmd, stderr := startRiskmon(t, "run", "--embedded-broker", broker, "--metrics-addr", metrics)
+	cmd, stderr, broker, metrics := startRun(t)
 	base := "http://" + metrics
 	waitHTTP(t, base+"/healthz", 200, 15*time.Second)
 	if resp, err := http.Get(base + "/readyz"); err == nil {
@@ -199,8 +195,7 @@ func TestReloadProcess(t *testing.T) {
 	cfgFile := dir + "/riskmon.yml"
 	good := "name: first\ndetectors: [{name: uv, kind: unit_value}]\n"
 	os.WriteFile(cfgFile, []byte(good), 0o644)
-	broker, metrics := freePort(t), freePort(t)
-	cmd, stderr := startRiskmon(t, "run", "--config", cfgFile, "--embedded-broker", broker, "--metrics-addr", metrics)
+	cmd, stderr, _, metrics := startRun(t, "--config", cfgFile)
 	base := "http://" + metrics
 	before := waitHTTP(t, base+"/metrics", 200, 15*time.Second)
 	if !strings.Contains(before, `riskmon_ruleset_info{name="first"`) {
@@ -250,8 +245,7 @@ func TestMetricsWebConfig(t *testing.T) {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("scrape-secret"), bcrypt.MinCost)
 	webCfg := filepath.Join(dir, "web.yml")
 	os.WriteFile(webCfg, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n", certFile, keyFile, hash)), 0o600)
-	broker, metrics := freePort(t), freePort(t)
-	_, stderr := startRiskmon(t, "run", "--embedded-broker", broker, "--metrics-addr", metrics, "--web.config.file", webCfg)
+	_, stderr, _, metrics := startRun(t, "--web.config.file", webCfg)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
 	get := func(user, pass string) int {
 		req, _ := http.NewRequest("GET", "https://"+metrics+"/metrics", nil)
