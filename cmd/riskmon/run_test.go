@@ -295,3 +295,37 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 }
+
+// Brokers unreachable at start-up: riskmon says so clearly and retries with
+// growing pauses instead of exiting (and being restarted in a loop); SIGTERM
+// still stops it at once.
+func TestRunUnreachableBroker(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().String()
+	l.Close() // nothing listens there now
+	cmd, stderr := startRiskmon(t, "run", "--brokers", dead, "--metrics-addr", "127.0.0.1:0")
+	time.Sleep(4 * time.Second)
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("riskmon exited: %v\n%s", err, stderr.String())
+	}
+	logs := stderr.String()
+	retries := strings.Count(logs, "cannot reach the brokers to check the topics")
+	if retries < 2 || !strings.Contains(logs, dead) || !strings.Contains(logs, `"retry_in":`) {
+		t.Fatalf("%d retry lines in 4 s:\n%s", retries, logs)
+	}
+	if retries > 6 {
+		t.Errorf("%d retries in 4 s: no backoff?", retries)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM while retrying: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after SIGTERM")
+	}
+	t.Logf("%d attempts in 4 s, then stopped on SIGTERM", retries)
+}
