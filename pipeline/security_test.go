@@ -137,3 +137,46 @@ func TestStreamTLSAndSASL(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamKafkaSASLSSL runs stream mode against Apache Kafka configured
+// for SASL_SSL (deploy/local-kafka/start-sasl-ssl), with PLAIN and then
+// SCRAM-SHA-512, when RISKMON_KAFKA_SASL_SSL names it and RISKMON_KAFKA_CA
+// its CA (.ci/run sets both).
+func TestStreamKafkaSASLSSL(t *testing.T) {
+	addr, ca := os.Getenv("RISKMON_KAFKA_SASL_SSL"), os.Getenv("RISKMON_KAFKA_CA")
+	if addr == "" || ca == "" {
+		t.Skip("set RISKMON_KAFKA_SASL_SSL=host:port and RISKMON_KAFKA_CA=ca.pem to run (.ci/run does)")
+	}
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			t.Setenv("RISKMON_TEST_SASL_PASSWORD", "riskmon-secret")
+			h := startStream(t, nil, func(c *config.Config) {
+				c.Stream.TLS = config.TLS{Enabled: true, CAFile: ca}
+				c.Stream.SASL = config.SASL{Mechanism: mech, Username: "riskmon", PasswordEnv: "RISKMON_TEST_SASL_PASSWORD"}
+			}, addr)
+			defer h.stop()
+			sec := h.stream.Security
+			decls, _ := genDecls(t, 300, 8)
+			w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
+			var msgs []kafka.Message
+			for _, d := range decls {
+				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			}
+			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: h.cfg.Stream.AssessmentsTopic, Dialer: sec.dialer(), MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for i := 0; i < len(decls); i++ {
+				if _, err := r.ReadMessage(ctx); err != nil {
+					t.Fatalf("read %d of %d assessments over SASL_SSL (%s): %v", i, len(decls), mech, err)
+				}
+			}
+			t.Logf("%d declarations assessed over SASL_SSL with %s on Apache Kafka", len(decls), mech)
+		})
+	}
+}

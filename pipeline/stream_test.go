@@ -52,8 +52,9 @@ type streamHarness struct {
 	stream *Stream
 }
 
-func startStream(t *testing.T, brokers []string, mutate func(*config.Config)) *streamHarness {
+func startStream(t *testing.T, brokers []string, mutate func(*config.Config), more ...string) *streamHarness {
 	t.Helper()
+	brokers = append(brokers, more...)
 	cfg := config.Default()
 	cfg.Stream.Brokers = brokers
 	suffix := fmt.Sprintf("-%d", time.Now().UnixNano())
@@ -69,11 +70,15 @@ func startStream(t *testing.T, brokers []string, mutate func(*config.Config)) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := EnsureTopics(ctx, brokers, cfg.Stream, nil); err != nil {
+	sec, err := NewSecurity(cfg.Stream)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard)}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := EnsureTopics(ctx, brokers, cfg.Stream, sec); err != nil {
+		t.Fatal(err)
+	}
+	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard), Security: sec}
 	h := &streamHarness{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), stream: s}
 	go func() { h.done <- s.Run(ctx, brokers) }()
 	return h
