@@ -21,6 +21,13 @@ type DeadLetter struct {
 	Original  []byte
 }
 
+// MaxDeadLetterOriginal caps the original bytes copied into a dead letter: a
+// 10 MB message refused for its size could not be produced as a dead letter
+// either. Beyond it the dead letter keeps the first bytes, says
+// "original_truncated" and gives the full size; the whole message stays in
+// the input topic at the position the dead letter names.
+const MaxDeadLetterOriginal = 64 << 10
+
 // AppendJSON appends the dead letter as one JSON object. The original bytes
 // are kept as a string when they are valid UTF-8, else base64-encoded.
 func (dl *DeadLetter) AppendJSON(b []byte) []byte {
@@ -39,12 +46,19 @@ func (dl *DeadLetter) AppendJSON(b []byte) []byte {
 	b = declaration.AppendJSONString(b, dl.Kind)
 	b = append(b, `,"reason":`...)
 	b = declaration.AppendJSONString(b, dl.Reason)
-	if utf8.Valid(dl.Original) {
+	orig := dl.Original
+	if len(orig) > MaxDeadLetterOriginal {
+		b = append(b, `,"original_bytes":`...)
+		b = strconv.AppendInt(b, int64(len(orig)), 10)
+		b = append(b, `,"original_truncated":true`...)
+		orig = orig[:MaxDeadLetterOriginal]
+	}
+	if utf8.Valid(orig) {
 		b = append(b, `,"original":`...)
-		b = declaration.AppendJSONString(b, string(dl.Original))
+		b = declaration.AppendJSONString(b, string(orig))
 	} else {
 		b = append(b, `,"original_base64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, dl.Original)
+		b = base64.StdEncoding.AppendEncode(b, orig)
 		b = append(b, '"')
 	}
 	return append(b, '}')

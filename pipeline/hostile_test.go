@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/riskmon/riskmon/config"
 )
@@ -156,5 +157,52 @@ func TestHostileInput(t *testing.T) {
 	}
 	if ms.HeapInuse > 512<<20 {
 		t.Errorf("heap in use %d MB", ms.HeapInuse>>20)
+	}
+}
+
+// A 10 MB message, on a broker that accepts it: dead-lettered for its size
+// with its first 64 KiB and its full size, and the stream goes on.
+func TestHugeMessage(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "d", "o", "a", "dl"),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "33554432"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	h := startStream(t, brokers, func(cfg *config.Config) {
+		cfg.Stream.DeclarationsTopic, cfg.Stream.OutcomesTopic, cfg.Stream.AssessmentsTopic, cfg.Stream.DeadLetterTopic = "d", "o", "a", "dl"
+	})
+	defer h.stop()
+	_, raw := genDecls(t, 3, 2)
+	huge := append([]byte(`{"id":"HUGE","pad":"`), append(bytes.Repeat([]byte("x"), 10_000_000), `"}`...)...)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "d", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchBytes: 32 << 20, BatchTimeout: 2 * time.Millisecond, Transport: &kafka.Transport{}}
+	msgs := []kafka.Message{{Value: huge}}
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		msgs = append(msgs, kafka.Message{Value: l})
+	}
+	for _, m := range msgs { // one at a time: the huge one alone in its batch
+		if err := w.WriteMessages(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	dl := consume(t, brokers, "dl", 1, 30*time.Second)[0]
+	var d struct {
+		Reason    string `json:"reason"`
+		Bytes     int    `json:"original_bytes"`
+		Truncated bool   `json:"original_truncated"`
+		Original  string `json:"original"`
+	}
+	if err := json.Unmarshal(dl.Value, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(d.Reason, "message of 10000022 bytes is larger than the 1048576-byte limit") || !d.Truncated ||
+		d.Bytes != 10000022 || len(d.Original) != MaxDeadLetterOriginal || len(dl.Value) > 100_000 {
+		t.Errorf("dead letter of %d bytes: reason %q, truncated %v, size %d, original %d bytes", len(dl.Value), d.Reason, d.Truncated, d.Bytes, len(d.Original))
+	}
+	if got := consume(t, brokers, "a", 3, 30*time.Second); len(got) != 3 {
+		t.Errorf("%d assessments after the huge message", len(got))
 	}
 }

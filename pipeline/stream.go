@@ -152,7 +152,9 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	s.retries = make(chan kafka.Message, 1024)
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: brokers, GroupID: c.Group, GroupTopics: []string{c.DeclarationsTopic, c.OutcomesTopic}, Dialer: s.Security.dialer(),
-		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
+		// MaxBytes well above any message a broker would accept, so that an
+		// oversized one is fetched and dead-lettered rather than blocking.
+		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
 		RebalanceTimeout: 10 * time.Second, JoinGroupBackoff: time.Second,
 		// Partitions added later (or a topic whose metadata was not there yet
