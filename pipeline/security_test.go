@@ -25,8 +25,10 @@ import (
 	"github.com/riskmon/riskmon/internal/testkit"
 )
 
-// testCA makes a CA and a server certificate for 127.0.0.1, writes the CA to
-// dir and returns the server's TLS configuration and the CA file.
+// testCA makes a CA, a server certificate for 127.0.0.1 and a client
+// certificate, writes the CA and the client's certificate and key to dir, and
+// returns the server's TLS configuration, which requires a client
+// certificate signed by the CA, and the CA file.
 func testCA(t *testing.T, dir string) (*tls.Config, string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -46,11 +48,24 @@ func testCA(t *testing.T, dir string) (*tls.Config, string) {
 	}
 	caFile := filepath.Join(dir, "ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, caFile
+	clientKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cli := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "riskmon"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	cliDER, err := x509.CreateCertificate(rand.Reader, cli, caCert, &clientKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(clientKey)
+	os.WriteFile(filepath.Join(dir, "client.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cliDER}), 0o644)
+	os.WriteFile(filepath.Join(dir, "client.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}, caFile
 }
 
-// Stream mode over TLS with a custom CA and SASL (PLAIN and SCRAM-SHA-512),
-// on a broker that requires both; the password comes from a file or the
+// Stream mode over TLS with a custom CA and a client certificate, and SASL
+// (PLAIN and SCRAM-SHA-512), on a broker that requires all three; the password comes from a file or the
 // environment and appears in no log line. A wrong password gets nothing
 // through.
 func TestStreamTLSAndSASL(t *testing.T) {
@@ -70,7 +85,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			os.WriteFile(pwFile, []byte(secret+"\n"), 0o600)
 			cfg := config.Default()
 			cfg.Stream.DeclarationsTopic, cfg.Stream.OutcomesTopic, cfg.Stream.AssessmentsTopic, cfg.Stream.DeadLetterTopic = "d", "o", "a", "dl"
-			cfg.Stream.TLS = config.TLS{Enabled: true, CAFile: caFile}
+			cfg.Stream.TLS = config.TLS{Enabled: true, CAFile: caFile, CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client.key")}
 			cfg.Stream.SASL = config.SASL{Mechanism: mech, Username: "riskmon", PasswordFile: pwFile}
 			if mech == "SCRAM-SHA-512" {
 				t.Setenv("RISKMON_TEST_KAFKA_PASSWORD", secret)
@@ -115,6 +130,14 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			}
 			if strings.Contains(logs.String(), secret) {
 				t.Error("the password appears in the log")
+			}
+			families, _ := s.Metrics.Registry.Gather()
+			var mb strings.Builder
+			for _, f := range families {
+				mb.WriteString(f.String())
+			}
+			if strings.Contains(mb.String(), secret) || strings.Contains(mb.String(), pwFile) {
+				t.Error("the password or its file appears in the metrics")
 			}
 
 			// A wrong password: nothing gets through, and the stream is not ready.
