@@ -105,10 +105,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			decls, _ := genDecls(t, 200, 3)
 			w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "d", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
-			var msgs []kafka.Message
-			for _, d := range decls {
-				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
-			}
+			msgs := keyedMessages(decls)
 			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 				t.Fatal(err)
 			}
@@ -182,10 +179,7 @@ func TestStreamKafkaSASLSSL(t *testing.T) {
 			decls, _ := genDecls(t, 300, 8)
 			w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
-			var msgs []kafka.Message
-			for _, d := range decls {
-				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
-			}
+			msgs := keyedMessages(decls)
 			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 				t.Fatal(err)
 			}

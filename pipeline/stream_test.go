@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
 )
 
 // embedded starts an embedded broker for the test and returns its address.
@@ -40,6 +41,16 @@ func embeddedOrKafka(t *testing.T, partitions int, realIfSet bool) []string {
 	}
 	t.Cleanup(b.Close)
 	return []string{b.Addr}
+}
+
+// keyedMessages are declarations as a clearance system sends them: keyed by
+// importer.id, so that one importer stays on one partition.
+func keyedMessages(decls []*declaration.Declaration) []kafka.Message {
+	msgs := make([]kafka.Message, len(decls))
+	for i, d := range decls {
+		msgs[i] = kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)}
+	}
+	return msgs
 }
 
 // streamHarness runs riskmon's stream mode against brokers and drives it from
@@ -257,10 +268,7 @@ func TestStreamPartitionsAgainstReplay(t *testing.T) {
 	defer h.stop()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
 		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
-	var msgs []kafka.Message
-	for _, d := range decls {
-		msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
-	}
+	msgs := keyedMessages(decls)
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
@@ -358,10 +366,7 @@ func TestBrokerRestart(t *testing.T) {
 			BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}, MaxAttempts: 3}
 		defer w.Close()
 		for i := 0; i < len(decls); i += 30 {
-			var msgs []kafka.Message
-			for _, d := range decls[i:min(i+30, len(decls))] {
-				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
-			}
+			msgs := keyedMessages(decls[i:min(i+30, len(decls))])
 			for w.WriteMessages(context.Background(), msgs...) != nil { // the broker is down: try again
 				time.Sleep(500 * time.Millisecond)
 			}
@@ -510,10 +515,7 @@ func TestStreamRebalance(t *testing.T) {
 			BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
 		defer w.Close()
 		for i := 0; i < len(decls); i += 40 {
-			var msgs []kafka.Message
-			for _, d := range decls[i:min(i+40, len(decls))] {
-				msgs = append(msgs, kafka.Message{Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
-			}
+			msgs := keyedMessages(decls[i:min(i+40, len(decls))])
 			w.WriteMessages(context.Background(), msgs...)
 			time.Sleep(80 * time.Millisecond)
 		}

@@ -96,11 +96,3 @@ func (t *tracker) inFlight() int {
 	}
 	return n
 }
-
-// forget drops the state of partitions (after a rebalance took them away):
-// their uncommitted messages will be redelivered to the new owner.
-func (t *tracker) forget() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.parts = map[partition]*partState{}
-}

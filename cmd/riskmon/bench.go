@@ -65,7 +65,7 @@ func cmdBench(args []string) error {
 	if err := pipeline.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
 		return err
 	}
-	if err := benchProduce(brokers, st.DeclarationsTopic, values, 0); err != nil {
+	if err := benchProduce(brokers, st.DeclarationsTopic, values); err != nil {
 		return err
 	}
 	bare, err := bareConsume(brokers, st.DeclarationsTopic, st.Group+"-bare", len(values))
@@ -159,7 +159,7 @@ func benchTopics(st config.Stream, tag string) config.Stream {
 	return st
 }
 
-func benchProduce(brokers []string, topic string, values [][]byte, _ int) error {
+func benchProduce(brokers []string, topic string, values [][]byte) error {
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
 		BatchSize: 1000, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
 	defer w.Close()
