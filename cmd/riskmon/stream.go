@@ -279,16 +279,20 @@ func (sv *service) reloadOnHUP(ctx context.Context, path string) {
 		if err == nil {
 			err = sv.engine.Reload(cfg)
 		}
+		// Each outcome updates the state gauges before the reload counter,
+		// so a scrape that sees the counter move sees the state with it.
 		if err != nil {
-			m.Reloads.WithLabelValues("failure").Inc()
 			m.ReloadOK.Set(0)
+			m.Reloads.WithLabelValues("failure").Inc()
 			sv.log.Error().Err(err).Str("file", path).Str("ruleset", old.Ruleset).Msg("configuration reload refused; the running configuration stays")
 			continue
 		}
-		m.Reloads.WithLabelValues("success").Inc()
-		m.ReloadOK.Set(1)
-		m.Ruleset.Reset()
 		m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
+		if old.Ruleset != cfg.Ruleset {
+			m.Ruleset.DeleteLabelValues(old.Name, old.Ruleset)
+		}
+		m.ReloadOK.Set(1)
+		m.Reloads.WithLabelValues("success").Inc()
 		sv.log.Info().Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
 	}
 }
