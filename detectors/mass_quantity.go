@@ -120,7 +120,7 @@ func (m *massQuantity) Score(d *declaration.Declaration, out []Finding) []Findin
 		}
 		if it.HasNetMass && it.NetMassKg > it.GrossMassKg*(1+m.p.NetTolerance) {
 			consider(m.p.NetAboveGross, func() string {
-				return fmt.Sprintf("net mass %s kg is above gross mass %s kg, which is physically impossible", fmtNum(it.NetMassKg), fmtNum(it.GrossMassKg))
+				return fmt.Sprintf("net mass %s kg is above gross mass %s kg, which is physically impossible", FormatNumber(it.NetMassKg), FormatNumber(it.GrossMassKg))
 			})
 		}
 		if perUnit(it) {
@@ -132,7 +132,7 @@ func (m *massQuantity) Score(d *declaration.Declaration, out []Finding) []Findin
 				}
 				consider(s, func() string {
 					return fmt.Sprintf("gross mass per %s %s kg is %.1f robust deviations %s the %s kg/%s median for %s (%d peers): %s",
-						it.QuantityUnit, fmtNum(math.Exp(lx)), math.Abs(ps.z), dir, fmtNum(math.Exp(ps.median)), it.QuantityUnit, hsLevel(it, ps.level), ps.n, what)
+						it.QuantityUnit, FormatNumber(math.Exp(lx)), math.Abs(ps.z), dir, FormatNumber(math.Exp(ps.median)), it.QuantityUnit, hsLevel(it, ps.level), ps.n, what)
 				})
 			}
 		}

@@ -170,10 +170,10 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	f.Detector, f.Score = sp.name, clamp01(float64(k-sp.p.MinBurst+1)/float64(sp.p.FullBurst-sp.p.MinBurst+1))
 	parts := make([]string, len(values))
 	for i, x := range values {
-		parts[i] = fmtNum(x)
+		parts[i] = FormatNumber(x)
 	}
 	f.Reason = fmt.Sprintf("%d of the %d declarations of importer %s within %.0f hours are each valued just under %s (%s; together %s)",
-		k, total, d.Importer.ID, sp.p.WindowHours, fmtNum(t), strings.Join(parts, ", "), fmtNum(sum))
+		k, total, d.Importer.ID, sp.p.WindowHours, FormatNumber(t), strings.Join(parts, ", "), FormatNumber(sum))
 	return append(out, f)
 }
 

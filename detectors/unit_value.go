@@ -200,8 +200,8 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 				best = Finding{Weight: u.weight}
 				best.Detector, best.ItemLine, best.Score = u.name, it.Line, strength
 				best.Reason = fmt.Sprintf("unit value %s %s/%s is %.1f robust deviations %s the %s %s/%s median for %s (%d peers)",
-					fmtNum(math.Exp(m.lx)), d.Currency, m.unit, math.Abs(ps.z), dir,
-					fmtNum(math.Exp(ps.median)), d.Currency, m.unit, groupName(it, ps.level), ps.n)
+					FormatNumber(math.Exp(m.lx)), d.Currency, m.unit, math.Abs(ps.z), dir,
+					FormatNumber(math.Exp(ps.median)), d.Currency, m.unit, groupName(it, ps.level), ps.n)
 			}
 		}
 		if below && impStrength > 0 && !(it.HasDuties && it.Duties == 0) {
@@ -258,9 +258,9 @@ func (u *unitValue) learnImporter(d *declaration.Declaration, zs []float64) {
 
 func clamp01(x float64) float64 { return min(max(x, 0), 1) }
 
-// fmtNum writes a number the way a report would: thousands separators for
+// FormatNumber writes a number the way a report would: thousands separators for
 // large values, three significant digits for small ones.
-func fmtNum(v float64) string {
+func FormatNumber(v float64) string {
 	a := math.Abs(v)
 	switch {
 	case a >= 1000:

@@ -16,7 +16,8 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
-	"github.com/riskmon/riskmon/pipeline"
+	"github.com/riskmon/riskmon/pipeline/engine"
+	"github.com/riskmon/riskmon/pipeline/stream"
 	"github.com/riskmon/riskmon/synth"
 )
 
@@ -40,7 +41,7 @@ func cmdBench(args []string) error {
 	brokers := splitList(*brokersFlag)
 	label := "Apache Kafka at " + *brokersFlag
 	if len(brokers) == 0 {
-		emb, err := pipeline.StartEmbedded("127.0.0.1:0", 1)
+		emb, err := stream.StartEmbedded("127.0.0.1:0", 1)
 		if err != nil {
 			return err
 		}
@@ -50,7 +51,7 @@ func cmdBench(args []string) error {
 	}
 	fmt.Printf("riskmon bench on %s, ruleset %s\n", label, cfg.Ruleset)
 
-	// Throughput: the same declarations, read bare and through the pipeline.
+	// Throughput: the same declarations, read bare and through the stream.
 	var buf []byte
 	var values [][]byte
 	err = synth.Generate(synth.Options{Count: *count, Seed: 42}, func(r synth.Record) error {
@@ -62,7 +63,7 @@ func cmdBench(args []string) error {
 		return err
 	}
 	st := benchTopics(cfg.Stream, "tp")
-	if err := pipeline.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
+	if err := stream.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
 		return err
 	}
 	if err := benchProduce(brokers, st.DeclarationsTopic, values); err != nil {
@@ -85,7 +86,7 @@ func cmdBench(args []string) error {
 	// riskmon.
 	n := *rate * *seconds
 	st = benchTopics(cfg.Stream, "lat")
-	if err := pipeline.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
+	if err := stream.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
 		return err
 	}
 	var lats []time.Duration
@@ -203,7 +204,7 @@ func bareConsume(brokers []string, topic, group string, n int) (time.Duration, e
 // the pipeline runs.
 func benchPipeline(cfg *config.Config, st config.Stream, brokers []string, n int,
 	on func(*declaration.Assessment, *declaration.Declaration, time.Duration), feed ...func()) (time.Duration, int, error) {
-	eng, err := pipeline.NewEngine(cfg)
+	eng, err := engine.New(cfg)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -212,7 +213,7 @@ func benchPipeline(cfg *config.Config, st config.Stream, brokers []string, n int
 	var got atomic.Int64
 	var first, last atomic.Int64
 	doneCh := make(chan struct{})
-	s := &pipeline.Stream{Engine: eng, Config: st, Metrics: pipeline.NewMetrics(eng), Log: zerolog.New(io.Discard)}
+	s := &stream.Stream{Engine: eng, Config: st, Metrics: stream.NewMetrics(eng), Log: zerolog.New(io.Discard)}
 	s.OnAssessed = func(a *declaration.Assessment, d *declaration.Declaration, l time.Duration) {
 		now := time.Now().UnixNano()
 		first.CompareAndSwap(0, now)

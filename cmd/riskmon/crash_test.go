@@ -14,7 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/riskmon/riskmon/pipeline"
+	"github.com/riskmon/riskmon/pipeline/stream"
 	"github.com/riskmon/riskmon/synth"
 )
 
@@ -30,7 +30,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	addr := os.Getenv("RISKMON_KAFKA") // a real broker when set; else one in this process
 	if addr == "" {
-		b, err := pipeline.StartEmbedded("127.0.0.1:0", 2)
+		b, err := stream.StartEmbedded("127.0.0.1:0", 2)
 		if err != nil {
 			t.Fatal(err)
 		}

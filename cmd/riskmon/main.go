@@ -14,7 +14,8 @@ import (
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
 	_ "github.com/riskmon/riskmon/detectors"
-	"github.com/riskmon/riskmon/pipeline"
+	"github.com/riskmon/riskmon/pipeline/batch"
+	"github.com/riskmon/riskmon/pipeline/engine"
 	"github.com/riskmon/riskmon/synth"
 )
 
@@ -118,7 +119,7 @@ func cmdValidate(args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := pipeline.NewEngine(c); err != nil {
+	if _, err := engine.New(c); err != nil {
 		return err
 	}
 	enabled := 0
@@ -184,7 +185,7 @@ func cmdReplay(args []string) error {
 	if err != nil {
 		return err
 	}
-	eng, err := pipeline.NewEngine(c)
+	eng, err := engine.New(c)
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func cmdReplay(args []string) error {
 		return err
 	}
 	defer in.Close()
-	opts := pipeline.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil}
+	opts := batch.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil}
 	if *outcomes != "" {
 		f, err := os.Open(*outcomes)
 		if err != nil {
@@ -221,7 +222,7 @@ func cmdReplay(args []string) error {
 		defer f.Close()
 		opts.DeadLetters = f
 	}
-	st, err := pipeline.Replay(eng, opts)
+	st, err := batch.Replay(eng, opts)
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -230,7 +231,7 @@ func cmdReplay(args []string) error {
 	}
 	fmt.Fprint(os.Stderr, st.Summary(c.Ruleset, eng.Detectors()))
 	if truthByID != nil {
-		fmt.Fprint(os.Stderr, pipeline.Evaluate(st.Scores, truthByID, *warmup).Table())
+		fmt.Fprint(os.Stderr, batch.Evaluate(st.Scores, truthByID, *warmup).Table())
 	}
 	return nil
 }

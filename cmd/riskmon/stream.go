@@ -24,7 +24,8 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
-	"github.com/riskmon/riskmon/pipeline"
+	"github.com/riskmon/riskmon/pipeline/engine"
+	"github.com/riskmon/riskmon/pipeline/stream"
 	"github.com/riskmon/riskmon/synth"
 )
 
@@ -129,35 +130,35 @@ func newLogger(st config.Stream) zerolog.Logger {
 type service struct {
 	cfg      *config.Config
 	log      zerolog.Logger
-	engine   *pipeline.Engine
-	stream   *pipeline.Stream
+	engine   *engine.Engine
+	stream   *stream.Stream
 	brokers  []string
-	embedded *pipeline.Embedded
+	embedded *stream.Embedded
 	http     *http.Server
 }
 
 func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*service, error) {
-	var eng *pipeline.Engine
+	var eng *engine.Engine
 	var err error
 	if dir := cfg.Stream.StateDir; dir != "" {
 		var restored bool
 		var why string
-		eng, restored, why, err = pipeline.NewEngineFromState(cfg, dir)
+		eng, restored, why, err = engine.NewFromState(cfg, dir)
 		if err != nil {
 			return nil, err
 		}
 		log.Info().Bool("restored", restored).Str("dir", dir).Msg("detector state: " + why)
-	} else if eng, err = pipeline.NewEngine(cfg); err != nil {
+	} else if eng, err = engine.New(cfg); err != nil {
 		return nil, err
 	}
 	st := cfg.Stream
-	sec, err := pipeline.NewSecurity(st)
+	sec, err := stream.NewSecurity(st)
 	if err != nil {
 		return nil, err
 	}
 	sv := &service{cfg: cfg, log: log, engine: eng, brokers: st.Brokers}
 	if len(sv.brokers) == 0 {
-		sv.embedded, err = pipeline.StartEmbedded(st.EmbeddedBroker, st.Partitions, st.DeclarationsTopic, st.OutcomesTopic, st.AssessmentsTopic, st.DeadLetterTopic)
+		sv.embedded, err = stream.StartEmbedded(st.EmbeddedBroker, st.Partitions, st.DeclarationsTopic, st.OutcomesTopic, st.AssessmentsTopic, st.DeadLetterTopic)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +170,7 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 		// A broker that is not up yet is waited for, with backoff, rather
 		// than the process exiting and being restarted in a loop.
 		for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
-			err := pipeline.EnsureTopics(ctx, sv.brokers, st, sec)
+			err := stream.EnsureTopics(ctx, sv.brokers, st, sec)
 			if err == nil {
 				break
 			}
@@ -182,8 +183,8 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 			}
 		}
 	}
-	metrics := pipeline.NewMetrics(eng)
-	sv.stream = &pipeline.Stream{Engine: eng, Config: st, Metrics: metrics, Log: log, Security: sec}
+	metrics := stream.NewMetrics(eng)
+	sv.stream = &stream.Stream{Engine: eng, Config: st, Metrics: metrics, Log: log, Security: sec}
 	eng.ObserveDetectors(func(name string, d time.Duration) { metrics.DetectorSeconds.WithLabelValues(name).Observe(d.Seconds()) })
 
 	mux := http.NewServeMux()

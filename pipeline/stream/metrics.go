@@ -1,8 +1,10 @@
-package pipeline
+package stream
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // Metrics are the stream mode's Prometheus metrics. Names follow the
@@ -32,7 +34,7 @@ type Metrics struct {
 
 // NewMetrics registers the metrics (and the Go and process collectors) on a
 // new registry; the engine's state sizes are read at scrape time.
-func NewMetrics(e *Engine) *Metrics {
+func NewMetrics(e *engine.Engine) *Metrics {
 	r := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
 	latency := prometheus.ExponentialBuckets(0.0005, 2, 16) // 0.5 ms .. 16 s
@@ -66,9 +68,9 @@ func NewMetrics(e *Engine) *Metrics {
 		StateBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_state_bytes",
 			Help: "Bytes used by the per-entity state store."}, func() float64 { _, b := e.Store().Stats(); return float64(b) }),
 		SharedEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_shared_statistics_entries",
-			Help: "Shared statistics held in memory (peer baselines, route counts, history rates)."}, func() float64 { return float64(e.shared.Len()) }),
+			Help: "Shared statistics held in memory (peer baselines, route counts, history rates)."}, func() float64 { return float64(e.Shared().Len()) }),
 		SharedDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_shared_statistics_evictions_total",
-			Help: "Shared statistics dropped to stay within state.shared_entries."}, func() float64 { return float64(e.shared.Dropped()) }),
+			Help: "Shared statistics dropped to stay within state.shared_entries."}, func() float64 { return float64(e.Shared().Dropped()) }),
 		Ruleset: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskmon_ruleset_info",
 			Help: "The active detector configuration: 1 for its name and ruleset id."}, []string{"name", "ruleset"}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_ready",

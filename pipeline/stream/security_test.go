@@ -1,4 +1,4 @@
-package pipeline
+package stream
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/internal/testkit"
+	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // testCA makes a CA, a server certificate for 127.0.0.1 and a client
@@ -95,14 +96,14 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, _ := NewEngine(cfg)
+			e, _ := engine.New(cfg)
 			logs := &testkit.SyncBuffer{}
 			s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(logs), Security: sec}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- s.Run(ctx, brokers) }()
 
-			decls, _ := genDecls(t, 200, 3)
+			decls, _ := testkit.GenDecls(t, 200, 3)
 			w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "d", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
 			msgs := keyedMessages(decls)
@@ -142,7 +143,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			bad.SASL = config.SASL{Mechanism: mech, Username: "riskmon", PasswordFile: pwFile}
 			os.WriteFile(pwFile, []byte("wrong"), 0o600)
 			badSec, _ := NewSecurity(bad)
-			e2, _ := NewEngine(cfg)
+			e2, _ := engine.New(cfg)
 			logs2 := &testkit.SyncBuffer{}
 			s2 := &Stream{Engine: e2, Config: bad, Metrics: NewMetrics(e2), Log: zerolog.New(logs2), Security: badSec}
 			ctx2, cancel2 := context.WithTimeout(context.Background(), 4*time.Second)
@@ -176,7 +177,7 @@ func TestStreamKafkaSASLSSL(t *testing.T) {
 			}, addr)
 			defer h.stop()
 			sec := h.stream.Security
-			decls, _ := genDecls(t, 300, 8)
+			decls, _ := testkit.GenDecls(t, 300, 8)
 			w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
 			msgs := keyedMessages(decls)

@@ -1,4 +1,4 @@
-package pipeline
+package stream
 
 import (
 	"testing"
@@ -6,12 +6,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // The metrics follow Prometheus naming conventions: promlint (what promtool
 // check metrics runs) finds nothing to say about them.
 func TestMetricsLint(t *testing.T) {
-	e, err := NewEngine(config.Default())
+	e, err := engine.New(config.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,10 @@
-package pipeline
+package declaration
 
 import (
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"unicode/utf8"
-
-	"github.com/riskmon/riskmon/declaration"
 )
 
 // DeadLetter is an input record that was refused, with everything needed to
@@ -32,7 +31,7 @@ const MaxDeadLetterOriginal = 64 << 10
 // are kept as a string when they are valid UTF-8, else base64-encoded.
 func (dl *DeadLetter) AppendJSON(b []byte) []byte {
 	b = append(b, `{"schema":"dead-letter/v1","source":`...)
-	b = declaration.AppendJSONString(b, dl.Source)
+	b = AppendJSONString(b, dl.Source)
 	if dl.Line > 0 {
 		b = append(b, `,"line":`...)
 		b = strconv.AppendInt(b, int64(dl.Line), 10)
@@ -43,9 +42,9 @@ func (dl *DeadLetter) AppendJSON(b []byte) []byte {
 		b = strconv.AppendInt(b, dl.Offset, 10)
 	}
 	b = append(b, `,"kind":`...)
-	b = declaration.AppendJSONString(b, dl.Kind)
+	b = AppendJSONString(b, dl.Kind)
 	b = append(b, `,"reason":`...)
-	b = declaration.AppendJSONString(b, dl.Reason)
+	b = AppendJSONString(b, dl.Reason)
 	orig := dl.Original
 	if len(orig) > MaxDeadLetterOriginal {
 		b = append(b, `,"original_bytes":`...)
@@ -55,11 +54,21 @@ func (dl *DeadLetter) AppendJSON(b []byte) []byte {
 	}
 	if utf8.Valid(orig) {
 		b = append(b, `,"original":`...)
-		b = declaration.AppendJSONString(b, string(orig))
+		b = AppendJSONString(b, string(orig))
 	} else {
 		b = append(b, `,"original_base64":"`...)
 		b = base64.StdEncoding.AppendEncode(b, orig)
 		b = append(b, '"')
 	}
 	return append(b, '}')
+}
+
+// ErrorKind is the metrics label of a decoding error: the field path without
+// positions for a validation *Error, "other" for anything else.
+func ErrorKind(err error) string {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Kind
+	}
+	return "other"
 }

@@ -1,4 +1,4 @@
-package pipeline
+package batch
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/pipeline/engine"
 	"github.com/riskmon/riskmon/synth"
 )
 
@@ -37,7 +38,7 @@ func TestDetectionQuality(t *testing.T) {
 			}
 			truth[oc.DeclarationID] = oc
 		}
-		e, err := NewEngine(config.Default())
+		e, err := engine.New(config.Default())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,14 @@
-// Package pipeline is riskmon's engine and everything around it: scoring and
-// channels, random compliance selection, outcome feedback, sources and sinks
-// (files now, Kafka later) and dead letters. Stream and batch modes share the
-// engine; only the sources and sinks differ.
-package pipeline
+// Package engine is riskmon's engine: every enabled detector scores a
+// declaration, the findings are calibrated and combined into a score, a
+// channel is chosen (thresholds, forcing profiles, random compliance
+// selection), and then the detectors learn from the declaration; inspection
+// outcomes are handed to the detectors that learn from them. It also saves and
+// restores the learned state (checkpoints).
+//
+// The engine knows no transport: it imports no Kafka client, no HTTP server
+// and no metrics library. Stream mode (package stream) and batch mode
+// (package batch) are the sources and sinks around it.
+package engine
 
 import (
 	"math"
@@ -56,13 +62,33 @@ type ruleset struct {
 }
 
 // NewEngine builds the detectors of cfg on a new state store.
-func NewEngine(cfg *config.Config) (*Engine, error) {
+func New(cfg *config.Config) (*Engine, error) {
 	e := &Engine{store: detectors.NewStore(cfg.State.CapacityMB), shared: detectors.NewTable(cfg.State.SharedEntries), Now: time.Now}
 	rs, err := e.build(cfg)
 	if err != nil {
 		return nil, err
 	}
 	e.rs.Store(rs)
+	return e, nil
+}
+
+// NewWithDetectors builds an engine on cfg that runs the given detectors
+// instead of the configuration's, uncalibrated: for tests and for programs
+// that embed the engine with detectors of their own.
+func NewWithDetectors(cfg *config.Config, dets ...detectors.Detector) (*Engine, error) {
+	e, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rs := e.rs.Load()
+	rs.dets, rs.learners, rs.cals, rs.detectors = dets, nil, nil, nil
+	for _, d := range dets {
+		rs.cals = append(rs.cals, newCalibrator(0.001, 0, true))
+		rs.detectors = append(rs.detectors, d.Name())
+		if l, ok := d.(detectors.OutcomeLearner); ok {
+			rs.learners = append(rs.learners, l)
+		}
+	}
 	return e, nil
 }
 
@@ -142,6 +168,9 @@ func (e *Engine) Detectors() []string { return e.rs.Load().detectors }
 
 // Store is the engine's state store.
 func (e *Engine) Store() *detectors.Store { return e.store }
+
+// Shared is the engine's table of shared statistics.
+func (e *Engine) Shared() *detectors.Table { return e.shared }
 
 // Assess scores d against the state as it was before d, then lets the
 // detectors learn from d.
@@ -239,7 +268,7 @@ func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *
 	sort.SliceStable(a.Findings, func(i, j int) bool { return a.Findings[i].Points > a.Findings[j].Points })
 	if aeo && combined > 0 {
 		a.Findings = append(a.Findings, declaration.Finding{Detector: "aeo", Reason: "Authorised Economic Operator: score reduced from " +
-			fmtFloat(combined) + " to " + fmtFloat(final) + " (factor " + fmtFloat(s.AEOFactor) + ")"})
+			fmtScore(combined) + " to " + fmtScore(final) + " (factor " + fmtScore(s.AEOFactor) + ")"})
 	}
 	a.Channel, a.SelectedBy = declaration.Green, "score"
 	switch {
@@ -308,4 +337,9 @@ func collapse(fs []detectors.Finding) []detectors.Finding {
 		out[j].Reason += " (also on " + item + " " + b.String() + ")"
 	}
 	return out
+}
+
+// fmtScore writes a score as a reason quotes it: at most two decimals.
+func fmtScore(v float64) string {
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }

@@ -1,4 +1,10 @@
-package pipeline
+// Package stream is riskmon's stream mode on Kafka: the consumer group and
+// its fetch loop, workers sharded by importer around the engine, the
+// producer of assessments and dead letters, the commit tracker (at-least-once:
+// an offset is committed only once it and every earlier offset are
+// acknowledged), TLS and SASL, an embedded Kafka-protocol broker for the demo
+// and tests, and the Prometheus metrics of all of it.
+package stream
 
 import (
 	"context"
@@ -16,6 +22,7 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // Stream runs the engine on Kafka: it consumes the declarations and outcomes
@@ -27,7 +34,7 @@ import (
 // Declarations are routed to Workers goroutines by a hash of importer.id, so
 // one importer's declarations are assessed in order by one worker.
 type Stream struct {
-	Engine  *Engine
+	Engine  *engine.Engine
 	Config  config.Stream
 	Metrics *Metrics
 	Log     zerolog.Logger
@@ -290,7 +297,7 @@ func (s *Stream) assess(j job) {
 }
 
 func (s *Stream) deadLetter(m kafka.Message, err error) {
-	dl := DeadLetter{Source: m.Topic, Partition: m.Partition, Offset: m.Offset, Reason: err.Error(), Kind: errKind(err), Original: m.Value}
+	dl := declaration.DeadLetter{Source: m.Topic, Partition: m.Partition, Offset: m.Offset, Reason: err.Error(), Kind: declaration.ErrorKind(err), Original: m.Value}
 	s.Metrics.DeadLetters.WithLabelValues(m.Topic, dl.Kind).Inc()
 	s.writer.WriteMessages(context.Background(), kafka.Message{
 		Topic: s.Config.DeadLetterTopic, Key: m.Key, Value: dl.AppendJSON(nil),

@@ -1,4 +1,4 @@
-package pipeline
+package engine
 
 import (
 	"encoding/json"
@@ -80,24 +80,24 @@ func (e *Engine) SaveState(dir string) error {
 // NewEngineFromState builds an engine and restores its state from the
 // checkpoint in dir, when there is one learned under the same ruleset id. It
 // says whether it restored, and why not.
-func NewEngineFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why string, err error) {
+func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why string, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
 	if err != nil {
-		e, err = NewEngine(cfg)
+		e, err = New(cfg)
 		return e, false, "no checkpoint in " + dir, err
 	}
 	var meta checkpointMeta
 	if err := json.Unmarshal(b, &meta); err != nil {
-		e, err = NewEngine(cfg)
+		e, err = New(cfg)
 		return e, false, "unreadable checkpoint meta.json: " + err.Error(), err
 	}
 	if meta.Ruleset != cfg.Ruleset {
-		e, err = NewEngine(cfg)
+		e, err = New(cfg)
 		return e, false, fmt.Sprintf("checkpoint was learned under ruleset %s, not %s", meta.Ruleset, cfg.Ruleset), err
 	}
 	store, err := detectors.LoadStore(filepath.Join(dir, "store"), cfg.State.CapacityMB)
 	if err != nil {
-		e, err = NewEngine(cfg)
+		e, err = New(cfg)
 		return e, false, "unreadable state store: " + err.Error(), err
 	}
 	shared := detectors.NewTable(cfg.State.SharedEntries)
@@ -107,7 +107,7 @@ func NewEngineFromState(cfg *config.Config, dir string) (e *Engine, restored boo
 		f.Close()
 	}
 	if err != nil {
-		e, err = NewEngine(cfg)
+		e, err = New(cfg)
 		return e, false, "unreadable shared statistics: " + err.Error(), err
 	}
 	e = &Engine{store: store, shared: shared, Now: time.Now}

@@ -1,4 +1,4 @@
-package pipeline
+package stream
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/internal/testkit"
 )
 
 // hostileCorpus builds malformed messages from valid declarations: truncated
@@ -110,7 +112,7 @@ func hostileCorpus(valid [][]byte, limit int) (msgs [][]byte, kinds map[string]i
 // goes on assessing, and memory stays bounded.
 func TestHostileInput(t *testing.T) {
 	brokers := embeddedOrKafka(t, 1, true)
-	_, raw := genDecls(t, 400, 31)
+	_, raw := testkit.GenDecls(t, 400, 31)
 	valid := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
 	const limit = 256 << 10
 	corpus, kinds := hostileCorpus(valid, limit)
@@ -174,7 +176,7 @@ func TestHugeMessage(t *testing.T) {
 		cfg.Stream.DeclarationsTopic, cfg.Stream.OutcomesTopic, cfg.Stream.AssessmentsTopic, cfg.Stream.DeadLetterTopic = "d", "o", "a", "dl"
 	})
 	defer h.stop()
-	_, raw := genDecls(t, 3, 2)
+	_, raw := testkit.GenDecls(t, 3, 2)
 	huge := append([]byte(`{"id":"HUGE","pad":"`), append(bytes.Repeat([]byte("x"), 10_000_000), `"}`...)...)
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "d", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 		BatchBytes: 32 << 20, BatchTimeout: 2 * time.Millisecond, Transport: &kafka.Transport{}}
@@ -199,7 +201,7 @@ func TestHugeMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(d.Reason, "message of 10000022 bytes is larger than the 1048576-byte limit") || !d.Truncated ||
-		d.Bytes != 10000022 || len(d.Original) != MaxDeadLetterOriginal || len(dl.Value) > 100_000 {
+		d.Bytes != 10000022 || len(d.Original) != declaration.MaxDeadLetterOriginal || len(dl.Value) > 100_000 {
 		t.Errorf("dead letter of %d bytes: reason %q, truncated %v, size %d, original %d bytes", len(dl.Value), d.Reason, d.Truncated, d.Bytes, len(d.Original))
 	}
 	if got := consume(t, brokers, "a", 3, 30*time.Second); len(got) != 3 {

@@ -1,4 +1,4 @@
-package pipeline
+package stream
 
 import (
 	"bytes"
@@ -19,6 +19,9 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/internal/testkit"
+	"github.com/riskmon/riskmon/pipeline/batch"
+	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // embedded starts an embedded broker for the test and returns its address.
@@ -77,7 +80,7 @@ func startStream(t *testing.T, brokers []string, mutate func(*config.Config), mo
 	if mutate != nil {
 		mutate(cfg)
 	}
-	e, err := NewEngine(cfg)
+	e, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +178,9 @@ var assessedAt = regexp.MustCompile(`"assessed_at":"[^"]+"`)
 // dead letter naming the field and its source position, and on a single
 // partition with one worker the assessments are exactly replay's.
 func testStreamAgainstReplay(t *testing.T, brokers []string) {
-	_, raw := genDecls(t, 3000, 21)
+	_, raw := testkit.GenDecls(t, 3000, 21)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
-	invalid, _ := os.ReadFile("../declaration/testdata/declarations-invalid.jsonl")
+	invalid, _ := os.ReadFile("../../declaration/testdata/declarations-invalid.jsonl")
 	bad := bytes.Split(bytes.TrimSpace(invalid), []byte("\n"))
 	var values [][]byte
 	values = append(values, lines[:1500]...)
@@ -193,9 +196,9 @@ func testStreamAgainstReplay(t *testing.T, brokers []string) {
 	dls := consume(t, brokers, h.cfg.Stream.DeadLetterTopic, len(bad)+1, 30*time.Second)
 
 	// Replay the same declarations through a fresh engine.
-	e, _ := NewEngine(config.Default())
+	e, _ := engine.New(config.Default())
 	var want bytes.Buffer
-	if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	wantLines := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(want.String(), "")), "\n")
@@ -263,7 +266,7 @@ func TestStreamKafka(t *testing.T) {
 // score difference.
 func TestStreamPartitionsAgainstReplay(t *testing.T) {
 	brokers := embedded(t, 4)
-	decls, raw := genDecls(t, 4000, 23)
+	decls, raw := testkit.GenDecls(t, 4000, 23)
 	h := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
 	defer h.stop()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
@@ -275,9 +278,9 @@ func TestStreamPartitionsAgainstReplay(t *testing.T) {
 	w.Close()
 	got := consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(decls), 60*time.Second)
 
-	e, _ := NewEngine(config.Default())
+	e, _ := engine.New(config.Default())
 	var want bytes.Buffer
-	if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	type asmt struct {
@@ -358,7 +361,7 @@ func TestBrokerRestart(t *testing.T) {
 	brokers := []string{addr}
 	h := startStream(t, brokers, nil)
 	defer h.stop()
-	decls, _ := genDecls(t, 3000, 29)
+	decls, _ := testkit.GenDecls(t, 3000, 29)
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
@@ -375,7 +378,7 @@ func TestBrokerRestart(t *testing.T) {
 	}()
 	time.Sleep(3 * time.Second)
 	script := func(name string) {
-		out, err := exec.Command("../deploy/local-kafka/" + name).CombinedOutput()
+		out, err := exec.Command("../../deploy/local-kafka/" + name).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, out)
 		}
@@ -421,11 +424,11 @@ func TestBrokerRestart(t *testing.T) {
 // measures how far they differ.
 func TestStreamCheckpoint(t *testing.T) {
 	brokers := embedded(t, 1)
-	_, raw := genDecls(t, 3000, 37)
+	_, raw := testkit.GenDecls(t, 3000, 37)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
-	e, _ := NewEngine(config.Default())
+	e, _ := engine.New(config.Default())
 	var want bytes.Buffer
-	if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	wantLines := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(want.String(), "")), "\n")
@@ -446,17 +449,17 @@ func TestStreamCheckpoint(t *testing.T) {
 		if !restore {
 			cfg.Stream.StateDir = ""
 		}
-		var e2 *Engine
+		var e2 *engine.Engine
 		if restore {
 			var ok bool
 			var why string
 			var err error
-			e2, ok, why, err = NewEngineFromState(cfg, dir)
+			e2, ok, why, err = engine.NewFromState(cfg, dir)
 			if err != nil || !ok {
 				t.Fatalf("restore: %v %s", err, why)
 			}
 		} else {
-			e2, _ = NewEngine(cfg)
+			e2, _ = engine.New(cfg)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &Stream{Engine: e2, Config: cfg.Stream, Metrics: NewMetrics(e2), Log: zerolog.New(io.Discard)}
@@ -497,11 +500,11 @@ func TestStreamCheckpoint(t *testing.T) {
 // still assessed in lodgement order.
 func TestStreamRebalance(t *testing.T) {
 	brokers := embeddedOrKafka(t, 4, true)
-	decls, _ := genDecls(t, 4000, 41)
+	decls, _ := testkit.GenDecls(t, 4000, 41)
 	first := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
 	cfg := first.cfg
 	join := func() *streamHarness {
-		e, _ := NewEngine(cfg)
+		e, _ := engine.New(cfg)
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard)}
 		h := &streamHarness{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), stream: s}

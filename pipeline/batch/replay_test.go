@@ -1,0 +1,213 @@
+package batch
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
+	"github.com/riskmon/riskmon/internal/testkit"
+	"github.com/riskmon/riskmon/pipeline/engine"
+)
+
+// recorder is a test detector that logs what it was asked to do, in order.
+type recorder struct {
+	log *[]string
+}
+
+func (r *recorder) Name() string { return "a" }
+func (r *recorder) Score(d *declaration.Declaration, out []detectors.Finding) []detectors.Finding {
+	*r.log = append(*r.log, "score a "+d.ID+" x")
+	return out
+}
+func (r *recorder) Learn(*declaration.Declaration, *declaration.Assessment) {}
+func (r *recorder) LearnOutcome(o *declaration.Outcome) {
+	*r.log = append(*r.log, "outcome "+o.DeclarationID)
+}
+
+const noRandom = "name: t\nrandom: {rate: 0}\nscoring: {yellow: 40, red: 70, aeo_factor: 0.5}\n"
+
+func testEngine(t *testing.T, yml string, dets ...detectors.Detector) *engine.Engine {
+	t.Helper()
+	c, err := config.Parse([]byte(yml), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.NewWithDetectors(c, dets...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Outcomes are applied once the stream's event time (the latest lodged_at
+// seen) reaches their inspected_at, before the declaration that moved it.
+func TestReplayOutcomeTiming(t *testing.T) {
+	var log []string
+	a := &recorder{log: &log}
+	e := testEngine(t, noRandom, a)
+	decls := ""
+	for i, ts := range []string{"2026-03-01T10:00:00Z", "2026-03-03T10:00:00Z", "2026-03-02T10:00:00Z", "2026-03-05T10:00:00Z"} {
+		decls += fmt.Sprintf(`{"id":"D%d","lodged_at":%q,"office":"O","importer":{"id":"I"},"currency":"USD","items":[{"line":1,"hs_code":"851713","origin":"CN","gross_mass_kg":1,"customs_value":1}]}`+"\n", i+1, ts)
+	}
+	outcomes := `{"declaration_id":"X3","inspected_at":"2026-03-04T00:00:00Z","result":"clean"}
+{"declaration_id":"X1","inspected_at":"2026-03-02T10:00:00Z","result":"hit"}
+not an outcome
+{"declaration_id":"X2","inspected_at":"2026-03-03T09:00:00Z","result":"clean"}
+{"declaration_id":"X4","inspected_at":"2026-04-01T00:00:00Z","result":"clean"}
+`
+	var errs bytes.Buffer
+	st, err := Replay(e, ReplayOptions{Input: strings.NewReader(decls), InputName: "d", Outcomes: strings.NewReader(outcomes), OutcomesName: "o",
+		Output: &bytes.Buffer{}, Errors: &errs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, l := range log {
+		if strings.HasPrefix(l, "outcome") || strings.HasPrefix(l, "score") {
+			order = append(order, strings.Fields(l)[len(strings.Fields(l))-2+boolInt(strings.HasPrefix(l, "outcome"))])
+		}
+	}
+	// D3 (03-02) does not move event time back: X1 (03-02 10:00) was already
+	// due at D2 (03-03 10:00), along with X2.
+	want := "D1 X1 X2 D2 D3 X3 D4"
+	if got := strings.Join(order, " "); got != want {
+		t.Errorf("order %q, want %q", got, want)
+	}
+	if st.OutcomesApplied != 3 || st.OutcomesRead != 4 || st.OutcomesBad != 1 {
+		t.Errorf("outcome counts %+v", st)
+	}
+	if !strings.Contains(errs.String(), "o line 3: not valid JSON") {
+		t.Errorf("invalid outcome not reported with its line: %q", errs.String())
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Replay of the spec's examples: every valid line assessed with every field
+// of the assessment, every invalid one reported with its line number and the
+// spec's reason, and a dead letter with the original bytes.
+func TestReplaySpecExamples(t *testing.T) {
+	valid, _ := os.ReadFile("../../declaration/testdata/declarations-valid.jsonl")
+	invalid, _ := os.ReadFile("../../declaration/testdata/declarations-invalid.jsonl")
+	reasons, _ := os.ReadFile("../../declaration/testdata/declarations-invalid.reasons")
+	input := append(append(append([]byte{}, valid...), '\n'), invalid...) // a blank line between: skipped
+	e, err := engine.New(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errs, dl bytes.Buffer
+	st, err := Replay(e, ReplayOptions{Input: bytes.NewReader(input), InputName: "in.jsonl", Output: &out, Errors: &errs, DeadLetters: &dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nValid := bytes.Count(valid, []byte("\n"))
+	nInvalid := bytes.Count(invalid, []byte("\n"))
+	if st.Assessed != nValid || st.Invalid != nInvalid {
+		t.Fatalf("assessed %d invalid %d, want %d and %d", st.Assessed, st.Invalid, nValid, nInvalid)
+	}
+	assessment := regexp.MustCompile(`^\{"schema":"assessment/v1","declaration_id":"GT26IM00012[345]","importer_id":"IMP-\d+","lodged_at":"[^"]+","assessed_at":"[^"]+","score":[0-9.]+,"channel":"(green|yellow|red)","selected_by":"(score|profile|random)","ruleset":"default@[0-9a-f]{8}","findings":\[.*\]\}$`)
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !assessment.MatchString(l) {
+			t.Errorf("assessment line does not match the spec: %s", l)
+		}
+	}
+	errLines := strings.Split(strings.TrimSpace(errs.String()), "\n")
+	for i, want := range strings.Split(strings.TrimSpace(string(reasons)), "\n") {
+		n, reason, _ := strings.Cut(want, ": ")
+		var line int
+		fmt.Sscanf(n, "line %d", &line)
+		prefix := fmt.Sprintf("in.jsonl line %d: %s", line+nValid+1, reason)
+		if i >= len(errLines) || !strings.HasPrefix(errLines[i], prefix) {
+			t.Errorf("error line %d: got %q, want prefix %q", i, errLines[min(i, len(errLines)-1)], prefix)
+		}
+	}
+	dls := strings.Split(strings.TrimSpace(dl.String()), "\n")
+	if len(dls) != nInvalid || !strings.Contains(dls[12], `"original":"not json"`) || !strings.Contains(dls[0], `"line":5,`) {
+		t.Errorf("dead letters: %d\n%s", len(dls), dl.String())
+	}
+}
+
+// Two replays of the same input give the same bytes but for assessed_at.
+func TestReplayDeterministic(t *testing.T) {
+	_, raw := testkit.GenDecls(t, 3000, 11)
+	run := func() string {
+		e, err := engine.New(config.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &out, Errors: &bytes.Buffer{}}); err != nil {
+			t.Fatal(err)
+		}
+		return regexp.MustCompile(`"assessed_at":"[^"]+"`).ReplaceAllString(out.String(), "")
+	}
+	a, b := run(), run()
+	if a != b {
+		t.Fatal("two replays differ")
+	}
+	if n := strings.Count(a, "\n"); n != 3000 {
+		t.Fatalf("%d assessments for 3000 declarations", n)
+	}
+	if !strings.Contains(a, `"detector":"unit_value"`) {
+		t.Error("no unit_value finding in 3000 generated declarations")
+	}
+}
+
+func TestReplayTooLarge(t *testing.T) {
+	e := testEngine(t, "name: t\nengine: {max_message_bytes: 2048}\n")
+	big := `{"id":"BIG","pad":"` + strings.Repeat("x", 5000) + `"}`
+	var errs bytes.Buffer
+	st, err := Replay(e, ReplayOptions{Input: strings.NewReader("\n" + big + "\n"), InputName: "f", Output: &bytes.Buffer{}, Errors: &errs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Invalid != 1 || !strings.Contains(errs.String(), "f line 2: message of 5021 bytes is larger than the 2048-byte limit") {
+		t.Errorf("too large: %+v %q", st, errs.String())
+	}
+}
+
+// Exactly k % is selected even when scores tie; precision, recall and revenue
+// are computed on the evaluated part only.
+func TestEvaluate(t *testing.T) {
+	var scores []Scored
+	truth := map[string]*declaration.Outcome{}
+	for i := 0; i < 400; i++ {
+		id := fmt.Sprintf("D%03d", i)
+		s := 0.0
+		if i >= 200 && i < 210 {
+			s = 90 // ten high scores in the evaluated half, six of them hits
+		}
+		scores = append(scores, Scored{ID: id, Score: s})
+		hit := (i >= 200 && i < 206) || i == 300 || i == 10
+		truth[id] = &declaration.Outcome{DeclarationID: id, Hit: hit}
+		if hit {
+			truth[id].Revenue = 100
+		}
+	}
+	ev := Evaluate(scores, truth, 0.5)
+	if ev.N != 200 || ev.Hits != 7 || ev.Revenue != 700 {
+		t.Fatalf("evaluated %d, hits %d, revenue %g", ev.N, ev.Hits, ev.Revenue)
+	}
+	r := ev.Rows[2] // 5 % of 200 = 10: exactly the ten high scores
+	if r.Selected != 10 || r.Hits != 6 || math.Abs(r.Precision-0.6) > 1e-9 || math.Abs(r.Recall-6.0/7) > 1e-9 || math.Abs(r.RevenueShare-600.0/700) > 1e-9 {
+		t.Errorf("5%% row: %+v", r)
+	}
+	if ev.Rows[0].Selected != 2 || ev.Rows[3].Selected != 20 {
+		t.Errorf("1%% and 10%% sizes: %d %d", ev.Rows[0].Selected, ev.Rows[3].Selected)
+	}
+	if !strings.Contains(ev.Table(), "5%") {
+		t.Error("table lacks the 5% row")
+	}
+}
