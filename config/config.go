@@ -35,6 +35,7 @@ type Config struct {
 	Engine    Engine              `yaml:"engine"`
 	Scoring   Scoring             `yaml:"scoring"`
 	Random    Random              `yaml:"random"`
+	Model     Model               `yaml:"model"`
 	Lists     map[string][]string `yaml:"lists"`
 	Detectors []Detector          `yaml:"detectors"`
 	// Stream holds stream-mode settings (brokers, topics, addresses). They
@@ -155,6 +156,46 @@ type Calibration struct {
 	MinDeclarations int `yaml:"min_declarations"`
 }
 
+// Model is the learned risk model: gradient-boosted trees trained on
+// inspection outcomes, over the detectors' strengths, the smoothed hit rates
+// of the entities a declaration names and the declaration's own figures.
+type Model struct {
+	Enabled bool `yaml:"enabled"`
+	// File starts from a model trained by `riskmon train` (empty: learn
+	// from the outcomes as they arrive).
+	File string `yaml:"file"`
+	// MinLabels: outcomes needed before the first training.
+	MinLabels int `yaml:"min_labels"`
+	// The model is retrained when the labels seen have grown by
+	// RetrainGrowth (a share) since the last training, or by RetrainLabels,
+	// whichever comes first.
+	RetrainGrowth float64 `yaml:"retrain_growth"`
+	RetrainLabels int     `yaml:"retrain_labels"`
+	// Window: the most recent labelled declarations kept for training.
+	Window int `yaml:"window"`
+	// Prior: pseudo-inspections at the overall hit rate that smooth each
+	// entity's hit rate.
+	Prior float64 `yaml:"prior"`
+	// MaxWeight caps the inverse selection-probability weight of one outcome.
+	MaxWeight float64 `yaml:"max_weight"`
+	// BlendHits sets how fast the model takes over from the rule score: its
+	// weight in the blend (in log-odds) is hits / (hits + blend_hits), with
+	// hits the (weighted) hits it was trained on.
+	BlendHits float64 `yaml:"blend_hits"`
+	// RankBy: "probability" (score = 100 × P(hit)) or "expected_revenue"
+	// (P(hit) × the revenue a hit on such a declaration yields).
+	RankBy string `yaml:"rank_by"`
+	// The trees.
+	Trees               int     `yaml:"trees"`
+	Depth               int     `yaml:"depth"`
+	LearningRate        float64 `yaml:"learning_rate"`
+	L2                  float64 `yaml:"l2"`
+	MinLeafWeight       float64 `yaml:"min_leaf_weight"`
+	Bins                int     `yaml:"bins"`
+	EarlyStoppingRounds int     `yaml:"early_stopping_rounds"`
+	ValidationShare     float64 `yaml:"validation_share"`
+}
+
 // Random is compliance sampling: a share of declarations is selected
 // regardless of score, so that hit rates measured on it are unbiased.
 type Random struct {
@@ -238,6 +279,9 @@ func defaults() *Config {
 		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true,
 			Calibration: Calibration{Enabled: true, FullTail: 0.001, MinDeclarations: 1000}},
 		Random: Random{Rate: 0.01, Channel: "red"},
+		Model: Model{Enabled: true, MinLabels: 500, RetrainGrowth: 0.5, RetrainLabels: 20000, Window: 200000, Prior: 5,
+			MaxWeight: 20, BlendHits: 200, RankBy: "probability", Trees: 200, Depth: 6, LearningRate: 0.05, L2: 1, MinLeafWeight: 5,
+			Bins: 64, EarlyStoppingRounds: 20, ValidationShare: 0.2},
 		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
 			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",
 			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 1, LingerMS: 2, CommitIntervalMS: 500,
@@ -377,6 +421,7 @@ func (c *Config) validate() {
 	if _, ok := declaration.ParseChannel(c.Random.Channel); !ok || c.Random.Channel == "green" {
 		d.Problemf("random.channel", "must be yellow or red, got %q", c.Random.Channel)
 	}
+	c.Model.validate(d)
 	c.Stream.validate(d)
 	for name := range c.Lists {
 		if !nameRe.MatchString(name) {
@@ -478,5 +523,52 @@ func (st *Stream) validate(d *Decoder) {
 	case "debug", "info", "warn", "error":
 	default:
 		d.Problemf("stream.log_level", "must be debug, info, warn or error, got %q", st.LogLevel)
+	}
+}
+
+func (m *Model) validate(d *Decoder) {
+	for k, v := range map[string]int{"min_labels": m.MinLabels, "retrain_labels": m.RetrainLabels, "trees": m.Trees} {
+		if v < 1 {
+			d.Problemf("model."+k, "must be >= 1, got %d", v)
+		}
+	}
+	if m.Window < m.MinLabels || m.Window < 100 {
+		d.Problemf("model.window", "must be >= 100 and >= model.min_labels (%d), got %d", m.MinLabels, m.Window)
+	}
+	if m.RetrainGrowth <= 0 {
+		d.Problemf("model.retrain_growth", "must be > 0, got %g", m.RetrainGrowth)
+	}
+	if m.Prior <= 0 {
+		d.Problemf("model.prior", "must be > 0, got %g", m.Prior)
+	}
+	if m.BlendHits < 0 {
+		d.Problemf("model.blend_hits", "must be >= 0, got %g", m.BlendHits)
+	}
+	if m.MaxWeight < 1 {
+		d.Problemf("model.max_weight", "must be >= 1, got %g", m.MaxWeight)
+	}
+	if m.RankBy != "probability" && m.RankBy != "expected_revenue" {
+		d.Problemf("model.rank_by", "must be probability or expected_revenue, got %q", m.RankBy)
+	}
+	if m.Depth < 1 || m.Depth > 12 {
+		d.Problemf("model.depth", "must be in [1, 12], got %d", m.Depth)
+	}
+	if m.LearningRate <= 0 || m.LearningRate > 1 {
+		d.Problemf("model.learning_rate", "must be in (0, 1], got %g", m.LearningRate)
+	}
+	if m.L2 < 0 {
+		d.Problemf("model.l2", "must be >= 0, got %g", m.L2)
+	}
+	if m.MinLeafWeight < 0 {
+		d.Problemf("model.min_leaf_weight", "must be >= 0, got %g", m.MinLeafWeight)
+	}
+	if m.Bins < 2 || m.Bins > 255 {
+		d.Problemf("model.bins", "must be in [2, 255], got %d", m.Bins)
+	}
+	if m.EarlyStoppingRounds < 0 {
+		d.Problemf("model.early_stopping_rounds", "must be >= 0, got %d", m.EarlyStoppingRounds)
+	}
+	if m.ValidationShare < 0 || m.ValidationShare >= 0.5 {
+		d.Problemf("model.validation_share", "must be in [0, 0.5), got %g", m.ValidationShare)
 	}
 }

@@ -28,6 +28,12 @@ func (a *Assessment) AppendJSON(b []byte) []byte {
 	b = appendString(b, a.SelectedBy)
 	b = append(b, `,"ruleset":`...)
 	b = appendString(b, a.Ruleset)
+	if a.Model != "" {
+		b = append(b, `,"model":`...)
+		b = appendString(b, a.Model)
+		b = append(b, `,"probability":`...)
+		b = appendFloat(b, a.Probability, 4)
+	}
 	b = append(b, `,"findings":[`...)
 	for i := range a.Findings {
 		f := &a.Findings[i]

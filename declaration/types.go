@@ -116,6 +116,10 @@ type Assessment struct {
 	SelectedBy    string // "score", "profile", "random", "override"
 	Findings      []Finding
 	Ruleset       string
+	// Model names the learned model that scored it ("" while the rule score
+	// stands alone); Probability is that model's P(hit).
+	Model       string
+	Probability float64
 }
 
 // Finding is one detector result that contributed to an assessment.

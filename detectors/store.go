@@ -53,6 +53,9 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 // Set replaces the value of key.
 func (s *Store) Set(key, value []byte) { s.c.Set(key, value) }
 
+// Delete removes key.
+func (s *Store) Delete(key []byte) { s.c.Del(key) }
+
 // Stats reports the store's entry count and bytes in use.
 func (s *Store) Stats() (entries, bytes uint64) {
 	var st fastcache.Stats

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
@@ -27,6 +28,7 @@ commands:
   run       stream mode: consume declarations and outcomes from Kafka, write assessments
   demo      run on the embedded broker with a built-in synthetic feed and a live summary
   replay    push a file of declarations through the engine (batch mode)
+  train     train the risk model from history and its inspection outcomes
   validate  check a detector configuration
   gen       write a synthetic declaration stream with planted fraud
   bench     measure stream throughput and latency against a broker
@@ -46,7 +48,7 @@ func run(args []string) int {
 		fmt.Fprint(os.Stderr, usage)
 		return 1
 	}
-	cmds := map[string]func([]string) error{"run": cmdRun, "demo": cmdDemo, "replay": cmdReplay, "validate": cmdValidate, "gen": cmdGen, "bench": cmdBench}
+	cmds := map[string]func([]string) error{"run": cmdRun, "demo": cmdDemo, "replay": cmdReplay, "validate": cmdValidate, "train": cmdTrain, "gen": cmdGen, "bench": cmdBench}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Print(usage)
@@ -54,7 +56,7 @@ func run(args []string) int {
 	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, validate, gen, bench; see riskmon --help)\n", name)
+		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, train, validate, gen, bench; see riskmon --help)\n", name)
 		return 1
 	}
 	if err := cmd(args[1:]); err != nil {
@@ -159,6 +161,9 @@ func cmdReplay(args []string) error {
 	output := fs.String("output", "-", "assessments, JSON Lines ('-' for stdout)")
 	deadLetters := fs.String("dead-letters", "", "also write a dead-letter record (original bytes, line, reason) per invalid line to this file")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	modelPath := fs.String("model", "", "start from a model trained by riskmon train (default: model.file of the configuration)")
+	verbose := fs.Bool("v", false, "also print one line per model training")
+	closed := fs.Bool("closed-loop", false, "inspections follow riskmon's own channels: every yellow or red declaration gets its --truth outcome 7 days after lodgement, no other does (replaces --outcomes)")
 	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file (for go tool pprof)")
 	if err := parse(fs, args); err != nil {
@@ -189,6 +194,12 @@ func cmdReplay(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *modelPath == "" {
+		*modelPath = c.Model.File
+	}
+	if err := loadModel(eng, *modelPath); err != nil {
+		return err
+	}
 	var truthByID map[string]*declaration.Outcome
 	if *truth != "" {
 		if truthByID, err = readTruth(*truth); err != nil {
@@ -201,6 +212,12 @@ func cmdReplay(args []string) error {
 	}
 	defer in.Close()
 	opts := batch.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil}
+	if *closed {
+		if truthByID == nil || *outcomes != "" {
+			return errors.New("--closed-loop needs --truth (the outcomes of the inspections riskmon selects) and no --outcomes")
+		}
+		opts.ClosedLoop, opts.InspectDelay = truthByID, 7*24*time.Hour
+	}
 	if *outcomes != "" {
 		f, err := os.Open(*outcomes)
 		if err != nil {
@@ -221,6 +238,15 @@ func cmdReplay(args []string) error {
 		}
 		defer f.Close()
 		opts.DeadLetters = f
+	}
+	if *verbose {
+		eng.OnModelTrained(func(t *engine.Trained, err error) {
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "model: %v\n", err)
+				return
+			}
+			fmt.Fprintln(os.Stderr, "model: "+t.String())
+		})
 	}
 	st, err := batch.Replay(eng, opts)
 	if cerr := out.Close(); err == nil && cerr != nil {

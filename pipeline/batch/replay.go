@@ -7,6 +7,7 @@ package batch
 import (
 	"bufio"
 	"bytes"
+	"container/heap"
 	"fmt"
 	"io"
 	"math"
@@ -35,6 +36,13 @@ type ReplayOptions struct {
 	DeadLetters  io.Writer // optional: one dead-letter record per invalid line
 	// KeepScores records (id, score) of every assessment, for evaluation.
 	KeepScores bool
+	// ClosedLoop, when not nil, makes the inspections follow riskmon's own
+	// channels: every declaration it sends to yellow or red (the random
+	// compliance sample included) gets its true outcome after InspectDelay,
+	// and no other declaration gets one. It shows what riskmon learns when
+	// its own selection decides what it learns from (selection bias).
+	ClosedLoop   map[string]*declaration.Outcome
+	InspectDelay time.Duration
 }
 
 // Scored is what evaluation needs of one assessment.
@@ -79,6 +87,7 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 	// A batch run trades memory for CPU: collect garbage less often (about
 	// 30 MB more at peak for 100,000 declarations, 10 % less CPU).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	e.TrainInline()
 	st := &ReplayStats{SelectedBy: map[string]int{}, Fired: map[string]int{}}
 	var outcomes []*declaration.Outcome
 	if o.Outcomes != nil {
@@ -119,7 +128,10 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 	}
 	go func() {
 		defer close(assessedCh)
-		next := 0
+		due := &outcomeQueue{}
+		for _, oc := range outcomes {
+			due.push(oc)
+		}
 		var eventTime time.Time
 		for c := range decoded {
 			out := make(assessedChunk, 0, len(c))
@@ -138,12 +150,17 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 				if r.d.LodgedAt.After(eventTime) {
 					eventTime = r.d.LodgedAt
 				}
-				for next < len(outcomes) && !outcomes[next].InspectedAt.After(eventTime) {
-					e.ApplyOutcome(outcomes[next])
+				for due.Len() > 0 && !due.peek().InspectedAt.After(eventTime) {
+					e.ApplyOutcome(due.pop())
 					st.OutcomesApplied++
-					next++
 				}
 				a := e.Assess(r.d)
+				if t := o.ClosedLoop[a.DeclarationID]; t != nil && a.Channel != declaration.Green {
+					oc := *t
+					oc.InspectedAt = r.d.LodgedAt.Add(o.InspectDelay)
+					due.push(&oc)
+					st.OutcomesRead++
+				}
 				st.Assessed++
 				st.Channels[a.Channel]++
 				st.SelectedBy[a.SelectedBy]++
@@ -310,3 +327,38 @@ func fmtInt(n int) string {
 	}
 	return string(out)
 }
+
+// outcomeQueue holds outcomes until the stream's event time reaches them,
+// earliest inspected_at first and, among equal times, in arrival order.
+type outcomeQueue struct {
+	items []queued
+	seq   int
+}
+
+type queued struct {
+	o   *declaration.Outcome
+	seq int
+}
+
+func (q *outcomeQueue) Len() int { return len(q.items) }
+func (q *outcomeQueue) Less(i, j int) bool {
+	a, b := q.items[i], q.items[j]
+	if !a.o.InspectedAt.Equal(b.o.InspectedAt) {
+		return a.o.InspectedAt.Before(b.o.InspectedAt)
+	}
+	return a.seq < b.seq
+}
+func (q *outcomeQueue) Swap(i, j int) { q.items[i], q.items[j] = q.items[j], q.items[i] }
+func (q *outcomeQueue) Push(x any)    { q.items = append(q.items, x.(queued)) }
+func (q *outcomeQueue) Pop() any {
+	x := q.items[len(q.items)-1]
+	q.items = q.items[:len(q.items)-1]
+	return x
+}
+
+func (q *outcomeQueue) push(o *declaration.Outcome) {
+	heap.Push(q, queued{o: o, seq: q.seq})
+	q.seq++
+}
+func (q *outcomeQueue) peek() *declaration.Outcome { return q.items[0].o }
+func (q *outcomeQueue) pop() *declaration.Outcome  { return heap.Pop(q).(queued).o }

@@ -43,6 +43,7 @@ type Engine struct {
 
 	observe atomic.Pointer[func(detector string, d time.Duration)]
 	seq     atomic.Uint64
+	model   *modelStage
 }
 
 // ObserveDetectors asks the engine to time each detector (score and learn) on
@@ -59,16 +60,22 @@ type ruleset struct {
 	randChan  declaration.Channel
 	randSalt  string
 	detectors []string
+	lay       *layout // the model's features for these detectors
 }
 
 // NewEngine builds the detectors of cfg on a new state store.
 func New(cfg *config.Config) (*Engine, error) {
-	e := &Engine{store: detectors.NewStore(cfg.State.CapacityMB), shared: detectors.NewTable(cfg.State.SharedEntries), Now: time.Now}
+	return newEngine(cfg, detectors.NewStore(cfg.State.CapacityMB), detectors.NewTable(cfg.State.SharedEntries))
+}
+
+func newEngine(cfg *config.Config, store *detectors.Store, shared *detectors.Table) (*Engine, error) {
+	e := &Engine{store: store, shared: shared, Now: time.Now}
 	rs, err := e.build(cfg)
 	if err != nil {
 		return nil, err
 	}
 	e.rs.Store(rs)
+	e.model = newModelStage(cfg.Model, store, rs.lay)
 	return e, nil
 }
 
@@ -89,6 +96,8 @@ func NewWithDetectors(cfg *config.Config, dets ...detectors.Detector) (*Engine, 
 			rs.learners = append(rs.learners, l)
 		}
 	}
+	rs.lay = internLayout(rs.detectors)
+	e.model.setLayout(cfg.Model, rs.lay)
 	return e, nil
 }
 
@@ -111,6 +120,7 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 			rs.learners = append(rs.learners, l)
 		}
 	}
+	rs.lay = internLayout(rs.detectors)
 	if cfg.Scoring.AEOList != "" {
 		for _, id := range cfg.Lists[cfg.Scoring.AEOList] {
 			rs.aeo[id] = struct{}{}
@@ -156,6 +166,7 @@ func (e *Engine) Reload(cfg *config.Config) error {
 			}
 		}
 	}
+	e.model.setLayout(cfg.Model, rs.lay)
 	e.rs.Store(rs)
 	return nil
 }
@@ -202,7 +213,22 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	a := &declaration.Assessment{
 		DeclarationID: d.ID, ImporterID: d.Importer.ID, LodgedAt: d.LodgedAt, Ruleset: rs.cfg.Ruleset,
 	}
-	rs.score(d, fs, a)
+	forced, hasForce, aeo, combined := rs.score(d, fs, a)
+	var xbuf [128]float64
+	var ids [16]string
+	var stats [16]entityStats
+	modelOn := rs.cfg.Model.Enabled && len(rs.lay.names) <= len(xbuf)
+	if modelOn {
+		x := xbuf[:len(rs.lay.names)]
+		e.model.featurize(rs.lay, d, raw, combined, aeo, x, ids[:], stats[:])
+		if t := e.model.cur.Load(); t != nil && t.Active && t.lay == rs.lay {
+			t.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
+		}
+	}
+	stratum := rs.channel(d, a, forced, hasForce)
+	if modelOn {
+		e.model.remember(d, stratum, xbuf[:len(rs.lay.names)], ids[:len(entityKinds)])
+	}
 	for i, det := range rs.dets {
 		rs.cals[i].observe(raw[i])
 		var t0 time.Time
@@ -219,10 +245,14 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 }
 
 // ApplyOutcome hands an inspection outcome to the detectors that learn from
-// outcomes.
+// outcomes and to the model stage.
 func (e *Engine) ApplyOutcome(o *declaration.Outcome) {
-	for _, l := range e.rs.Load().learners {
+	rs := e.rs.Load()
+	for _, l := range rs.learners {
 		l.LearnOutcome(o)
+	}
+	if rs.cfg.Model.Enabled {
+		e.model.outcome(o)
 	}
 }
 
@@ -236,12 +266,11 @@ func (e *Engine) ApplyOutcome(o *declaration.Outcome) {
 // one piece of evidence, not several (the items share an importer, a supplier
 // and an invoice): only the strongest counts, and its reason names the other
 // items.
-func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *declaration.Assessment) {
+func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *declaration.Assessment) (forced declaration.Channel, hasForce, aeo bool, combined float64) {
 	fs = collapse(fs)
 	s := &rs.cfg.Scoring
 	var sum float64
 	keep := 1.0
-	forced, hasForce := declaration.Green, false
 	for i := range fs {
 		p := min(max(fs[i].Weight*fs[i].Score, 0), 100)
 		fs[i].Points = p
@@ -251,9 +280,9 @@ func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *
 			forced, hasForce = max(forced, fs[i].Force), true
 		}
 	}
-	combined := 100 * (1 - keep)
+	combined = 100 * (1 - keep)
 	final := combined
-	aeo := rs.isAEO(d)
+	aeo = rs.isAEO(d)
 	if aeo {
 		final *= s.AEOFactor
 	}
@@ -270,19 +299,30 @@ func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *
 		a.Findings = append(a.Findings, declaration.Finding{Detector: "aeo", Reason: "Authorised Economic Operator: score reduced from " +
 			fmtScore(combined) + " to " + fmtScore(final) + " (factor " + fmtScore(s.AEOFactor) + ")"})
 	}
+	return forced, hasForce, aeo, combined
+}
+
+// channel sets the assessment's channel and selected_by from its score, a
+// forcing profile and the random compliance sample. It returns the channel
+// the score or a profile gave, before random selection: the stratum that
+// tells how likely an inspection was.
+func (rs *ruleset) channel(d *declaration.Declaration, a *declaration.Assessment, forced declaration.Channel, hasForce bool) declaration.Channel {
+	s := &rs.cfg.Scoring
 	a.Channel, a.SelectedBy = declaration.Green, "score"
 	switch {
-	case final >= s.Red:
+	case a.Score >= s.Red:
 		a.Channel = declaration.Red
-	case final >= s.Yellow:
+	case a.Score >= s.Yellow:
 		a.Channel = declaration.Yellow
 	}
 	if hasForce {
 		a.Channel, a.SelectedBy = forced, "profile"
 	}
+	stratum := a.Channel
 	if rs.randCut > 0 && xxhash.Sum64String(rs.randSalt+"\x00"+d.ID) < rs.randCut {
 		a.Channel, a.SelectedBy = max(a.Channel, rs.randChan), "random"
 	}
+	return stratum
 }
 
 func (rs *ruleset) isAEO(d *declaration.Declaration) bool {

@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
+)
+
+// The model's features, in a fixed order: the rule score, every detector's
+// strongest raw strength, then for every entity a declaration names its
+// smoothed outcome hit rate and how many inspections that rate rests on (and,
+// for the parties, how many declarations of theirs came before), then the
+// declaration's own figures. Entity rates are target encodings of the
+// categories: the trees see "this HS code's hit rate is 0.4 over 30
+// inspections", never an arbitrary category number.
+
+// entity kinds whose outcome history is a feature. Item-level kinds use the
+// declaration's main item (its highest customs value).
+var entityKinds = []string{
+	"importer", "declarant", "exporter", "office", "hs6", "hs4", "origin", "dispatch",
+	"hs6_origin", "importer_hs6", "procedure", "transport", "preference",
+}
+
+// seenKinds also count declarations seen, not only outcomes.
+var seenKinds = map[string]bool{"importer": true, "declarant": true, "exporter": true, "importer_hs6": true}
+
+// ownFeatures are the declaration's own figures.
+var ownFeatures = []string{
+	"log_value", "log_gross_mass", "log_unit_value", "duty_ratio", "items", "hs_chapter",
+	"origin_is_dispatch", "has_preference", "net_gross_ratio", "aeo",
+}
+
+// featureGroup says how a feature is explained: which detector, entity or
+// figure it belongs to.
+type featureGroup struct {
+	kind  int // groupRule, groupDetector, groupEntity, groupOwn
+	index int // detector index, entity kind index or own feature index
+}
+
+const (
+	groupRule = iota
+	groupDetector
+	groupEntity
+	groupOwn
+)
+
+// layout is the feature layout for one list of detectors.
+type layout struct {
+	names  []string
+	groups []featureGroup
+	// offsets of the blocks; per entity kind, its rate, inspections and
+	// seen features (seen is -1 for kinds that do not count declarations)
+	detOff, ownOff         int
+	entRate, entN, entSeen []int
+}
+
+func newLayout(dets []string) *layout {
+	l := &layout{}
+	add := func(name string, g featureGroup) {
+		l.names = append(l.names, name)
+		l.groups = append(l.groups, g)
+	}
+	add("rule_score", featureGroup{groupRule, 0})
+	l.detOff = len(l.names)
+	for i, d := range dets {
+		add("strength:"+d, featureGroup{groupDetector, i})
+	}
+	for i, k := range entityKinds {
+		l.entRate = append(l.entRate, len(l.names))
+		add(k+":hit_rate", featureGroup{groupEntity, i})
+		l.entN = append(l.entN, len(l.names))
+		add(k+":log_inspections", featureGroup{groupEntity, i})
+		l.entSeen = append(l.entSeen, -1)
+		if seenKinds[k] {
+			l.entSeen[i] = len(l.names)
+			add(k+":log_seen", featureGroup{groupEntity, i})
+		}
+	}
+	l.ownOff = len(l.names)
+	for i, n := range ownFeatures {
+		add(n, featureGroup{groupOwn, i})
+	}
+	return l
+}
+
+func (l *layout) same(names []string) bool {
+	if len(names) != len(l.names) {
+		return false
+	}
+	for i := range names {
+		if names[i] != l.names[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// mainItem is the item with the highest customs value (the first on ties).
+func mainItem(d *declaration.Declaration) *declaration.Item {
+	best := &d.Items[0]
+	for i := range d.Items {
+		if d.Items[i].CustomsValue > best.CustomsValue {
+			best = &d.Items[i]
+		}
+	}
+	return best
+}
+
+// entityIDs fills ids (one per entity kind) for d; an empty id means the
+// declaration does not name that entity.
+func entityIDs(d *declaration.Declaration, ids []string) {
+	it := mainItem(d)
+	for i, k := range entityKinds {
+		var v string
+		switch k {
+		case "importer":
+			v = d.Importer.ID
+		case "declarant":
+			v = d.DeclarantID
+		case "exporter":
+			v = d.Exporter.ID
+		case "office":
+			v = d.Office
+		case "hs6":
+			v = it.HS6()
+		case "hs4":
+			v = it.HS4()
+		case "origin":
+			v = it.Origin
+		case "dispatch":
+			v = d.DispatchCountry
+		case "hs6_origin":
+			v = it.HS6() + "/" + it.Origin
+		case "importer_hs6":
+			if d.Importer.ID != "" {
+				v = d.Importer.ID + "/" + it.HS6()
+			}
+		case "procedure":
+			v = d.Procedure
+		case "transport":
+			v = d.TransportMode
+		case "preference":
+			v = it.Preference
+		}
+		ids[i] = v
+	}
+}
+
+// entityStats is one entity's outcome history, weighted by inverse
+// selection probability.
+type entityStats struct {
+	seen, inspections, hits, revenue, hitValue float64
+}
+
+const entityRecordSize = 5 * 4
+
+func (s *entityStats) decode(b []byte) bool {
+	if len(b) != entityRecordSize {
+		return false
+	}
+	f := func(i int) float64 { return float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))) }
+	s.seen, s.inspections, s.hits, s.revenue, s.hitValue = f(0), f(1), f(2), f(3), f(4)
+	return true
+}
+
+func (s *entityStats) encode(b []byte) []byte {
+	for _, v := range [...]float64{s.seen, s.inspections, s.hits, s.revenue, s.hitValue} {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
+	}
+	return b
+}
+
+// entityKey is the store key of an entity's record: a prefix no detector
+// uses, the kind's index and the id.
+func entityKey(dst []byte, kind int, id string) []byte {
+	dst = append(dst[:0], 0xff, 'M', byte(kind))
+	return append(dst, id...)
+}
+
+// pendingKey is the store key of a declaration's features, kept until its
+// outcome arrives.
+func pendingKey(dst []byte, declID string) []byte {
+	dst = append(dst[:0], 0xff, 'P')
+	return append(dst, declID...)
+}
+
+// ownValues writes the declaration's own figures into x.
+func ownValues(d *declaration.Declaration, aeo bool, x []float64) {
+	var value, gross, net, duties float64
+	hasDuties := false
+	pref := 0.0
+	for i := range d.Items {
+		it := &d.Items[i]
+		value += it.CustomsValue
+		gross += it.GrossMassKg
+		if it.HasNetMass {
+			net += it.NetMassKg
+		} else {
+			net += it.GrossMassKg
+		}
+		if it.HasDuties {
+			hasDuties = true
+			duties += it.Duties
+		}
+		if it.Preference != "" {
+			pref = 1
+		}
+	}
+	it := mainItem(d)
+	x[0] = math.Log1p(value)
+	x[1] = math.Log1p(gross)
+	x[2] = math.NaN()
+	if it.GrossMassKg > 0 {
+		x[2] = math.Log(max(it.CustomsValue, 1e-9) / it.GrossMassKg)
+	}
+	x[3] = math.NaN()
+	if hasDuties && value > 0 {
+		x[3] = duties / value
+	}
+	x[4] = float64(len(d.Items))
+	x[5] = math.NaN()
+	if ch, err := strconv.Atoi(it.HSCode[:2]); err == nil {
+		x[5] = float64(ch)
+	}
+	x[6] = 0
+	if d.DispatchCountry != "" && d.DispatchCountry == it.Origin {
+		x[6] = 1
+	}
+	x[7] = pref
+	x[8] = math.NaN()
+	if gross > 0 {
+		x[8] = net / gross
+	}
+	x[9] = 0
+	if aeo {
+		x[9] = 1
+	}
+}
+
+// describeOwn says what an own figure was, for an explanation.
+func describeOwn(i int, d *declaration.Declaration, x float64) string {
+	it := mainItem(d)
+	switch ownFeatures[i] {
+	case "log_value":
+		return "customs value " + detectors.FormatNumber(math.Expm1(x)) + " " + d.Currency
+	case "log_gross_mass":
+		return "gross mass " + detectors.FormatNumber(math.Expm1(x)) + " kg"
+	case "log_unit_value":
+		return "unit value " + detectors.FormatNumber(math.Exp(x)) + " " + d.Currency + "/kg for HS " + it.HS6()
+	case "duty_ratio":
+		if math.IsNaN(x) {
+			return "no duties declared"
+		}
+		return "duties " + detectors.FormatNumber(100*x) + " % of the value"
+	case "items":
+		return strconv.Itoa(len(d.Items)) + " items"
+	case "hs_chapter":
+		return "HS chapter " + it.HSCode[:2]
+	case "origin_is_dispatch":
+		if x == 1 {
+			return "dispatched from the origin country " + it.Origin
+		}
+		return "origin " + it.Origin + " but dispatched from " + orNone(d.DispatchCountry)
+	case "has_preference":
+		if x == 1 {
+			return "preference claimed (" + it.Preference + ")"
+		}
+		return "no preference claimed"
+	case "net_gross_ratio":
+		return "net/gross mass ratio " + detectors.FormatNumber(x)
+	case "aeo":
+		if x == 1 {
+			return "AEO importer"
+		}
+		return "importer not AEO"
+	}
+	return ownFeatures[i]
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// describeEntity says what an entity's history was, for an explanation.
+func describeEntity(kind int, id string, st entityStats) string {
+	name := strings.ReplaceAll(entityKinds[kind], "_", " × ")
+	if name == "hs6" || name == "hs4" {
+		name = "HS " + id
+	} else if id == "" {
+		return name + ": none named"
+	} else {
+		name += " " + id
+	}
+	if st.inspections < 0.5 {
+		if seenKinds[entityKinds[kind]] {
+			return name + ": never inspected, " + detectors.FormatNumber(st.seen) + " declarations before"
+		}
+		return name + ": never inspected"
+	}
+	return name + ": " + detectors.FormatNumber(st.hits) + " hits in " + detectors.FormatNumber(st.inspections) + " inspections"
+}

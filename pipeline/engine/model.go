@@ -1,0 +1,733 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
+	"github.com/riskmon/riskmon/gbdt"
+)
+
+// The model stage learns from inspection outcomes what the evidence is worth.
+//
+// At assessment, the engine builds the declaration's feature vector (see
+// features.go) from state as it was before the declaration, lets the current
+// model score it when there is an active one, and keeps the vector in the
+// store under the declaration id. When the declaration's outcome arrives, the
+// vector and the result become one labelled row of a bounded training window,
+// and the entities the declaration named update their hit rates. So a
+// declaration's own outcome can never reach its own assessment: it arrives
+// after the assessment was written, and it only changes what later
+// declarations see.
+//
+// Selection bias. Outcomes exist only for inspected declarations, and when
+// riskmon's own channels choose the inspections, high scores are inspected
+// far more often than low ones. Each outcome is weighted by the inverse of the
+// estimated probability that a declaration of its stratum (the channel its
+// score or a profile gave it, before random compliance selection) was
+// inspected: outcomes received ÷ declarations assessed in that stratum,
+// relative to the most inspected stratum, capped at model.max_weight. When
+// inspections do not depend on riskmon (an administration's own selection, a
+// data set where every declaration was inspected), every stratum has the same
+// rate and every weight is 1; when they follow riskmon's channels, the random
+// compliance picks among the green ones count for the green ones that were
+// never inspected.
+//
+// Training. The trees are retrained on the whole window when the labels seen
+// have grown by model.retrain_growth since the last training or by
+// model.retrain_labels, whichever comes first. Replay trains in the caller's
+// goroutine at those points, so it stays deterministic; stream mode trains in
+// the background and swaps the model in atomically. A trained model is used
+// only when its ranking of the most recent labels (the validation tail it
+// never trained on) beats the rule score's: until then, and before
+// model.min_labels outcomes, the rule score stands.
+
+// Trained describes a trained model, for metrics and logs.
+type Trained struct {
+	Name          string // "gbdt@" + content hash
+	Active        bool   // it scores declarations (it beat the rule score on the validation tail)
+	Labels        int    // labelled rows it was trained on
+	Report        gbdt.Report
+	RuleAUC       float64 // the rule score's AUC on the same validation tail
+	Hits          float64 // weighted hits among the labels
+	Weight        float64 // the model's share of the blend, in log-odds
+	ruleA, ruleB  float64 // the rule score calibrated: P = σ(ruleA + ruleB·log1p(score))
+	At            time.Time
+	FromFile      string // when it was loaded rather than trained
+	model         *gbdt.Model
+	lay           *layout
+	revPerValue   float64 // revenue of a hit per unit of customs value, at training time
+	meanRevenue   float64 // mean revenue of a hit, at training time
+	expectRevenue bool
+}
+
+type labelled struct {
+	x    []float32
+	y, w float32
+}
+
+type modelStage struct {
+	cfg   config.Model
+	store *detectors.Store
+	sync  bool
+
+	cur atomic.Pointer[Trained]
+
+	assessed  [3]atomic.Uint64 // by stratum
+	inspected [3]atomic.Uint64
+	unmatched atomic.Uint64 // outcomes whose features were not (or no longer) kept
+
+	mu        sync.Mutex // guards what follows
+	lay       *layout
+	window    []labelled
+	head      int // next slot once the window is full
+	labels    int
+	lastTrain int
+	training  bool
+	floor     int // labels of a loaded model, which a training must match to replace it
+	glob      entityStats
+	trainWG   sync.WaitGroup
+	onTrained func(*Trained, error)
+
+	base atomic.Uint64 // float64 bits: the overall weighted hit rate
+}
+
+var layouts sync.Map // joined names -> *layout, so equal layouts are one pointer
+
+func internLayout(dets []string) *layout {
+	l := newLayout(dets)
+	key := strings.Join(l.names, "\x00")
+	v, _ := layouts.LoadOrStore(key, l)
+	return v.(*layout)
+}
+
+func newModelStage(cfg config.Model, store *detectors.Store, lay *layout) *modelStage {
+	ms := &modelStage{cfg: cfg, store: store, lay: lay}
+	ms.base.Store(math.Float64bits(0.05))
+	return ms
+}
+
+func (ms *modelStage) baseRate() float64 { return math.Float64frombits(ms.base.Load()) }
+
+// setLayout is called on reload: a new feature layout empties the window (its
+// rows no longer fit) and retires the model.
+func (ms *modelStage) setLayout(cfg config.Model, lay *layout) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.cfg = cfg
+	if lay == ms.lay {
+		return
+	}
+	ms.lay, ms.window, ms.head, ms.labels, ms.lastTrain = lay, nil, 0, 0, 0
+	ms.cur.Store(nil)
+}
+
+// featurize fills x (len(lay.names)) and the entities' ids and stats.
+func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []float64, ruleScore float64, aeo bool,
+	x []float64, ids []string, stats []entityStats) {
+	x[0] = ruleScore
+	for i, r := range raw {
+		x[lay.detOff+i] = r
+	}
+	entityIDs(d, ids)
+	base := ms.baseRate()
+	prior := ms.cfg.Prior
+	var kb [96]byte
+	var vb [32]byte
+	for k := range entityKinds {
+		stats[k] = entityStats{}
+		if ids[k] != "" {
+			if v, ok := ms.store.Get(vb[:0], entityKey(kb[:0], k, ids[k])); ok {
+				stats[k].decode(v)
+			}
+		}
+		st := &stats[k]
+		x[lay.entRate[k]] = math.NaN()
+		if st.inspections > 0 {
+			x[lay.entRate[k]] = (st.hits + prior*base) / (st.inspections + prior)
+		}
+		x[lay.entN[k]] = math.Log1p(st.inspections)
+		if j := lay.entSeen[k]; j >= 0 {
+			x[j] = math.Log1p(st.seen)
+		}
+	}
+	ownValues(d, aeo, x[lay.ownOff:])
+}
+
+// remember keeps the features of an assessed declaration until its outcome,
+// counts it in its stratum, and counts it as seen for the parties.
+func (ms *modelStage) remember(d *declaration.Declaration, stratum declaration.Channel, x []float64, ids []string) {
+	ms.assessed[stratum].Add(1)
+	b := make([]byte, 0, 8+4*len(x)+64)
+	b = append(b, byte(stratum))
+	b = binary.AppendUvarint(b, uint64(len(x)))
+	for _, v := range x {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
+	}
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(d.TotalValue())))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, uint64(len(id)))
+		b = append(b, id...)
+	}
+	var kb [96]byte
+	ms.store.Set(pendingKey(kb[:0], d.ID), b)
+	var scratch [32]byte
+	buf := scratch[:0]
+	for k, kind := range entityKinds {
+		if !seenKinds[kind] || ids[k] == "" {
+			continue
+		}
+		buf = ms.store.Update(entityKey(kb[:0], k, ids[k]), buf, func(old []byte) []byte {
+			var st entityStats
+			st.decode(old)
+			st.seen++
+			return st.encode(old[:0:0])
+		})
+	}
+}
+
+type pending struct {
+	stratum declaration.Channel
+	x       []float32
+	value   float64
+	ids     []string
+}
+
+var errBadPending = errors.New("corrupt pending record")
+
+func decodePending(b []byte) (p pending, err error) {
+	if len(b) < 2 || b[0] > 2 {
+		return p, errBadPending
+	}
+	p.stratum = declaration.Channel(b[0])
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || n > 4096 || len(b) < 1+k+4*int(n)+4 {
+		return p, errBadPending
+	}
+	b = b[1+k:]
+	p.x = make([]float32, n)
+	for i := range p.x {
+		p.x[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	b = b[4*n:]
+	p.value = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+	b = b[4:]
+	for len(b) > 0 {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l {
+			return p, errBadPending
+		}
+		p.ids = append(p.ids, string(b[k:k+int(l)]))
+		b = b[k+int(l):]
+	}
+	if len(p.ids) != len(entityKinds) {
+		return p, errBadPending
+	}
+	return p, nil
+}
+
+// weight is the inverse selection-probability weight of an outcome of
+// stratum s.
+func (ms *modelStage) weight(s declaration.Channel) float64 {
+	rate := func(s int) float64 {
+		a := ms.assessed[s].Load()
+		if a < 100 {
+			return math.NaN()
+		}
+		return float64(ms.inspected[s].Load()) / float64(a)
+	}
+	own := rate(int(s))
+	if math.IsNaN(own) || own <= 0 {
+		return 1
+	}
+	top := own
+	for i := range ms.assessed {
+		if r := rate(i); r > top {
+			top = r
+		}
+	}
+	return min(max(top/own, 1), ms.cfg.MaxWeight)
+}
+
+// outcome learns from an inspection outcome. It reports whether it trained a
+// model (synchronously).
+func (ms *modelStage) outcome(o *declaration.Outcome) {
+	var kb [96]byte
+	key := pendingKey(kb[:0], o.DeclarationID)
+	raw, ok := ms.store.Get(nil, key)
+	var p pending
+	var err error
+	if ok {
+		p, err = decodePending(raw)
+	}
+	if !ok || err != nil {
+		// The declaration was never assessed here, or its features were
+		// evicted: only the importer the outcome names learns.
+		ms.unmatched.Add(1)
+		if o.ImporterID != "" {
+			ms.updateEntity(0, o.ImporterID, o, 1, 0)
+		}
+		return
+	}
+	ms.store.Delete(key) // a redelivered outcome is not counted twice
+	ms.inspected[p.stratum].Add(1)
+	w := ms.weight(p.stratum)
+	for k, id := range p.ids {
+		if id != "" {
+			ms.updateEntity(k, id, o, w, p.value)
+		}
+	}
+	y := float32(0)
+	if o.Hit {
+		y = 1
+	}
+	ms.mu.Lock()
+	ms.glob.inspections += w
+	if o.Hit {
+		ms.glob.hits += w
+		ms.glob.revenue += w * o.Revenue
+		ms.glob.hitValue += w * p.value
+	}
+	ms.base.Store(math.Float64bits((ms.glob.hits + 1) / (ms.glob.inspections + 2)))
+	if len(p.x) != len(ms.lay.names) {
+		ms.mu.Unlock()
+		return
+	}
+	row := labelled{x: p.x, y: y, w: float32(w)}
+	if len(ms.window) < ms.cfg.Window {
+		ms.window = append(ms.window, row)
+	} else {
+		ms.window[ms.head] = row
+		ms.head = (ms.head + 1) % len(ms.window)
+	}
+	ms.labels++
+	due := !ms.training && ms.labels >= ms.cfg.MinLabels &&
+		(ms.lastTrain == 0 || ms.labels-ms.lastTrain >= min(ms.cfg.RetrainLabels, int(math.Ceil(ms.cfg.RetrainGrowth*float64(ms.lastTrain)))))
+	if due {
+		ms.training = true
+		ms.lastTrain = ms.labels
+	}
+	ms.mu.Unlock()
+	if !due {
+		return
+	}
+	if ms.sync {
+		ms.train()
+		return
+	}
+	ms.trainWG.Add(1)
+	go func() {
+		defer ms.trainWG.Done()
+		ms.train()
+	}()
+}
+
+func (ms *modelStage) updateEntity(k int, id string, o *declaration.Outcome, w, value float64) {
+	var kb [96]byte
+	var scratch [32]byte
+	ms.store.Update(entityKey(kb[:0], k, id), scratch[:0], func(old []byte) []byte {
+		var st entityStats
+		st.decode(old)
+		st.inspections += w
+		if o.Hit {
+			st.hits += w
+			st.revenue += w * o.Revenue
+			st.hitValue += w * value
+		}
+		return st.encode(old[:0:0])
+	})
+}
+
+// train fits a model on the window as it is now and installs it.
+func (ms *modelStage) train() (*Trained, error) {
+	ms.mu.Lock()
+	rows := make([]labelled, 0, len(ms.window))
+	rows = append(rows, ms.window[ms.head:]...)
+	rows = append(rows, ms.window[:ms.head]...)
+	lay, cfg, glob := ms.lay, ms.cfg, ms.glob
+	ms.mu.Unlock()
+	defer func() {
+		ms.mu.Lock()
+		ms.training = false
+		ms.mu.Unlock()
+	}()
+	t, err := fit(rows, lay, cfg)
+	if err == nil {
+		if glob.hits > 0 && glob.hitValue > 0 {
+			t.revPerValue, t.meanRevenue = glob.revenue/glob.hitValue, glob.revenue/glob.hits
+		}
+		ms.mu.Lock()
+		if lay == ms.lay && t.Labels >= ms.floor { // not retired by a reload meanwhile, not poorer than a loaded model
+			ms.cur.Store(t)
+		}
+		ms.mu.Unlock()
+	}
+	if ms.onTrained != nil {
+		ms.onTrained(t, err)
+	}
+	return t, err
+}
+
+// fit trains trees on rows (oldest first) and judges them on the newest.
+func fit(rows []labelled, lay *layout, cfg config.Model) (*Trained, error) {
+	ds := gbdt.Dataset{Names: lay.names, X: make([][]float64, len(rows)), Y: make([]float64, len(rows)), W: make([]float64, len(rows))}
+	flat := make([]float64, len(rows)*len(lay.names))
+	for i, r := range rows {
+		x := flat[i*len(lay.names) : (i+1)*len(lay.names)]
+		for j, v := range r.x {
+			x[j] = float64(v)
+		}
+		ds.X[i], ds.Y[i], ds.W[i] = x, float64(r.y), float64(r.w)
+	}
+	p := gbdt.Params{Trees: cfg.Trees, Depth: cfg.Depth, LearningRate: cfg.LearningRate, L2: cfg.L2, MinLeafWeight: cfg.MinLeafWeight,
+		Bins: cfg.Bins, EarlyStoppingRounds: cfg.EarlyStoppingRounds, ValidationShare: cfg.ValidationShare}
+	m, rep, err := gbdt.Train(ds, p)
+	if err != nil {
+		return nil, fmt.Errorf("training the model on %d labels: %w", len(rows), err)
+	}
+	t := &Trained{Labels: len(rows), Report: rep, At: time.Now(), model: m, lay: lay, RuleAUC: math.NaN(), Active: true,
+		expectRevenue: cfg.RankBy == "expected_revenue"}
+	if rep.ValidRows > 0 {
+		tail := len(rows) - rep.ValidRows
+		t.RuleAUC = gbdt.AUC(column(ds.X[tail:], 0), ds.Y[tail:], ds.W[tail:])
+		t.Active = rep.ValidAUC > t.RuleAUC
+	}
+	for i := range ds.Y {
+		t.Hits += ds.W[i] * ds.Y[i]
+	}
+	t.Weight = 1
+	if cfg.BlendHits > 0 {
+		t.Weight = t.Hits / (t.Hits + cfg.BlendHits)
+	}
+	t.ruleA, t.ruleB = platt(column(ds.X, 0), ds.Y, ds.W)
+	t.Name = modelName(m)
+	return t, nil
+}
+
+// platt fits P(hit) = σ(a + b·log1p(score)) by Newton's method on the
+// weighted log-loss (a little ridge on b keeps it finite when the score
+// separates the labels perfectly).
+func platt(score, y, w []float64) (a, b float64) {
+	var sw, sy float64
+	for i := range y {
+		sw += w[i]
+		sy += w[i] * y[i]
+	}
+	p0 := min(max(sy/sw, 1e-6), 1-1e-6)
+	a = math.Log(p0 / (1 - p0))
+	for iter := 0; iter < 50; iter++ {
+		var ga, gb, haa, hab, hbb float64
+		for i := range y {
+			g := math.Log1p(max(score[i], 0))
+			p := 1 / (1 + math.Exp(-(a + b*g)))
+			r := w[i] * (p - y[i])
+			h := w[i] * max(p*(1-p), 1e-12)
+			ga, gb = ga+r, gb+r*g
+			haa, hab, hbb = haa+h, hab+h*g, hbb+h*g*g
+		}
+		gb += 1e-3 * b
+		hbb += 1e-3
+		det := haa*hbb - hab*hab
+		if det <= 0 {
+			break
+		}
+		da, db := (hbb*ga-hab*gb)/det, (haa*gb-hab*ga)/det
+		a, b = a-da, b-db
+		if math.Abs(da)+math.Abs(db) < 1e-9 {
+			break
+		}
+	}
+	return a, b
+}
+
+func column(x [][]float64, j int) []float64 {
+	out := make([]float64, len(x))
+	for i := range x {
+		out[i] = x[i][j]
+	}
+	return out
+}
+
+func modelName(m *gbdt.Model) string {
+	b, _ := m.MarshalBinary()
+	var h [8]byte
+	binary.BigEndian.PutUint64(h[:], xxhash.Sum64(b))
+	return "gbdt@" + hex.EncodeToString(h[:4])
+}
+
+// scoreWith turns the model's view of a declaration into the assessment's
+// score, probability and explanation. x must be the layout's features.
+func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []string, stats []entityStats, base float64,
+	a *declaration.Assessment, aeoFactor float64, aeo bool) {
+	lay := t.lay
+	var cbuf [128]float64
+	contrib := cbuf[:0]
+	if len(x) <= len(cbuf) {
+		contrib = cbuf[:len(x)]
+	} else {
+		contrib = make([]float64, len(x))
+	}
+	// Blend in log-odds: the model's contributions count with its weight,
+	// the calibrated rule score (a feature of its own) with the rest, so
+	// bias + Σ contributions is still the final log-odds.
+	bias := t.model.Contributions(x, contrib)
+	bias = t.Weight*bias + (1-t.Weight)*t.ruleA
+	for i := range contrib {
+		contrib[i] *= t.Weight
+	}
+	contrib[0] += (1 - t.Weight) * t.ruleB * math.Log1p(max(x[0], 0))
+	logit := bias
+	for _, c := range contrib {
+		logit += c
+	}
+	p := 1 / (1 + math.Exp(-logit))
+	score := 100 * p
+	if t.expectRevenue && t.meanRevenue > 0 {
+		ev := p * t.revPerValue * d.TotalValue()
+		score = 100 * ev / (ev + t.meanRevenue)
+	}
+	if aeo {
+		score *= aeoFactor
+	}
+	a.Score, a.Model, a.Probability = score, t.Name, p
+
+	// Sum the contributions by what they are about: a detector, an entity,
+	// a figure of the declaration, the rule score.
+	type group struct {
+		g   featureGroup
+		sum float64
+		at  int // first feature of the group
+	}
+	var gbuf [64]group
+	groups := gbuf[:0]
+	for i, c := range contrib {
+		g := lay.groups[i]
+		if n := len(groups); n > 0 && groups[n-1].g == g {
+			groups[n-1].sum += c
+			continue
+		}
+		groups = append(groups, group{g: g, sum: c, at: i})
+	}
+	var positive float64
+	for _, g := range groups {
+		positive += max(g.sum, 0)
+	}
+	// Findings' points: each detector's finding gets the share of the score
+	// its strength pushed up; the model's own finding the rest.
+	rest := score
+	if positive > 0 {
+		for _, g := range groups {
+			if g.g.kind != groupDetector {
+				continue
+			}
+			name := "" // the detector of this group
+			name = strings.TrimPrefix(lay.names[g.at], "strength:")
+			for j := range a.Findings {
+				if a.Findings[j].Detector == name {
+					a.Findings[j].Points = 0
+				}
+			}
+			if g.sum <= 0 {
+				continue
+			}
+			for j := range a.Findings {
+				if a.Findings[j].Detector == name {
+					a.Findings[j].Points = score * g.sum / positive
+					rest -= a.Findings[j].Points
+					break
+				}
+			}
+		}
+	} else {
+		for j := range a.Findings {
+			a.Findings[j].Points = 0
+		}
+	}
+	sort.SliceStable(groups, func(i, j int) bool { return groups[i].sum > groups[j].sum })
+	var b strings.Builder
+	b.WriteString("learned model: P(hit) ")
+	b.WriteString(detectors.FormatNumber(p))
+	b.WriteString(" against ")
+	b.WriteString(detectors.FormatNumber(base))
+	b.WriteString(" overall")
+	if t.expectRevenue && t.meanRevenue > 0 {
+		b.WriteString(", expected revenue ")
+		b.WriteString(detectors.FormatNumber(p * t.revPerValue * d.TotalValue()))
+	}
+	n := 0
+	for _, g := range groups {
+		if g.sum < 0.05 || n == 3 {
+			break
+		}
+		if n == 0 {
+			b.WriteString("; raised most by ")
+		} else {
+			b.WriteString("; ")
+		}
+		n++
+		switch g.g.kind {
+		case groupRule:
+			b.WriteString("the rule score " + fmtScore(x[g.at]))
+		case groupDetector:
+			b.WriteString(strings.TrimPrefix(lay.names[g.at], "strength:") + " strength " + detectors.FormatNumber(x[g.at]))
+		case groupEntity:
+			b.WriteString(describeEntity(g.g.index, ids[g.g.index], stats[g.g.index]))
+		case groupOwn:
+			b.WriteString(describeOwn(g.g.index, d, x[g.at]))
+		}
+		b.WriteString(" (+" + strings.TrimPrefix(detectors.FormatNumber(g.sum), "+") + " log-odds)")
+	}
+	if n == 0 {
+		b.WriteString("; nothing raised it")
+	}
+	a.Findings = append(a.Findings, declaration.Finding{Detector: "model", Score: p, Points: max(rest, 0), Reason: b.String()})
+	sort.SliceStable(a.Findings, func(i, j int) bool { return a.Findings[i].Points > a.Findings[j].Points })
+}
+
+// TrainInline makes the engine train its model in the goroutine that applies
+// the outcome that makes a training due, so that replay is deterministic.
+func (e *Engine) TrainInline() { e.model.sync = true }
+
+// OnModelTrained registers f to hear of every training (metrics, logs).
+func (e *Engine) OnModelTrained(f func(t *Trained, err error)) { e.model.onTrained = f }
+
+// WaitTraining waits for a background training to finish.
+func (e *Engine) WaitTraining() { e.model.trainWG.Wait() }
+
+// Model is the current model, nil before the first training.
+func (e *Engine) Model() *Trained { return e.model.cur.Load() }
+
+// ModelLabels is the number of labelled declarations learned from, and the
+// outcomes that matched no remembered declaration.
+func (e *Engine) ModelLabels() (labels int, unmatched uint64) {
+	e.model.mu.Lock()
+	defer e.model.mu.Unlock()
+	return e.model.labels, e.model.unmatched.Load()
+}
+
+// TrainNow trains a model on the labels in the window now, whatever the
+// schedule, and installs it (riskmon train).
+func (e *Engine) TrainNow() (*Trained, error) {
+	e.model.mu.Lock()
+	if len(e.model.window) == 0 {
+		e.model.mu.Unlock()
+		return nil, errors.New("no labelled declarations: no outcome matched a declaration of the input")
+	}
+	e.model.training = true
+	e.model.lastTrain = e.model.labels
+	e.model.mu.Unlock()
+	return e.model.train()
+}
+
+// A model file is a header line, the model's metadata as JSON (what the
+// engine needs besides the trees: the rule score's calibration, the blend
+// weight, the revenue figures) and the trees in the gbdt package's format.
+const modelMagic = "riskmon-model/v1\n"
+
+type modelMeta struct {
+	Labels      int       `json:"labels"`
+	Hits        float64   `json:"hits"`
+	Weight      float64   `json:"weight"`
+	RuleA       float64   `json:"rule_a"`
+	RuleB       float64   `json:"rule_b"`
+	RevPerValue float64   `json:"revenue_per_value"`
+	MeanRevenue float64   `json:"mean_revenue"`
+	TrainedAt   time.Time `json:"trained_at"`
+	ValidAUC    float64   `json:"validation_auc"`
+	RuleAUC     float64   `json:"rule_auc"`
+}
+
+// MarshalBinary writes the model file.
+func (t *Trained) MarshalBinary() ([]byte, error) {
+	meta, err := json.Marshal(modelMeta{Labels: t.Labels, Hits: t.Hits, Weight: t.Weight, RuleA: t.ruleA, RuleB: t.ruleB,
+		RevPerValue: t.revPerValue, MeanRevenue: t.meanRevenue, TrainedAt: t.At.UTC(), ValidAUC: finite(t.Report.ValidAUC), RuleAUC: finite(t.RuleAUC)})
+	if err != nil {
+		return nil, err
+	}
+	trees, err := t.model.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	b := append([]byte(modelMagic), binary.AppendUvarint(nil, uint64(len(meta)))...)
+	return append(append(b, meta...), trees...), nil
+}
+
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
+
+// LoadModel installs a model written by Trained.MarshalBinary (riskmon
+// train, model.file, checkpoints). Its features must be this
+// configuration's. A model trained here later replaces it only once it has
+// learned from as many labels.
+func (e *Engine) LoadModel(b []byte, source string) (*Trained, error) {
+	t, err := e.decodeModel(b, source)
+	if err != nil {
+		return nil, err
+	}
+	e.model.mu.Lock()
+	e.model.floor = t.Labels
+	e.model.mu.Unlock()
+	e.model.cur.Store(t)
+	return t, nil
+}
+
+func (e *Engine) decodeModel(b []byte, source string) (*Trained, error) {
+	if !bytes.HasPrefix(b, []byte(modelMagic)) {
+		return nil, fmt.Errorf("model %s: not a riskmon model file", source)
+	}
+	b = b[len(modelMagic):]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, fmt.Errorf("model %s: truncated", source)
+	}
+	var meta modelMeta
+	if err := json.Unmarshal(b[k:k+int(n)], &meta); err != nil {
+		return nil, fmt.Errorf("model %s: metadata: %w", source, err)
+	}
+	var m gbdt.Model
+	if err := m.UnmarshalBinary(b[k+int(n):]); err != nil {
+		return nil, fmt.Errorf("model %s: %w", source, err)
+	}
+	rs := e.rs.Load()
+	if !rs.lay.same(m.Names()) {
+		return nil, fmt.Errorf("model %s was trained on %d features that are not this configuration's %d: train it again under this configuration",
+			source, len(m.Names()), len(rs.lay.names))
+	}
+	if meta.Weight < 0 || meta.Weight > 1 {
+		return nil, fmt.Errorf("model %s: weight %g is not in [0, 1]", source, meta.Weight)
+	}
+	t := &Trained{Name: modelName(&m), Active: true, Labels: meta.Labels, Hits: meta.Hits, Weight: meta.Weight, At: meta.TrainedAt,
+		FromFile: source, model: &m, lay: rs.lay, RuleAUC: meta.RuleAUC, ruleA: meta.RuleA, ruleB: meta.RuleB,
+		revPerValue: meta.RevPerValue, meanRevenue: meta.MeanRevenue, expectRevenue: rs.cfg.Model.RankBy == "expected_revenue"}
+	t.Report.Trees = m.NumTrees()
+	t.Report.ValidAUC, t.Report.ValidLogLoss, t.Report.TrainLogLoss = meta.ValidAUC, math.NaN(), math.NaN()
+	return t, nil
+}
+
+// String is one line on the training, for logs.
+func (t *Trained) String() string {
+	state := "inactive (no better than the rule score)"
+	if t.Active {
+		state = "active, weight " + detectors.FormatNumber(t.Weight)
+	}
+	return fmt.Sprintf("%s trained on %d labels (%.0f weighted hits), %d trees in %v: validation AUC %.3f (rule score %.3f), log-loss %.4f; %s",
+		t.Name, t.Labels, t.Hits, t.Report.Trees, t.Report.Duration.Round(time.Millisecond), t.Report.ValidAUC, t.RuleAUC, t.Report.ValidLogLoss, state)
+}
