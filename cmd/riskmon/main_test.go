@@ -126,7 +126,7 @@ func TestStreamSettingsPrecedence(t *testing.T) {
 	if err := fs.Parse([]string{"--brokers", "c:3", "--workers", "4"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sf.apply(&cfg.Stream); err != nil {
+	if err := sf.apply(cfg); err != nil {
 		t.Fatal(err)
 	}
 	st := cfg.Stream
@@ -137,7 +137,7 @@ func TestStreamSettingsPrecedence(t *testing.T) {
 	fs = newFlags("run", "")
 	sf = addStreamFlags(fs)
 	fs.Parse([]string{"--workers", "0"})
-	if err := sf.apply(&cfg.Stream); err == nil || !strings.Contains(err.Error(), "stream.workers: must be >= 1, got 0") {
+	if err := sf.apply(cfg); err == nil || !strings.Contains(err.Error(), "stream.workers: must be >= 1, got 0") {
 		t.Errorf("workers 0: %v", err)
 	}
 	// Stream settings do not change the ruleset id.

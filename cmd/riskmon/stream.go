@@ -29,44 +29,75 @@ import (
 	"github.com/riskmon/riskmon/synth"
 )
 
-// streamFlags are the stream settings of the command line (spec: cli.md).
-// Each may also come from RISKMON_<FLAG> and from the configuration file;
-// a flag wins over the environment, which wins over the file.
+// streamFlags are the settings of the command line (spec: cli.md) that
+// override the configuration file. Each may also come from RISKMON_<FLAG>
+// ('-' and '.' as '_'); a flag wins over the environment, which wins over
+// the file.
 type streamFlags struct {
 	fs   *flag.FlagSet
 	vals map[string]*string
 }
 
-var streamSettings = []struct{ name, help string }{
-	{"brokers", "Kafka bootstrap brokers, comma-separated (default none: start the embedded broker)"},
-	{"embedded-broker", "address of the embedded broker (default 127.0.0.1:9092)"},
-	{"declarations-topic", "declarations topic (default declarations)"},
-	{"outcomes-topic", "outcomes topic (default outcomes)"},
-	{"assessments-topic", "assessments topic (default assessments)"},
-	{"dead-letter-topic", "dead-letter topic (default dead-letters)"},
-	{"group", "consumer group (default riskmon)"},
-	{"metrics-addr", "metrics and health address (default 127.0.0.1:9740)"},
-	{"workers", "assessment workers, by importer hash (default 1: exact replay order)"},
-	{"partitions", "partitions of topics riskmon creates (default 1)"},
-	{"log-format", "json or console (default json)"},
-	{"log-level", "debug, info, warn or error (default info)"},
-	{"state-dir", "directory for checkpoints of the detectors' state (default none)"},
-	{"web.config.file", "TLS and basic auth for the metrics endpoint, in prometheus/exporter-toolkit's format"},
+// setting is one overridable setting: its flag, its type for --help, where
+// it lives in the configuration, and its meaning.
+type setting struct {
+	name, typ, help string
+	field           func(c *config.Config) any // pointer to the configuration field
+}
+
+var settings = []setting{
+	{"brokers", "list", "Kafka bootstrap brokers, comma-separated (none: start the embedded broker)", func(c *config.Config) any { return &c.Stream.Brokers }},
+	{"embedded-broker", "address", "address of the embedded broker", func(c *config.Config) any { return &c.Stream.EmbeddedBroker }},
+	{"declarations-topic", "string", "declarations topic", func(c *config.Config) any { return &c.Stream.DeclarationsTopic }},
+	{"outcomes-topic", "string", "outcomes topic", func(c *config.Config) any { return &c.Stream.OutcomesTopic }},
+	{"assessments-topic", "string", "assessments topic", func(c *config.Config) any { return &c.Stream.AssessmentsTopic }},
+	{"dead-letter-topic", "string", "dead-letter topic", func(c *config.Config) any { return &c.Stream.DeadLetterTopic }},
+	{"group", "string", "consumer group", func(c *config.Config) any { return &c.Stream.Group }},
+	{"metrics-addr", "address", "metrics and health address", func(c *config.Config) any { return &c.Stream.MetricsAddr }},
+	{"workers", "int", "assessment workers, by importer hash (1: exact replay order)", func(c *config.Config) any { return &c.Stream.Workers }},
+	{"partitions", "int", "partitions of topics riskmon creates", func(c *config.Config) any { return &c.Stream.Partitions }},
+	{"log-format", "string", "json or console", func(c *config.Config) any { return &c.Stream.LogFormat }},
+	{"log-level", "string", "debug, info, warn or error", func(c *config.Config) any { return &c.Stream.LogLevel }},
+	{"state-dir", "path", "directory for checkpoints of the learned state (none: no checkpoints)", func(c *config.Config) any { return &c.Stream.StateDir }},
+	{"web.config.file", "path", "TLS and basic auth for the metrics endpoint, in prometheus/exporter-toolkit's format", func(c *config.Config) any { return &c.Stream.WebConfigFile }},
+	{"model", "path", "start from a risk model trained by riskmon train (model.file)", func(c *config.Config) any { return &c.Model.File }},
+}
+
+func envName(flagName string) string {
+	return "RISKMON_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flagName))
 }
 
 func addStreamFlags(fs *flag.FlagSet) *streamFlags {
 	sf := &streamFlags{fs: fs, vals: map[string]*string{}}
-	for _, s := range streamSettings {
-		sf.vals[s.name] = fs.String(s.name, "", s.help)
+	def := config.Default()
+	for _, s := range settings {
+		d := formatSetting(s.field(def))
+		if d == "" {
+			d = "none"
+		}
+		sf.vals[s.name] = fs.String(s.name, "", fmt.Sprintf("%s (%s, default %s, env %s)", s.help, s.typ, d, envName(s.name)))
 	}
 	return sf
 }
 
-// apply overlays environment variables, then flags, on the file's settings.
-func (sf *streamFlags) apply(st *config.Stream) error {
+func formatSetting(p any) string {
+	switch p := p.(type) {
+	case *string:
+		return *p
+	case *int:
+		return strconv.Itoa(*p)
+	case *[]string:
+		return strings.Join(*p, ",")
+	}
+	panic(fmt.Sprintf("setting of type %T", p))
+}
+
+// apply overlays environment variables, then flags, on the file's settings,
+// and validates the result.
+func (sf *streamFlags) apply(c *config.Config) error {
 	set := map[string]string{}
-	for _, s := range streamSettings {
-		if v, ok := os.LookupEnv("RISKMON_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(s.name))); ok {
+	for _, s := range settings {
+		if v, ok := os.LookupEnv(envName(s.name)); ok {
 			set[s.name] = v
 		}
 	}
@@ -75,43 +106,25 @@ func (sf *streamFlags) apply(st *config.Stream) error {
 			set[f.Name] = f.Value.String()
 		}
 	})
-	for name, v := range set {
-		var err error
-		switch name {
-		case "brokers":
-			st.Brokers = splitList(v)
-		case "embedded-broker":
-			st.EmbeddedBroker = v
-		case "declarations-topic":
-			st.DeclarationsTopic = v
-		case "outcomes-topic":
-			st.OutcomesTopic = v
-		case "assessments-topic":
-			st.AssessmentsTopic = v
-		case "dead-letter-topic":
-			st.DeadLetterTopic = v
-		case "group":
-			st.Group = v
-		case "metrics-addr":
-			st.MetricsAddr = v
-		case "workers":
-			st.Workers, err = strconv.Atoi(v)
-		case "partitions":
-			st.Partitions, err = strconv.Atoi(v)
-		case "log-format":
-			st.LogFormat = v
-		case "log-level":
-			st.LogLevel = v
-		case "state-dir":
-			st.StateDir = v
-		case "web.config.file":
-			st.WebConfigFile = v
+	for _, s := range settings {
+		v, ok := set[s.name]
+		if !ok {
+			continue
 		}
-		if err != nil {
-			return fmt.Errorf("--%s: %q is not a whole number", name, v)
+		switch p := s.field(c).(type) {
+		case *string:
+			*p = v
+		case *[]string:
+			*p = splitList(v)
+		case *int:
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("--%s: %q is not a whole number", s.name, v)
+			}
+			*p = n
 		}
 	}
-	return st.Validate()
+	return c.Stream.Validate()
 }
 
 func newLogger(st config.Stream) zerolog.Logger {
@@ -183,7 +196,24 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 			}
 		}
 	}
+	if err := loadModel(eng, cfg.Model.File); err != nil {
+		sv.close()
+		return nil, err
+	}
 	metrics := stream.NewMetrics(eng)
+	eng.OnModelTrained(func(t *engine.Trained, err error) {
+		switch {
+		case err != nil:
+			metrics.ModelTrainings.WithLabelValues("failure").Inc()
+			log.Error().Err(err).Msg("model training failed; the previous model stays")
+		case t.Active:
+			metrics.ModelTrainings.WithLabelValues("active").Inc()
+			log.Info().Str("model", t.Name).Int("labels", t.Labels).Float64("validation_auc", t.Report.ValidAUC).Msg("model: " + t.String())
+		default:
+			metrics.ModelTrainings.WithLabelValues("inactive").Inc()
+			log.Info().Str("model", t.Name).Int("labels", t.Labels).Float64("validation_auc", t.Report.ValidAUC).Msg("model: " + t.String())
+		}
+	})
 	sv.stream = &stream.Stream{Engine: eng, Config: st, Metrics: metrics, Log: log, Security: sec}
 	eng.ObserveDetectors(func(name string, d time.Duration) { metrics.DetectorSeconds.WithLabelValues(name).Observe(d.Seconds()) })
 
@@ -241,7 +271,7 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sf.apply(&cfg.Stream); err != nil {
+	if err := sf.apply(cfg); err != nil {
 		return err
 	}
 	log := newLogger(cfg.Stream)
@@ -316,7 +346,7 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	cfg.Stream.LogFormat, cfg.Stream.LogLevel = "console", "error" // the live summary is the output
-	if err := sf.apply(&cfg.Stream); err != nil {
+	if err := sf.apply(cfg); err != nil {
 		return err
 	}
 	cfg.Stream.Brokers = nil // the demo always runs on the embedded broker

@@ -1,6 +1,9 @@
 package stream
 
 import (
+	"math"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -30,6 +33,7 @@ type Metrics struct {
 	Ready           prometheus.Gauge
 	Reloads         *prometheus.CounterVec // result
 	ReloadOK        prometheus.Gauge
+	ModelTrainings  *prometheus.CounterVec // result: active, inactive, failure
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) on a
@@ -79,10 +83,12 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "Configuration reloads (SIGHUP), by result: success or failure (the old configuration stays)."}, []string{"result"}),
 		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_config_last_reload_successful",
 			Help: "1 if the last configuration reload succeeded (or none was tried), 0 if it failed."}),
+		ModelTrainings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_model_trainings_total",
+			Help: "Trainings of the risk model, by result: active (it scores), inactive (no better than the rule score on the validation labels), failure."}, []string{"result"}),
 	}
 	for _, c := range []prometheus.Collector{m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
-		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready, m.Reloads, m.ReloadOK,
+		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -90,4 +96,62 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
 	m.ReloadOK.Set(1)
 	return m
+}
+
+// modelCollector reports the current risk model at scrape time.
+type modelCollector struct{ e *engine.Engine }
+
+var (
+	modelInfo = prometheus.NewDesc("riskmon_model_info",
+		"The current risk model: 1 for its name, whether it scores (active) and where it came from (trained, or the file).", []string{"model", "active", "source"}, nil)
+	modelTrainedAt = prometheus.NewDesc("riskmon_model_last_training_timestamp_seconds",
+		"When the current model was trained (Unix time).", nil, nil)
+	modelDuration = prometheus.NewDesc("riskmon_model_training_duration_seconds",
+		"How long training the current model took.", nil, nil)
+	modelLabels = prometheus.NewDesc("riskmon_model_training_labels",
+		"Labelled declarations the current model was trained on.", nil, nil)
+	modelAUC = prometheus.NewDesc("riskmon_model_validation_auc",
+		"ROC AUC on the most recent labels, held out from training: of the model, and of the rule score alone.", []string{"scorer"}, nil)
+	modelLogLoss = prometheus.NewDesc("riskmon_model_validation_log_loss",
+		"Log-loss of the current model on the held-out most recent labels.", nil, nil)
+	modelWeight = prometheus.NewDesc("riskmon_model_blend_weight",
+		"The model's share of the blend with the calibrated rule score, in log-odds (hits / (hits + model.blend_hits)).", nil, nil)
+	modelLabelled = prometheus.NewDesc("riskmon_model_labels_total",
+		"Outcomes matched to the features of a declaration assessed here (training rows).", nil, nil)
+	modelUnmatched = prometheus.NewDesc("riskmon_model_outcomes_unmatched_total",
+		"Outcomes of declarations not assessed here, or whose features were evicted: only the importer they name learns.", nil, nil)
+)
+
+func (c modelCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{modelInfo, modelTrainedAt, modelDuration, modelLabels, modelAUC, modelLogLoss, modelWeight, modelLabelled, modelUnmatched} {
+		ch <- d
+	}
+}
+
+func (c modelCollector) Collect(ch chan<- prometheus.Metric) {
+	labels, unmatched := c.e.ModelLabels()
+	ch <- prometheus.MustNewConstMetric(modelLabelled, prometheus.CounterValue, float64(labels))
+	ch <- prometheus.MustNewConstMetric(modelUnmatched, prometheus.CounterValue, float64(unmatched))
+	t := c.e.Model()
+	if t == nil {
+		return
+	}
+	source := "trained"
+	if t.FromFile != "" {
+		source = t.FromFile
+	}
+	ch <- prometheus.MustNewConstMetric(modelInfo, prometheus.GaugeValue, 1, t.Name, strconv.FormatBool(t.Active), source)
+	ch <- prometheus.MustNewConstMetric(modelTrainedAt, prometheus.GaugeValue, float64(t.At.UnixNano())/1e9)
+	ch <- prometheus.MustNewConstMetric(modelDuration, prometheus.GaugeValue, t.Report.Duration.Seconds())
+	ch <- prometheus.MustNewConstMetric(modelLabels, prometheus.GaugeValue, float64(t.Labels))
+	ch <- prometheus.MustNewConstMetric(modelWeight, prometheus.GaugeValue, t.Weight)
+	if !math.IsNaN(t.Report.ValidAUC) {
+		ch <- prometheus.MustNewConstMetric(modelAUC, prometheus.GaugeValue, t.Report.ValidAUC, "model")
+	}
+	if !math.IsNaN(t.RuleAUC) {
+		ch <- prometheus.MustNewConstMetric(modelAUC, prometheus.GaugeValue, t.RuleAUC, "rules")
+	}
+	if !math.IsNaN(t.Report.ValidLogLoss) {
+		ch <- prometheus.MustNewConstMetric(modelLogLoss, prometheus.GaugeValue, t.Report.ValidLogLoss)
+	}
 }
