@@ -209,6 +209,9 @@ type pending struct {
 
 var errBadPending = errors.New("corrupt pending record")
 
+// learnedMark replaces a pending record once its outcome is learned.
+const learnedMark = 0xfe
+
 func decodePending(b []byte) (p pending, err error) {
 	if len(b) < 2 || b[0] > 2 {
 		return p, errBadPending
@@ -269,6 +272,9 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 	var kb [96]byte
 	key := pendingKey(kb[:0], o.DeclarationID)
 	raw, ok := ms.store.Get(nil, key)
+	if ok && len(raw) == 1 && raw[0] == learnedMark {
+		return // a redelivered outcome: learned already
+	}
 	var p pending
 	var err error
 	if ok {
@@ -283,7 +289,7 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 		}
 		return
 	}
-	ms.store.Delete(key) // a redelivered outcome is not counted twice
+	ms.store.Set(key, []byte{learnedMark}) // a redelivered outcome is not counted twice
 	ms.inspected[p.stratum].Add(1)
 	w := ms.weight(p.stratum)
 	for k, id := range p.ids {

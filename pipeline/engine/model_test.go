@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
+)
+
+// An outcome counts with the inverse of how likely its stratum was
+// inspected, relative to the most inspected stratum, capped; strata
+// inspected alike weigh alike; too few assessments give weight 1.
+func TestSelectionWeights(t *testing.T) {
+	f := func(assessed, inspected [3]uint64, want [3]float64) {
+		t.Helper()
+		ms := newModelStage(config.Model{MaxWeight: 20}, nil, nil)
+		for i := range assessed {
+			ms.assessed[i].Store(assessed[i])
+			ms.inspected[i].Store(inspected[i])
+		}
+		for s, w := range want {
+			if got := ms.weight(declaration.Channel(s)); math.Abs(got-w) > 1e-9 {
+				t.Errorf("assessed %v inspected %v: weight of %v = %g, want %g", assessed, inspected, declaration.Channel(s), got, w)
+			}
+		}
+	}
+	// A closed loop: yellow and red always inspected, green only by the 1 % random sample.
+	f([3]uint64{10000, 500, 300}, [3]uint64{100, 500, 300}, [3]float64{20, 1, 1})
+	// Half the yellows inspected, 4 % of the greens.
+	f([3]uint64{10000, 500, 300}, [3]uint64{400, 250, 300}, [3]float64{20, 2, 1})
+	f([3]uint64{10000, 500, 300}, [3]uint64{1000, 250, 300}, [3]float64{10, 2, 1})
+	// Inspections that do not depend on riskmon: every stratum alike.
+	f([3]uint64{10000, 500, 300}, [3]uint64{300, 15, 9}, [3]float64{1, 1, 1})
+	// Too few red assessments to estimate their rate: ignored.
+	f([3]uint64{10000, 500, 50}, [3]uint64{300, 15, 50}, [3]float64{1, 1, 1})
+}
+
+// A pending record holds what the outcome needs; a damaged one is refused.
+func TestPendingRecord(t *testing.T) {
+	store := detectors.NewStore(32)
+	lay := internLayout([]string{"a", "b"})
+	ms := newModelStage(config.Default().Model, store, lay)
+	d := &declaration.Declaration{ID: "D1", Importer: declaration.Importer{ID: "IMP"}, DeclarantID: "DEC", Office: "O1",
+		Items: []declaration.Item{{Line: 1, HSCode: "851713", Origin: "CN", GrossMassKg: 2, CustomsValue: 300}, {Line: 2, HSCode: "940350", Origin: "VN", GrossMassKg: 1, CustomsValue: 900}}}
+	x := make([]float64, len(lay.names))
+	ids := make([]string, len(entityKinds))
+	stats := make([]entityStats, len(entityKinds))
+	ms.featurize(lay, d, []float64{0.5, 0}, 42, false, x, ids, stats)
+	if x[0] != 42 || x[lay.detOff] != 0.5 || !math.IsNaN(x[lay.entRate[0]]) {
+		t.Errorf("features: rule %g, first detector %g, importer rate %g", x[0], x[lay.detOff], x[lay.entRate[0]])
+	}
+	if ids[4] != "940350" { // the main item is the most valuable one
+		t.Errorf("hs6 entity %q, want the main item's 940350", ids[4])
+	}
+	ms.remember(d, declaration.Yellow, x, ids)
+	raw, ok := store.Get(nil, pendingKey(nil, "D1"))
+	if !ok {
+		t.Fatal("no pending record")
+	}
+	p, err := decodePending(raw)
+	if err != nil || p.stratum != declaration.Yellow || len(p.x) != len(x) || p.value != 1200 || strings.Join(p.ids, "|") != strings.Join(ids, "|") {
+		t.Fatalf("pending record: %+v %v", p, err)
+	}
+	for cut := 0; cut < len(raw)-1; cut += 7 {
+		if _, err := decodePending(raw[:cut]); err == nil && cut < len(raw)-4 {
+			t.Errorf("a record cut at %d of %d bytes was accepted", cut, len(raw))
+		}
+	}
+	// The outcome is learned once: the importer's record counts it, and a
+	// redelivery finds no pending record.
+	o := &declaration.Outcome{DeclarationID: "D1", ImporterID: "IMP", Hit: true, Revenue: 50}
+	ms.outcome(o)
+	ms.outcome(o)
+	v, _ := store.Get(nil, entityKey(nil, 0, "IMP"))
+	var st entityStats
+	if !st.decode(v) || st.inspections != 1 || st.hits != 1 || st.seen != 1 {
+		t.Errorf("importer record after an outcome and its redelivery: %+v, want 1 inspection, 1 hit, 1 declaration", st)
+	}
+	if ms.labels != 1 || ms.unmatched.Load() != 0 {
+		t.Errorf("labels %d, unmatched %d: want the outcome learned once", ms.labels, ms.unmatched.Load())
+	}
+	// An outcome of a declaration never assessed teaches its importer only.
+	ms.outcome(&declaration.Outcome{DeclarationID: "D9", ImporterID: "IMP", Hit: false})
+	v, _ = store.Get(nil, entityKey(nil, 0, "IMP"))
+	if st.decode(v); st.inspections != 2 || ms.unmatched.Load() != 1 || ms.labels != 1 {
+		t.Errorf("after an unmatched outcome: importer %+v, unmatched %d, labels %d", st, ms.unmatched.Load(), ms.labels)
+	}
+}
