@@ -32,7 +32,9 @@
 // are ignored). Edges are midpoints between neighbouring training values,
 // and a split on bin b stores the edge itself as threshold: "value <
 // threshold goes left" on raw values matches "bin <= b" on binned ones.
-// Validation rows are not used for binning.
+// Validation rows are not used for binning. A feature with a single value
+// offers no split other than present versus missing, so constant features
+// are harmless.
 //
 // # Missing values
 //
@@ -66,9 +68,12 @@
 //
 // All trees live in one flat slice of 16-byte nodes (threshold, feature,
 // left-child index, missing direction). Leaves point to themselves, so each
-// tree is descended with a fixed number of branch-free steps. Logit and
-// Predict do not allocate. A Model is immutable and safe for concurrent
-// use.
+// tree is descended with a fixed number of branch-free steps, and Logit
+// walks eight trees at once to overlap their memory latencies. For models
+// of at most 128 features Logit first copies the row twice onto the stack,
+// NaN replaced by -Inf in one copy and +Inf in the other, so that a single
+// comparison per node also routes missing values. Logit and Predict do not
+// allocate. A Model is immutable and safe for concurrent use.
 //
 // # Determinism
 //
@@ -78,7 +83,8 @@
 // goroutines by feature, each feature summed by one goroutine in row order,
 // so the result does not depend on GOMAXPROCS or scheduling. The same
 // Dataset and Params therefore give the same model, byte for byte in
-// MarshalBinary, on every run. MarshalBinary output is versioned and
-// checksummed, and UnmarshalBinary followed by MarshalBinary reproduces it
-// exactly.
+// MarshalBinary, on every run of the same build. (Across architectures
+// math.Exp and the compiler's use of fused multiply-add may round the last
+// bit differently.) MarshalBinary output is versioned and checksummed, and
+// UnmarshalBinary followed by MarshalBinary reproduces it exactly.
 package gbdt

@@ -195,6 +195,12 @@ func TestTrainRejectsBadData(t *testing.T) {
 	f("infinite weight", withW(6, math.Inf(1)), "W[6] = +Inf")
 	f("zero weights", Dataset{Names: ok.Names, X: ok.X, Y: ok.Y, W: make([]float64, len(ok.X))}, "total weight 0")
 
+	tailWeights := withW(0, 1)
+	for i := 40; i < 50; i++ {
+		tailWeights.W[i] = 0
+	}
+	f("zero validation weights", tailWeights, "validation rows have total weight 0")
+
 	ones := xorData(50, 1, 1)
 	ones.Y = make([]float64, 50)
 	f("all zeros", ones, "one class")
@@ -483,6 +489,67 @@ func TestReportMatchesModel(t *testing.T) {
 	}
 	if rep.ValidAUC < 0.75 {
 		t.Errorf("validation AUC %.3f; the signal should be learned", rep.ValidAUC)
+	}
+}
+
+// TestSplitsAreBest grows a tree on arbitrary gradients and checks every
+// node against a search on a histogram summed directly from the node's
+// rows: the tree's splits, subtracted histograms and row partitions must
+// give the same choices, and the node values must be the Newton steps.
+func TestSplitsAreBest(t *testing.T) {
+	d := synthData(3000, 10, 17)
+	p := DefaultParams()
+	edges, cols := binTrain(&d, len(d.X), p.Bins)
+	m := &Model{names: d.Names}
+	g := newGrower(m, p, edges, cols)
+	r := rand.New(rand.NewPCG(4, 4))
+	for i := range g.grad {
+		g.grad[i] = gradPair{g: r.NormFloat64() + d.X[i][0], h: 0.05 + r.Float64()/4}
+	}
+	g.growTree()
+	hist := make([]histBin, len(g.hists[0][0]))
+	splits := 0
+	var check func(id uint32, rows []int32, depth int)
+	check = func(id uint32, rows []int32, depth int) {
+		var G, H float64
+		for _, r := range rows {
+			G += g.grad[r].g
+			H += g.grad[r].h
+		}
+		if want := g.leafValue(G, H); math.Abs(m.values[id]-want) > 1e-9 {
+			t.Errorf("node %d: value %v, want %v", id, m.values[id], want)
+		}
+		n := m.nodes[id]
+		g.buildHistFeatures(hist, rows, 0, g.nf)
+		s, ok := g.bestSplit(hist, G, H, int32(len(rows)))
+		if depth == p.Depth || !ok {
+			if n.left != id {
+				t.Errorf("node %d at depth %d split on f%d; want a leaf", id, depth, n.feat)
+			}
+			return
+		}
+		if n.left == id || int(n.feat) != s.feat || (n.missRight == 1) != s.missRight || (s.bin < g.nbins[s.feat] && n.thr != edges[s.feat][s.bin-1]) {
+			t.Fatalf("node %d at depth %d: %+v, direct search says %+v", id, depth, n, s)
+		}
+		splits++
+		var left, right []int32
+		for _, r := range rows {
+			if step(&n, d.X[r]) == n.left {
+				left = append(left, r)
+			} else {
+				right = append(right, r)
+			}
+		}
+		check(n.left, left, depth+1)
+		check(n.left+1, right, depth+1)
+	}
+	all := make([]int32, len(d.X))
+	for i := range all {
+		all[i] = int32(i)
+	}
+	check(m.roots[0], all, 0)
+	if splits < 20 {
+		t.Errorf("only %d splits; the test needs a bushy tree", splits)
 	}
 }
 
@@ -801,7 +868,9 @@ func TestManyFeatures(t *testing.T) {
 		d.Y = append(d.Y, b2f(x[250]+x[299] > 1 || math.IsNaN(x[299])))
 	}
 	tr, te := split(d, 2000)
-	m, _ := train(t, tr, DefaultParams())
+	p := DefaultParams()
+	p.Trees, p.LearningRate = 30, 0.3
+	m, _ := train(t, tr, p)
 	if auc := AUC(predictAll(m, te.X), te.Y, nil); auc < 0.95 {
 		t.Errorf("held-out AUC %.3f", auc)
 	}

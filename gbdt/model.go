@@ -105,10 +105,12 @@ func (m *Model) Logit(x []float64) float64 {
 	if len(x) > fastFeatures {
 		return m.logitStep(x)
 	}
+	// See fastStep. The masks are no-ops (f < fastFeatures) that let the
+	// compiler drop bounds checks.
 	var buf [2 * fastFeatures]float64
 	for f, v := range x {
 		lo, hi := v, v
-		if v != v {
+		if math.IsNaN(v) {
 			lo, hi = math.Inf(-1), math.Inf(1)
 		}
 		buf[f&(fastFeatures-1)] = lo

@@ -29,8 +29,10 @@ type Report struct {
 // the base score). With EarlyStoppingRounds = 0 it keeps all Trees rounds.
 //
 // It returns an error for invalid Params, a malformed Dataset (see Dataset),
-// too few rows for the validation share, zero total training weight, or
-// training rows of one class only (the base log-odds would be infinite).
+// too few rows for the validation share, zero total weight of the training
+// or validation rows, or training rows of one class only (the base log-odds
+// would be infinite). A validation set of one class is allowed; its AUC is
+// then NaN.
 func Train(d Dataset, p Params) (*Model, Report, error) {
 	start := time.Now()
 	nan := math.NaN()
@@ -66,6 +68,15 @@ func Train(d Dataset, p Params) (*Model, Report, error) {
 		return nil, rep, fmt.Errorf("gbdt: the %d training rows have total weight 0", nTrain)
 	case swy == 0 || swy == sw:
 		return nil, rep, fmt.Errorf("gbdt: the training rows (first %d) carry one class only, want both 0 and 1", nTrain)
+	}
+	if nValid > 0 {
+		var swv float64
+		for i := nTrain; i < n; i++ {
+			swv += d.weight(i)
+		}
+		if swv == 0 { // the validation log-loss would be undefined
+			return nil, rep, fmt.Errorf("gbdt: the %d validation rows have total weight 0", nValid)
+		}
 	}
 	mean := swy / sw
 	base := math.Log(mean / (1 - mean))
