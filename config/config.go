@@ -280,7 +280,7 @@ func defaults() *Config {
 			Calibration: Calibration{Enabled: true, FullTail: 0.001, MinDeclarations: 1000}},
 		Random: Random{Rate: 0.01, Channel: "red"},
 		Model: Model{Enabled: true, MinLabels: 500, RetrainGrowth: 0.5, RetrainLabels: 20000, Window: 200000, Prior: 5,
-			MaxWeight: 20, BlendHits: 200, RankBy: "probability", Trees: 200, Depth: 6, LearningRate: 0.05, L2: 1, MinLeafWeight: 5,
+			MaxWeight: 1, BlendHits: 200, RankBy: "probability", Trees: 200, Depth: 6, LearningRate: 0.05, L2: 1, MinLeafWeight: 5,
 			Bins: 64, EarlyStoppingRounds: 20, ValidationShare: 0.2},
 		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
 			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",

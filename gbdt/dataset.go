@@ -13,6 +13,11 @@ type Dataset struct {
 	X     [][]float64 // rows; NaN = missing; ±Inf is rejected
 	Y     []float64   // labels 0 or 1
 	W     []float64   // optional per-row weights >= 0 (nil = all 1); used for importance weighting
+	// Offset, when not nil, is each row's starting margin (log-odds) from
+	// another model: the trees then learn corrections to it, the base score
+	// is 0, and the caller adds the offset to Logit (stacking, or boosting
+	// from a prior score).
+	Offset []float64
 }
 
 // check reports the first structural problem of d.
@@ -29,6 +34,13 @@ func (d *Dataset) check() error {
 		return fmt.Errorf("gbdt: len(Y) = %d, want len(X) = %d", len(d.Y), len(d.X))
 	case d.W != nil && len(d.W) != len(d.X):
 		return fmt.Errorf("gbdt: len(W) = %d, want len(X) = %d or nil", len(d.W), len(d.X))
+	case d.Offset != nil && len(d.Offset) != len(d.X):
+		return fmt.Errorf("gbdt: len(Offset) = %d, want len(X) = %d or nil", len(d.Offset), len(d.X))
+	}
+	for i, o := range d.Offset {
+		if math.IsNaN(o) || math.IsInf(o, 0) {
+			return fmt.Errorf("gbdt: Offset[%d] = %g, want a finite margin", i, o)
+		}
 	}
 	for i, row := range d.X {
 		if len(row) != nf {

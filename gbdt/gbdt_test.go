@@ -880,3 +880,65 @@ func TestManyFeatures(t *testing.T) {
 		t.Errorf("round trip: %v", err)
 	}
 }
+
+// With an offset the trees learn corrections to it: an offset that is the
+// true log-odds leaves them nothing to learn, and an offset that misses one
+// feature's effect makes them learn that feature and little else.
+func TestOffset(t *testing.T) {
+	f := func(name string, trueLogit, offset func(x []float64) float64, wantTrees func(int) bool, wantTop int) {
+		t.Helper()
+		r := rand.New(rand.NewPCG(17, 17))
+		n := 6000
+		d := Dataset{Names: names(3), Offset: make([]float64, n)}
+		for i := 0; i < n; i++ {
+			x := []float64{r.Float64()*4 - 2, r.Float64(), r.Float64()}
+			d.X = append(d.X, x)
+			d.Y = append(d.Y, b2f(r.Float64() < 1/(1+math.Exp(-trueLogit(x)))))
+			d.Offset[i] = offset(x)
+		}
+		m, rep := train(t, d, DefaultParams())
+		if m.Base() != 0 {
+			t.Errorf("%s: base score %g with an offset, want 0", name, m.Base())
+		}
+		if !wantTrees(rep.Trees) {
+			t.Errorf("%s: %d trees", name, rep.Trees)
+		}
+		if wantTop < 0 {
+			return
+		}
+		abs := make([]float64, 3)
+		out := make([]float64, 3)
+		for _, x := range d.X {
+			m.Contributions(x, out)
+			for j := range out {
+				abs[j] += math.Abs(out[j])
+			}
+		}
+		for j := range abs {
+			if j != wantTop && abs[j] >= abs[wantTop]/3 {
+				t.Errorf("%s: mean |contribution| %v, want feature %d far ahead", name, abs, wantTop)
+			}
+		}
+	}
+	truth := func(x []float64) float64 { return 2*x[0] + 3*b2f(x[1] > 0.5) - 1.5 }
+	f("offset is the truth", truth, truth, func(n int) bool { return n <= 5 }, -1)
+	f("offset misses x1", truth, func(x []float64) float64 { return 2*x[0] - 1.5 }, func(n int) bool { return n >= 10 }, 1)
+	// Without the offset the same data needs x0 too.
+	r := rand.New(rand.NewPCG(17, 17))
+	d := Dataset{Names: names(3)}
+	for i := 0; i < 6000; i++ {
+		x := []float64{r.Float64()*4 - 2, r.Float64(), r.Float64()}
+		d.X = append(d.X, x)
+		d.Y = append(d.Y, b2f(r.Float64() < 1/(1+math.Exp(-truth(x)))))
+	}
+	m, _ := train(t, d, DefaultParams())
+	out := make([]float64, 3)
+	var a0 float64
+	for _, x := range d.X {
+		m.Contributions(x, out)
+		a0 += math.Abs(out[0])
+	}
+	if a0 < 1000 {
+		t.Errorf("without an offset x0 contributes only %g in total", a0)
+	}
+}

@@ -80,6 +80,9 @@ func Train(d Dataset, p Params) (*Model, Report, error) {
 	}
 	mean := swy / sw
 	base := math.Log(mean / (1 - mean))
+	if d.Offset != nil {
+		base = 0
+	}
 
 	m := &Model{names: slices.Clone(d.Names), base: base}
 	edges, cols := binTrain(&d, nTrain, p.Bins)
@@ -90,12 +93,22 @@ func Train(d Dataset, p Params) (*Model, Report, error) {
 		w[i] = d.weight(i)
 	}
 	F := filled(nTrain, base) // training margins
+	if d.Offset != nil {
+		for i := range F {
+			F[i] += d.Offset[i]
+		}
+	}
 	xv, yv := d.X[nTrain:], d.Y[nTrain:]
 	var wv []float64
 	if d.W != nil {
 		wv = d.W[nTrain:]
 	}
 	FV := filled(nValid, base) // validation margins
+	if d.Offset != nil {
+		for i := range FV {
+			FV[i] += d.Offset[nTrain+i]
+		}
+	}
 	stopping := nValid > 0 && p.EarlyStoppingRounds > 0
 	var bestF, bestFV []float64
 	best, bestLoss := 0, math.Inf(1)

@@ -175,3 +175,71 @@ func TestModelAssessments(t *testing.T) {
 		t.Error("no model explanation names an entity's hits and inspections")
 	}
 }
+
+// A checkpoint keeps the model, its training window and the entity history:
+// a replay stopped halfway, saved, restored and continued assesses the
+// second half exactly as an uninterrupted replay does.
+func TestModelCheckpoint(t *testing.T) {
+	decls, outcomes, _ := modelStream(t, 5000)
+	whole, ids, _ := replayModel(t, decls, outcomes)
+
+	lines := strings.SplitAfter(string(decls), "\n")
+	first := []byte(strings.Join(lines[:2500], ""))
+	second := []byte(strings.Join(lines[2500:], ""))
+	last, err := declaration.DecodeDeclaration([]byte(strings.TrimSpace(lines[2499])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var early, late strings.Builder
+	for _, l := range strings.SplitAfter(string(outcomes), "\n") {
+		if l == "" {
+			continue
+		}
+		o, err := declaration.DecodeOutcome([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.InspectedAt.After(last.LodgedAt) {
+			late.WriteString(l)
+		} else {
+			early.WriteString(l)
+		}
+	}
+	cfg := modelConfig(t)
+	e, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(first), InputName: "d", Outcomes: strings.NewReader(early.String()), OutcomesName: "o",
+		Output: io.Discard, Errors: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Model() == nil {
+		t.Fatal("no model after the first half")
+	}
+	dir := t.TempDir() + "/state"
+	if err := e.SaveState(dir); err != nil {
+		t.Fatal(err)
+	}
+	e2, restored, why, err := engine.NewFromState(cfg, dir)
+	if err != nil || !restored {
+		t.Fatalf("not restored: %s %v", why, err)
+	}
+	if e2.Model() == nil || e2.Model().Name != e.Model().Name {
+		t.Fatalf("model not restored: %v", e2.Model())
+	}
+	var out bytes.Buffer
+	if _, err := Replay(e2, ReplayOptions{Input: bytes.NewReader(second), InputName: "d", Outcomes: strings.NewReader(late.String()), OutcomesName: "o",
+		Output: &out, Errors: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(out.String(), "")), "\n")
+	if len(got) != 2500 {
+		t.Fatalf("%d assessments in the second half", len(got))
+	}
+	for i, l := range got {
+		if want := whole[ids[2500+i]]; l != want {
+			t.Fatalf("after the restart, %s differs:\n%s\n%s", ids[2500+i], want, l)
+		}
+	}
+}

@@ -14,8 +14,10 @@ import (
 )
 
 // A checkpoint is the engine's learned state in a directory: the per-entity
-// store (fastcache's format), the shared statistics, the calibrators' counts
-// and the ruleset it was learned under. It is written to a temporary
+// store (fastcache's format: detector state, the model's entity hit rates and
+// the features of declarations awaiting their outcome), the shared
+// statistics, the calibrators' counts, the model, its training window and
+// the ruleset it was learned under. It is written to a temporary
 // directory and renamed into place, so a crash mid-write leaves the previous
 // checkpoint intact.
 
@@ -52,6 +54,9 @@ func (e *Engine) SaveState(dir string) error {
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if err := e.model.save(tmp); err != nil {
+		return fmt.Errorf("saving the model state: %w", err)
 	}
 	rs := e.rs.Load()
 	meta := checkpointMeta{Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(), Calibration: map[string]calibratorCounts{}}
@@ -110,11 +115,11 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		e, err = New(cfg)
 		return e, false, "unreadable shared statistics: " + err.Error(), err
 	}
-	e = &Engine{store: store, shared: shared, Now: time.Now}
-	rs, err := e.build(cfg)
+	e, err = newEngine(cfg, store, shared)
 	if err != nil {
 		return nil, false, "", err
 	}
+	rs := e.rs.Load()
 	for i, name := range rs.detectors {
 		cc, ok := meta.Calibration[name]
 		if !ok || len(cc.Tree) != len(rs.cals[i].tree) {
@@ -125,6 +130,9 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		}
 		rs.cals[i].n.Store(cc.N)
 	}
-	e.rs.Store(rs)
+	if err := e.model.restore(dir, e); err != nil {
+		e, err = New(cfg)
+		return e, false, "unreadable model state: " + err.Error(), err
+	}
 	return e, true, fmt.Sprintf("restored the checkpoint of %s", meta.SavedAt.Format(time.RFC3339)), nil
 }

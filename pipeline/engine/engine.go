@@ -221,7 +221,7 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	if modelOn {
 		x := xbuf[:len(rs.lay.names)]
 		e.model.featurize(rs.lay, d, raw, combined, aeo, x, ids[:], stats[:])
-		if t := e.model.cur.Load(); t != nil && t.Active && t.lay == rs.lay {
+		if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {
 			t.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
 		}
 	}

@@ -3,11 +3,15 @@ package engine
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/gob"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -59,7 +63,7 @@ import (
 // Trained describes a trained model, for metrics and logs.
 type Trained struct {
 	Name          string // "gbdt@" + content hash
-	Active        bool   // it scores declarations (it beat the rule score on the validation tail)
+	Active        bool   // its trees count (they beat the rule score on the validation tail); else only its calibration of the rule score does
 	Labels        int    // labelled rows it was trained on
 	Report        gbdt.Report
 	RuleAUC       float64 // the rule score's AUC on the same validation tail
@@ -76,8 +80,8 @@ type Trained struct {
 }
 
 type labelled struct {
-	x    []float32
-	y, w float32
+	X    []float32
+	Y, W float32
 }
 
 type modelStage struct {
@@ -313,7 +317,7 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 		ms.mu.Unlock()
 		return
 	}
-	row := labelled{x: p.x, y: y, w: float32(w)}
+	row := labelled{X: p.x, Y: y, W: float32(w)}
 	if len(ms.window) < ms.cfg.Window {
 		ms.window = append(ms.window, row)
 	} else {
@@ -377,7 +381,14 @@ func (ms *modelStage) train() (*Trained, error) {
 			t.revPerValue, t.meanRevenue = glob.revenue/glob.hitValue, glob.revenue/glob.hits
 		}
 		ms.mu.Lock()
-		if lay == ms.lay && t.Labels >= ms.floor { // not retired by a reload meanwhile, not poorer than a loaded model
+		// A new model is installed unless a reload retired its layout
+		// meanwhile, it learned from fewer labels than a model loaded from
+		// a file, or it does not beat the rule score while the current
+		// model did: an active model is not retired for an inactive one,
+		// so the score does not switch scales back and forth.
+		cur := ms.cur.Load()
+		keep := cur != nil && cur.Active && !t.Active
+		if lay == ms.lay && t.Labels >= ms.floor && !keep {
 			ms.cur.Store(t)
 		}
 		ms.mu.Unlock()
@@ -394,10 +405,21 @@ func fit(rows []labelled, lay *layout, cfg config.Model) (*Trained, error) {
 	flat := make([]float64, len(rows)*len(lay.names))
 	for i, r := range rows {
 		x := flat[i*len(lay.names) : (i+1)*len(lay.names)]
-		for j, v := range r.x {
+		for j, v := range r.X {
 			x[j] = float64(v)
+			if math.IsInf(x[j], 0) {
+				x[j] = math.NaN()
+			}
 		}
-		ds.X[i], ds.Y[i], ds.W[i] = x, float64(r.y), float64(r.w)
+		ds.X[i], ds.Y[i], ds.W[i] = x, float64(r.Y), float64(r.W)
+	}
+	// The trees start from the calibrated rule score and learn corrections
+	// to it: with few labels early stopping leaves the rule ranking nearly
+	// as it was, with many the trees take over.
+	ruleA, ruleB := platt(column(ds.X, 0), ds.Y, ds.W)
+	ds.Offset = make([]float64, len(rows))
+	for i := range ds.Offset {
+		ds.Offset[i] = ruleA + ruleB*math.Log1p(max(ds.X[i][0], 0))
 	}
 	p := gbdt.Params{Trees: cfg.Trees, Depth: cfg.Depth, LearningRate: cfg.LearningRate, L2: cfg.L2, MinLeafWeight: cfg.MinLeafWeight,
 		Bins: cfg.Bins, EarlyStoppingRounds: cfg.EarlyStoppingRounds, ValidationShare: cfg.ValidationShare}
@@ -419,7 +441,7 @@ func fit(rows []labelled, lay *layout, cfg config.Model) (*Trained, error) {
 	if cfg.BlendHits > 0 {
 		t.Weight = t.Hits / (t.Hits + cfg.BlendHits)
 	}
-	t.ruleA, t.ruleB = platt(column(ds.X, 0), ds.Y, ds.W)
+	t.ruleA, t.ruleB = ruleA, ruleB
 	t.Name = modelName(m)
 	return t, nil
 }
@@ -487,15 +509,23 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	} else {
 		contrib = make([]float64, len(x))
 	}
-	// Blend in log-odds: the model's contributions count with its weight,
-	// the calibrated rule score (a feature of its own) with the rest, so
-	// bias + Σ contributions is still the final log-odds.
-	bias := t.model.Contributions(x, contrib)
-	bias = t.Weight*bias + (1-t.Weight)*t.ruleA
-	for i := range contrib {
-		contrib[i] *= t.Weight
+	// The log-odds are the calibrated rule score plus the trees'
+	// corrections, counted with the blend weight; the rule score's part is
+	// credited to the rule score, so bias + Σ contributions is the final
+	// log-odds.
+	// A model that did not beat the rule score leaves only the calibration.
+	var bias float64
+	if t.Active {
+		bias = t.model.Contributions(x, contrib)
+		bias = t.Weight*bias + t.ruleA
+		for i := range contrib {
+			contrib[i] *= t.Weight
+		}
+	} else {
+		clear(contrib)
+		bias = t.ruleA
 	}
-	contrib[0] += (1 - t.Weight) * t.ruleB * math.Log1p(max(x[0], 0))
+	contrib[0] += t.ruleB * math.Log1p(max(x[0], 0))
 	logit := bias
 	for _, c := range contrib {
 		logit += c
@@ -645,6 +675,7 @@ func (e *Engine) TrainNow() (*Trained, error) {
 const modelMagic = "riskmon-model/v1\n"
 
 type modelMeta struct {
+	Active      bool      `json:"active"`
 	Labels      int       `json:"labels"`
 	Hits        float64   `json:"hits"`
 	Weight      float64   `json:"weight"`
@@ -659,7 +690,7 @@ type modelMeta struct {
 
 // MarshalBinary writes the model file.
 func (t *Trained) MarshalBinary() ([]byte, error) {
-	meta, err := json.Marshal(modelMeta{Labels: t.Labels, Hits: t.Hits, Weight: t.Weight, RuleA: t.ruleA, RuleB: t.ruleB,
+	meta, err := json.Marshal(modelMeta{Active: t.Active, Labels: t.Labels, Hits: t.Hits, Weight: t.Weight, RuleA: t.ruleA, RuleB: t.ruleB,
 		RevPerValue: t.revPerValue, MeanRevenue: t.meanRevenue, TrainedAt: t.At.UTC(), ValidAUC: finite(t.Report.ValidAUC), RuleAUC: finite(t.RuleAUC)})
 	if err != nil {
 		return nil, err
@@ -720,7 +751,7 @@ func (e *Engine) decodeModel(b []byte, source string) (*Trained, error) {
 	if meta.Weight < 0 || meta.Weight > 1 {
 		return nil, fmt.Errorf("model %s: weight %g is not in [0, 1]", source, meta.Weight)
 	}
-	t := &Trained{Name: modelName(&m), Active: true, Labels: meta.Labels, Hits: meta.Hits, Weight: meta.Weight, At: meta.TrainedAt,
+	t := &Trained{Name: modelName(&m), Active: meta.Active, Labels: meta.Labels, Hits: meta.Hits, Weight: meta.Weight, At: meta.TrainedAt,
 		FromFile: source, model: &m, lay: rs.lay, RuleAUC: meta.RuleAUC, ruleA: meta.RuleA, ruleB: meta.RuleB,
 		revPerValue: meta.RevPerValue, meanRevenue: meta.MeanRevenue, expectRevenue: rs.cfg.Model.RankBy == "expected_revenue"}
 	t.Report.Trees = m.NumTrees()
@@ -736,4 +767,83 @@ func (t *Trained) String() string {
 	}
 	return fmt.Sprintf("%s trained on %d labels (%.0f weighted hits), %d trees in %v: validation AUC %.3f (rule score %.3f), log-loss %.4f; %s",
 		t.Name, t.Labels, t.Hits, t.Report.Trees, t.Report.Duration.Round(time.Millisecond), t.Report.ValidAUC, t.RuleAUC, t.Report.ValidLogLoss, state)
+}
+
+// modelState is the model stage's part of a checkpoint besides the store.
+type modelState struct {
+	Rows                []labelled
+	Labels, LastTrain   int
+	Glob                [5]float64
+	Assessed, Inspected [3]uint64
+	Unmatched           uint64
+}
+
+func (ms *modelStage) save(dir string) error {
+	if t := ms.cur.Load(); t != nil {
+		b, err := t.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "model.bin"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	ms.mu.Lock()
+	st := modelState{Labels: ms.labels, LastTrain: ms.lastTrain, Unmatched: ms.unmatched.Load(),
+		Glob: [5]float64{ms.glob.seen, ms.glob.inspections, ms.glob.hits, ms.glob.revenue, ms.glob.hitValue}}
+	st.Rows = append(append(make([]labelled, 0, len(ms.window)), ms.window[ms.head:]...), ms.window[:ms.head]...)
+	ms.mu.Unlock()
+	for i := range st.Assessed {
+		st.Assessed[i], st.Inspected[i] = ms.assessed[i].Load(), ms.inspected[i].Load()
+	}
+	f, err := os.Create(filepath.Join(dir, "model-window.gob"))
+	if err != nil {
+		return err
+	}
+	if err := gob.NewEncoder(f).Encode(&st); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (ms *modelStage) restore(dir string, e *Engine) error {
+	f, err := os.Open(filepath.Join(dir, "model-window.gob"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // a checkpoint from before the model stage
+	} else if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st modelState
+	if err := gob.NewDecoder(f).Decode(&st); err != nil {
+		return err
+	}
+	ms.mu.Lock()
+	ms.window, ms.head, ms.labels, ms.lastTrain = st.Rows, 0, st.Labels, st.LastTrain
+	if len(ms.window) > ms.cfg.Window {
+		ms.window = ms.window[len(ms.window)-ms.cfg.Window:]
+	}
+	g := st.Glob
+	ms.glob = entityStats{seen: g[0], inspections: g[1], hits: g[2], revenue: g[3], hitValue: g[4]}
+	ms.base.Store(math.Float64bits((ms.glob.hits + 1) / (ms.glob.inspections + 2)))
+	ms.mu.Unlock()
+	ms.unmatched.Store(st.Unmatched)
+	for i := range st.Assessed {
+		ms.assessed[i].Store(st.Assessed[i])
+		ms.inspected[i].Store(st.Inspected[i])
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "model.bin"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	t, err := e.decodeModel(b, "checkpoint")
+	if err != nil {
+		return err
+	}
+	t.FromFile = ""
+	ms.cur.Store(t)
+	return nil
 }
