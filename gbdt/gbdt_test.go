@@ -847,6 +847,16 @@ func TestFastPathMatchesStep(t *testing.T) {
 		if got, want := m.Logit(x), m.logitStep(x); got != want {
 			t.Fatalf("row %v: fast path %v, step %v", x, got, want)
 		}
+		fast, slow := make([]float64, len(x)), make([]float64, len(x))
+		fb, sb := m.Contributions(x, fast), m.contributionsStep(x, slow)
+		if math.Abs(fb-sb) > 1e-12 {
+			t.Fatalf("row %v: contributions' bias %v on the fast path, %v stepping", x, fb, sb)
+		}
+		for j := range fast {
+			if math.Abs(fast[j]-slow[j]) > 1e-12 {
+				t.Fatalf("row %v: contribution of feature %d %v on the fast path, %v stepping", x, j, fast[j], slow[j])
+			}
+		}
 	}
 }
 
