@@ -593,7 +593,12 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 			a.Findings[j].Points = 0
 		}
 	}
-	sort.SliceStable(groups, func(i, j int) bool { return groups[i].sum > groups[j].sum })
+	var sums [64]float64
+	for i := range groups {
+		sums[i] = groups[i].sum
+	}
+	var tb [3]int
+	top := topIndexes(sums[:len(groups)], 0.05, tb[:0])
 	var b strings.Builder
 	b.WriteString("learned model: P(hit) ")
 	b.WriteString(detectors.FormatNumber(p))
@@ -604,17 +609,13 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 		b.WriteString(", expected revenue ")
 		b.WriteString(detectors.FormatNumber(p * t.revPerValue * d.TotalValue()))
 	}
-	n := 0
-	for _, g := range groups {
-		if g.sum < 0.05 || n == 3 {
-			break
-		}
-		if n == 0 {
+	for k, gi := range top {
+		g := groups[gi]
+		if k == 0 {
 			b.WriteString("; raised most by ")
 		} else {
 			b.WriteString("; ")
 		}
-		n++
 		switch g.g.kind {
 		case groupRule:
 			b.WriteString("the rule score " + fmtScore(x[g.at]))
@@ -625,9 +626,9 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 		case groupOwn:
 			b.WriteString(describeOwn(g.g.index, d, x[g.at]))
 		}
-		b.WriteString(" (+" + strings.TrimPrefix(detectors.FormatNumber(g.sum), "+") + " log-odds)")
+		b.WriteString(" (+" + detectors.FormatNumber(g.sum) + " log-odds)")
 	}
-	if n == 0 {
+	if len(top) == 0 {
 		b.WriteString("; nothing raised it")
 	}
 	a.Findings = append(a.Findings, declaration.Finding{Detector: "model", Score: p, Points: max(rest, 0), Reason: b.String()})
@@ -846,4 +847,29 @@ func (ms *modelStage) restore(dir string, e *Engine) error {
 	t.FromFile = ""
 	ms.cur.Store(t)
 	return nil
+}
+
+// topIndexes appends to dst (up to its capacity) the indexes of the largest
+// values of at least floor, largest first, the earlier index first among
+// equals, without sorting them all.
+func topIndexes(v []float64, floor float64, dst []int) []int {
+	k := cap(dst)
+	for i, x := range v {
+		if x < floor {
+			continue
+		}
+		j := len(dst)
+		for j > 0 && x > v[dst[j-1]] {
+			j--
+		}
+		if j == k {
+			continue
+		}
+		if len(dst) < k {
+			dst = append(dst, 0)
+		}
+		copy(dst[j+1:], dst[j:len(dst)-1])
+		dst[j] = i
+	}
+	return dst
 }

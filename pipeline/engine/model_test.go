@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -88,4 +89,21 @@ func TestPendingRecord(t *testing.T) {
 	if st.decode(v); st.inspections != 2 || ms.unmatched.Load() != 1 || ms.labels != 1 {
 		t.Errorf("after an unmatched outcome: importer %+v, unmatched %d, labels %d", st, ms.unmatched.Load(), ms.labels)
 	}
+}
+
+func TestTopIndexes(t *testing.T) {
+	f := func(v []float64, k int, want string) {
+		t.Helper()
+		got := fmt.Sprint(topIndexes(v, 0.05, make([]int, 0, k)))
+		if got != want {
+			t.Errorf("top %d of %v: %s, want %s", k, v, got, want)
+		}
+	}
+	f(nil, 3, "[]")
+	f([]float64{0.01, -1, 0.04}, 3, "[]")
+	f([]float64{0.1, 0.3, 0.2}, 3, "[1 2 0]")
+	f([]float64{0.1, 0.3, 0.2, 0.5, 0.3}, 3, "[3 1 4]")
+	f([]float64{0.5, 0.4, 0.3, 0.2, 0.6}, 2, "[4 0]")
+	f([]float64{0.2, 0.2, 0.2, 0.2}, 3, "[0 1 2]")
+	f([]float64{0.06, -3, 0.9}, 1, "[2]")
 }
