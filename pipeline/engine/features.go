@@ -289,20 +289,43 @@ func orNone(s string) string {
 }
 
 // describeEntity says what an entity's history was, for an explanation.
+// Counts are weighted (inverse selection probability) and so may have
+// decimals.
 func describeEntity(kind int, id string, st entityStats) string {
-	name := strings.ReplaceAll(entityKinds[kind], "_", " × ")
-	if name == "hs6" || name == "hs4" {
+	var name string
+	switch k := entityKinds[kind]; k {
+	case "hs6", "hs4":
 		name = "HS " + id
-	} else if id == "" {
-		return name + ": none named"
-	} else {
-		name += " " + id
+	case "hs6_origin":
+		hs, origin, _ := strings.Cut(id, "/")
+		name = "HS " + hs + " from " + origin
+	case "importer_hs6":
+		imp, hs, _ := strings.Cut(id, "/")
+		name = "importer " + imp + " with HS " + hs
+	case "dispatch":
+		name = "dispatch country " + id
+	case "transport":
+		name = "transport by " + id
+	default:
+		name = k + " " + id
+	}
+	if id == "" {
+		return entityKinds[kind] + ": none named"
 	}
 	if st.inspections < 0.5 {
 		if seenKinds[entityKinds[kind]] {
-			return name + ": never inspected, " + detectors.FormatNumber(st.seen) + " declarations before"
+			return name + ": never inspected, " + fmtCount(st.seen) + " declarations before"
 		}
 		return name + ": never inspected"
 	}
-	return name + ": " + detectors.FormatNumber(st.hits) + " hits in " + detectors.FormatNumber(st.inspections) + " inspections"
+	return name + ": " + fmtCount(st.hits) + " hits in " + fmtCount(st.inspections) + " inspections"
+}
+
+// fmtCount writes a count: whole numbers as such, weighted ones with one
+// decimal.
+func fmtCount(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
 }
