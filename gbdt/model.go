@@ -97,17 +97,10 @@ func fastStep(n *node, buf *[2 * fastFeatures]float64) uint32 {
 	return n.left + b2i(buf[n.slot] >= n.thr)
 }
 
-// Logit returns the raw margin of row x: the base score plus one leaf value
-// per tree, summed in tree order. x must have one value per feature (NaN =
-// missing); it panics otherwise. It does not allocate.
-func (m *Model) Logit(x []float64) float64 {
-	m.checkRow(x)
-	if len(x) > fastFeatures {
-		return m.logitStep(x)
-	}
-	// See fastStep. The masks are no-ops (f < fastFeatures) that let the
-	// compiler drop bounds checks.
-	var buf [2 * fastFeatures]float64
+// fastRow fills buf for fastStep: x with NaN as -Inf, then x with NaN as
+// +Inf. The masks are no-ops (f < fastFeatures) that let the compiler drop
+// bounds checks.
+func fastRow(x []float64, buf *[2 * fastFeatures]float64) {
 	for f, v := range x {
 		lo, hi := v, v
 		if math.IsNaN(v) {
@@ -116,6 +109,18 @@ func (m *Model) Logit(x []float64) float64 {
 		buf[f&(fastFeatures-1)] = lo
 		buf[fastFeatures+f&(fastFeatures-1)] = hi
 	}
+}
+
+// Logit returns the raw margin of row x: the base score plus one leaf value
+// per tree, summed in tree order. x must have one value per feature (NaN =
+// missing); it panics otherwise. It does not allocate.
+func (m *Model) Logit(x []float64) float64 {
+	m.checkRow(x)
+	if len(x) > fastFeatures {
+		return m.logitStep(x)
+	}
+	var buf [2 * fastFeatures]float64
+	fastRow(x, &buf)
 	sum := m.base
 	nodes, values, depth, roots := m.nodes, m.values, m.depth, m.roots
 	// Walk eight trees at a time: a single walk is a chain of dependent
@@ -190,15 +195,8 @@ func (m *Model) Contributions(x []float64, out []float64) (bias float64) {
 	if len(x) > fastFeatures {
 		return m.contributionsStep(x, out)
 	}
-	var buf [2 * fastFeatures]float64 // as in Logit
-	for f, v := range x {
-		lo, hi := v, v
-		if math.IsNaN(v) {
-			lo, hi = math.Inf(-1), math.Inf(1)
-		}
-		buf[f&(fastFeatures-1)] = lo
-		buf[fastFeatures+f&(fastFeatures-1)] = hi
-	}
+	var buf [2 * fastFeatures]float64
+	fastRow(x, &buf)
 	nodes, values, depth, roots := m.nodes, m.values, m.depth, m.roots
 	// Four walks at a time, as in Logit. Once at a leaf, a step stays there
 	// and credits feature 0 with values[i] - values[i] = 0.
