@@ -60,6 +60,18 @@ func (it *Item) HS6() string { return it.HSCode[:6] }
 // HS4 returns the HS heading (first four digits).
 func (it *Item) HS4() string { return it.HSCode[:4] }
 
+// MainItem is the item with the highest customs value (the first among
+// equals): the one that stands for the declaration where one item must.
+func (d *Declaration) MainItem() *Item {
+	best := &d.Items[0]
+	for i := range d.Items {
+		if d.Items[i].CustomsValue > best.CustomsValue {
+			best = &d.Items[i]
+		}
+	}
+	return best
+}
+
 // TotalValue is the sum of the customs values of all items.
 func (d *Declaration) TotalValue() float64 {
 	var s float64

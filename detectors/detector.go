@@ -53,6 +53,26 @@ type OutcomeLearner interface {
 	LearnOutcome(o *declaration.Outcome)
 }
 
+// Measurer is implemented by detectors whose measurements, not only their
+// findings, are features of the learned model (unit_value: how far the main
+// item's price lies from its peers, and how many peers that rests on). A
+// measurement exists whether or not the detector fires: a price 1.2
+// deviations below its peers is no finding but may still be evidence.
+// Measure is called after Score and before Learn, from the goroutine that
+// scores the declaration; it must not change state. It writes one value per
+// Measures() entry into out, NaN when it has none.
+type Measurer interface {
+	Measures() []Measure
+	Measure(d *declaration.Declaration, out []float64)
+}
+
+// Measure names one measurement: Name is the feature's name after the
+// detector's ("unit_value:price_z"), Label says in an explanation what the
+// value is ("unit value, robust deviations from its peers").
+type Measure struct {
+	Name, Label string
+}
+
 // Env is what a detector may use when it is built.
 type Env struct {
 	Config *config.Config

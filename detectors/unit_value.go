@@ -220,6 +220,31 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 	return out
 }
 
+// Measures are the main item's per-kg price deviation from its peers, the
+// size of the peer group it was measured against, and the importer's running
+// mean deviation.
+func (u *unitValue) Measures() []Measure {
+	return []Measure{
+		{"price_z", "main item's unit value, in robust deviations from its peers:"},
+		{"price_peers", "log(1 + peers) of the main item's unit value:"},
+		{"importer_price_z", "importer's mean unit-value deviation from the market:"},
+	}
+}
+
+func (u *unitValue) Measure(d *declaration.Declaration, out []float64) {
+	out[0], out[1], out[2] = math.NaN(), 0, math.NaN()
+	it := d.MainItem()
+	var buf [2]measure
+	if ms := u.measures(it, &buf); len(ms) > 0 {
+		if ps, ok := u.peers.deviation(3, u.key(d, it, &ms[0]), ms[0].lx); ok {
+			out[0], out[1] = ps.z, math.Log1p(float64(ps.n))
+		}
+	}
+	if mean, n := u.importerMean(d); n > 0 {
+		out[2] = mean
+	}
+}
+
 func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	var buf [2]measure
 	var zs [8]float64

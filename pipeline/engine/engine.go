@@ -60,7 +60,8 @@ type ruleset struct {
 	randChan  declaration.Channel
 	randSalt  string
 	detectors []string
-	lay       *layout // the model's features for these detectors
+	measurers []detectors.Measurer // per detector, nil when it measures nothing
+	lay       *layout              // the model's features for these detectors
 }
 
 // NewEngine builds the detectors of cfg on a new state store.
@@ -96,7 +97,7 @@ func NewWithDetectors(cfg *config.Config, dets ...detectors.Detector) (*Engine, 
 			rs.learners = append(rs.learners, l)
 		}
 	}
-	rs.lay = internLayout(rs.detectors)
+	rs.setLayout()
 	e.model.setLayout(cfg.Model, rs.lay)
 	return e, nil
 }
@@ -120,7 +121,7 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 			rs.learners = append(rs.learners, l)
 		}
 	}
-	rs.lay = internLayout(rs.detectors)
+	rs.setLayout()
 	if cfg.Scoring.AEOList != "" {
 		for _, id := range cfg.Lists[cfg.Scoring.AEOList] {
 			rs.aeo[id] = struct{}{}
@@ -133,6 +134,19 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 		rs.randCut = uint64(cfg.Random.Rate * (1 << 63) * 2)
 	}
 	return rs, nil
+}
+
+// setLayout finds the detectors' measurements and the model's feature
+// layout for them.
+func (rs *ruleset) setLayout() {
+	rs.measurers = make([]detectors.Measurer, len(rs.dets))
+	measures := make([][]detectors.Measure, len(rs.dets))
+	for i, d := range rs.dets {
+		if m, ok := d.(detectors.Measurer); ok {
+			rs.measurers[i], measures[i] = m, m.Measures()
+		}
+	}
+	rs.lay = internLayout(rs.detectors, measures)
 }
 
 // Reload swaps in a new configuration between two declarations. The
@@ -220,7 +234,7 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	modelOn := rs.cfg.Model.Enabled && len(rs.lay.names) <= len(xbuf)
 	if modelOn {
 		x := xbuf[:len(rs.lay.names)]
-		e.model.featurize(rs.lay, d, raw, combined, aeo, x, ids[:], stats[:])
+		e.model.featurize(rs.lay, d, raw, rs.measurers, combined, aeo, x, ids[:], stats[:])
 		if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {
 			t.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
 		}

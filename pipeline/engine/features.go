@@ -37,13 +37,14 @@ var ownFeatures = []string{
 // featureGroup says how a feature is explained: which detector, entity or
 // figure it belongs to.
 type featureGroup struct {
-	kind  int // groupRule, groupDetector, groupEntity, groupOwn
-	index int // detector index, entity kind index or own feature index
+	kind  int // groupRule, groupDetector, groupMeasure, groupEntity, groupOwn
+	index int // detector index, feature index (measures), entity kind index or own feature index
 }
 
 const (
 	groupRule = iota
 	groupDetector
+	groupMeasure
 	groupEntity
 	groupOwn
 )
@@ -52,37 +53,56 @@ const (
 type layout struct {
 	names  []string
 	groups []featureGroup
-	// offsets of the blocks; per entity kind, its rate, inspections and
-	// seen features (seen is -1 for kinds that do not count declarations)
+	labels []string // measures: what the value is, for explanations
+	// featDet is the detector a feature belongs to (strengths and
+	// measures), -1 for the others; detNames names the detectors.
+	featDet  []int
+	detNames []string
+	// offsets of the blocks; per detector, its measures (-1: none); per
+	// entity kind, its rate, inspections and seen features (seen is -1 for
+	// kinds that do not count declarations)
 	detOff, ownOff         int
+	measOff                []int
 	entRate, entN, entSeen []int
 }
 
-func newLayout(dets []string) *layout {
-	l := &layout{}
-	add := func(name string, g featureGroup) {
+func newLayout(dets []string, measures [][]detectors.Measure) *layout {
+	l := &layout{detNames: dets}
+	add := func(name string, g featureGroup, det int) {
 		l.names = append(l.names, name)
 		l.groups = append(l.groups, g)
+		l.labels = append(l.labels, "")
+		l.featDet = append(l.featDet, det)
 	}
-	add("rule_score", featureGroup{groupRule, 0})
+	add("rule_score", featureGroup{groupRule, 0}, -1)
 	l.detOff = len(l.names)
 	for i, d := range dets {
-		add("strength:"+d, featureGroup{groupDetector, i})
+		add("strength:"+d, featureGroup{groupDetector, i}, i)
+	}
+	for i, d := range dets {
+		l.measOff = append(l.measOff, -1)
+		if len(measures[i]) > 0 {
+			l.measOff[i] = len(l.names)
+		}
+		for _, m := range measures[i] {
+			add(d+":"+m.Name, featureGroup{groupMeasure, len(l.names)}, i)
+			l.labels[len(l.labels)-1] = m.Label
+		}
 	}
 	for i, k := range entityKinds {
 		l.entRate = append(l.entRate, len(l.names))
-		add(k+":hit_rate", featureGroup{groupEntity, i})
+		add(k+":hit_rate", featureGroup{groupEntity, i}, -1)
 		l.entN = append(l.entN, len(l.names))
-		add(k+":log_inspections", featureGroup{groupEntity, i})
+		add(k+":log_inspections", featureGroup{groupEntity, i}, -1)
 		l.entSeen = append(l.entSeen, -1)
 		if seenKinds[k] {
 			l.entSeen[i] = len(l.names)
-			add(k+":log_seen", featureGroup{groupEntity, i})
+			add(k+":log_seen", featureGroup{groupEntity, i}, -1)
 		}
 	}
 	l.ownOff = len(l.names)
 	for i, n := range ownFeatures {
-		add(n, featureGroup{groupOwn, i})
+		add(n, featureGroup{groupOwn, i}, -1)
 	}
 	return l
 }
@@ -99,21 +119,10 @@ func (l *layout) same(names []string) bool {
 	return true
 }
 
-// mainItem is the item with the highest customs value (the first on ties).
-func mainItem(d *declaration.Declaration) *declaration.Item {
-	best := &d.Items[0]
-	for i := range d.Items {
-		if d.Items[i].CustomsValue > best.CustomsValue {
-			best = &d.Items[i]
-		}
-	}
-	return best
-}
-
 // entityIDs fills ids (one per entity kind) for d; an empty id means the
 // declaration does not name that entity.
 func entityIDs(d *declaration.Declaration, ids []string) {
-	it := mainItem(d)
+	it := d.MainItem()
 	for i, k := range entityKinds {
 		var v string
 		switch k {
@@ -210,7 +219,7 @@ func ownValues(d *declaration.Declaration, aeo bool, x []float64) {
 			pref = 1
 		}
 	}
-	it := mainItem(d)
+	it := d.MainItem()
 	x[0] = math.Log1p(value)
 	x[1] = math.Log1p(gross)
 	x[2] = math.NaN()
@@ -243,7 +252,7 @@ func ownValues(d *declaration.Declaration, aeo bool, x []float64) {
 
 // describeOwn says what an own figure was, for an explanation.
 func describeOwn(i int, d *declaration.Declaration, x float64) string {
-	it := mainItem(d)
+	it := d.MainItem()
 	switch ownFeatures[i] {
 	case "log_value":
 		return "customs value " + detectors.FormatNumber(math.Expm1(x)) + " " + d.Currency

@@ -112,8 +112,8 @@ type modelStage struct {
 
 var layouts sync.Map // joined names -> *layout, so equal layouts are one pointer
 
-func internLayout(dets []string) *layout {
-	l := newLayout(dets)
+func internLayout(dets []string, measures [][]detectors.Measure) *layout {
+	l := newLayout(dets, measures)
 	key := strings.Join(l.names, "\x00")
 	v, _ := layouts.LoadOrStore(key, l)
 	return v.(*layout)
@@ -141,11 +141,16 @@ func (ms *modelStage) setLayout(cfg config.Model, lay *layout) {
 }
 
 // featurize fills x (len(lay.names)) and the entities' ids and stats.
-func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []float64, ruleScore float64, aeo bool,
+func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []float64, measurers []detectors.Measurer, ruleScore float64, aeo bool,
 	x []float64, ids []string, stats []entityStats) {
 	x[0] = ruleScore
 	for i, r := range raw {
 		x[lay.detOff+i] = r
+	}
+	for i, m := range measurers {
+		if m != nil {
+			m.Measure(d, x[lay.measOff[i]:lay.measOff[i]+len(m.Measures())])
+		}
 	}
 	entityIDs(d, ids)
 	base := ms.baseRate()
@@ -563,34 +568,35 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 		positive += max(g.sum, 0)
 	}
 	// Findings' points: each detector's finding gets the share of the score
-	// its strength pushed up; the model's own finding the rest.
+	// its strength and measures pushed up; the model's own finding the rest.
 	rest := score
+	for j := range a.Findings {
+		a.Findings[j].Points = 0
+	}
 	if positive > 0 {
+		var pbuf [32]float64
+		per := pbuf[:0]
+		if len(lay.detNames) <= len(pbuf) {
+			per = pbuf[:len(lay.detNames)]
+		} else {
+			per = make([]float64, len(lay.detNames))
+		}
 		for _, g := range groups {
-			if g.g.kind != groupDetector {
-				continue
+			if di := lay.featDet[g.at]; di >= 0 && g.sum > 0 {
+				per[di] += g.sum
 			}
-			name := "" // the detector of this group
-			name = strings.TrimPrefix(lay.names[g.at], "strength:")
-			for j := range a.Findings {
-				if a.Findings[j].Detector == name {
-					a.Findings[j].Points = 0
-				}
-			}
-			if g.sum <= 0 {
+		}
+		for di, v := range per {
+			if v == 0 {
 				continue
 			}
 			for j := range a.Findings {
-				if a.Findings[j].Detector == name {
-					a.Findings[j].Points = score * g.sum / positive
+				if a.Findings[j].Detector == lay.detNames[di] {
+					a.Findings[j].Points = score * v / positive
 					rest -= a.Findings[j].Points
 					break
 				}
 			}
-		}
-	} else {
-		for j := range a.Findings {
-			a.Findings[j].Points = 0
 		}
 	}
 	var sums [64]float64
@@ -620,7 +626,9 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 		case groupRule:
 			b.WriteString("the rule score " + fmtScore(x[g.at]))
 		case groupDetector:
-			b.WriteString(strings.TrimPrefix(lay.names[g.at], "strength:") + " strength " + detectors.FormatNumber(x[g.at]))
+			b.WriteString(lay.detNames[g.g.index] + " strength " + detectors.FormatNumber(x[g.at]))
+		case groupMeasure:
+			b.WriteString(lay.detNames[lay.featDet[g.at]] + " " + lay.labels[g.at] + " " + detectors.FormatNumber(x[g.at]))
 		case groupEntity:
 			b.WriteString(describeEntity(g.g.index, ids[g.g.index], stats[g.g.index]))
 		case groupOwn:

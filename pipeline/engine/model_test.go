@@ -42,14 +42,14 @@ func TestSelectionWeights(t *testing.T) {
 // A pending record holds what the outcome needs; a damaged one is refused.
 func TestPendingRecord(t *testing.T) {
 	store := detectors.NewStore(32)
-	lay := internLayout([]string{"a", "b"})
+	lay := internLayout([]string{"a", "b"}, make([][]detectors.Measure, 2))
 	ms := newModelStage(config.Default().Model, store, lay)
 	d := &declaration.Declaration{ID: "D1", Importer: declaration.Importer{ID: "IMP"}, DeclarantID: "DEC", Office: "O1",
 		Items: []declaration.Item{{Line: 1, HSCode: "851713", Origin: "CN", GrossMassKg: 2, CustomsValue: 300}, {Line: 2, HSCode: "940350", Origin: "VN", GrossMassKg: 1, CustomsValue: 900}}}
 	x := make([]float64, len(lay.names))
 	ids := make([]string, len(entityKinds))
 	stats := make([]entityStats, len(entityKinds))
-	ms.featurize(lay, d, []float64{0.5, 0}, 42, false, x, ids, stats)
+	ms.featurize(lay, d, []float64{0.5, 0}, nil, 42, false, x, ids, stats)
 	if x[0] != 42 || x[lay.detOff] != 0.5 || !math.IsNaN(x[lay.entRate[0]]) {
 		t.Errorf("features: rule %g, first detector %g, importer rate %g", x[0], x[lay.detOff], x[lay.entRate[0]])
 	}
