@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -170,6 +171,28 @@ func TestUnitValue(t *testing.T) {
 	a, b := score(uv, low), score(uv, low)
 	if a[0].Reason != b[0].Reason {
 		t.Errorf("Score changed state: %q vs %q", a[0].Reason, b[0].Reason)
+	}
+	// Its measurements for the model: the same deviation as the finding's,
+	// the peer count, and nothing for a commodity never seen; a price within
+	// the spread is measured although nothing fires.
+	m := uv.(Measurer)
+	if names := m.Measures(); len(names) != 3 || names[0].Name != "price_z" {
+		t.Fatalf("measures %+v", names)
+	}
+	out := make([]float64, 3)
+	m.Measure(low, out)
+	z := regexp.MustCompile(`is (\d+\.\d) robust`).FindStringSubmatch(fs[0].Reason)
+	if fmt.Sprintf("%.1f", -out[0]) != z[1] || math.Abs(out[1]-math.Log1p(200)) > 1e-9 || math.IsNaN(out[2]) {
+		t.Errorf("measures of the undervalued item: %v, finding %q", out, fs[0].Reason)
+	}
+	m.Measure(decl("N2", at, item("9503000000", "CN", 100, 1)), out)
+	if !math.IsNaN(out[0]) || out[1] != 0 {
+		t.Errorf("measures of a commodity never seen: %v", out)
+	}
+	fair := decl("F1", at, item("6403990000", "CN", 100, 100*36))
+	m.Measure(fair, out)
+	if len(score(uv, fair)) != 0 || math.IsNaN(out[0]) || out[0] > 0 || out[0] < -1.5 {
+		t.Errorf("a fair price: measured %v, findings %+v", out, score(uv, fair))
 	}
 }
 
