@@ -26,10 +26,6 @@ func (e *Error) Error() string {
 	return e.Field + " " + e.Msg
 }
 
-func fieldErr(field, kind, format string, args ...any) *Error {
-	return &Error{Field: field, Kind: kind, Msg: fmt.Sprintf(format, args...)}
-}
-
 // MaxItems is the largest number of items a declaration may have.
 const MaxItems = 999
 

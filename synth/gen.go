@@ -65,19 +65,18 @@ type supplier struct {
 }
 
 type importer struct {
-	id, name    string
-	aeo         bool
-	declarant   string
-	weight      float64
-	priceLevel  float64 // ln factor on every price: premium (>0) or discount (<0) traders
-	suppliers   []supplier
-	modus       modus
-	fraudRate   float64
-	start       time.Duration // offset from the stream start at which it appears
-	courier     bool          // an express courier: many small parcels
-	homeOffice  int
-	currency    string
-	exporterSeq *int
+	id, name   string
+	aeo        bool
+	declarant  string
+	weight     float64
+	priceLevel float64 // ln factor on every price: premium (>0) or discount (<0) traders
+	suppliers  []supplier
+	modus      modus
+	fraudRate  float64
+	start      time.Duration // offset from the stream start at which it appears
+	courier    bool          // an express courier: many small parcels
+	homeOffice int
+	currency   string
 }
 
 type event struct {

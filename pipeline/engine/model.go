@@ -508,7 +508,7 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	a *declaration.Assessment, aeoFactor float64, aeo bool) {
 	lay := t.lay
 	var cbuf [128]float64
-	contrib := cbuf[:0]
+	var contrib []float64
 	if len(x) <= len(cbuf) {
 		contrib = cbuf[:len(x)]
 	} else {
@@ -575,7 +575,7 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	}
 	if positive > 0 {
 		var pbuf [32]float64
-		per := pbuf[:0]
+		var per []float64
 		if len(lay.detNames) <= len(pbuf) {
 			per = pbuf[:len(lay.detNames)]
 		} else {
