@@ -226,8 +226,12 @@ type Detector struct {
 // parameter struct with defaults filled in. If the struct has a method
 // Validate(*ParamsContext), it is called after decoding.
 type Kind struct {
-	Name      string
-	NewParams func() any
+	Name          string
+	DefaultWeight float64
+	NewParams     func() any
+	// Build is the detectors package's constructor for the kind, kept here
+	// so that there is one registry of kinds; config never calls it.
+	Build any
 }
 
 var kinds = map[string]Kind{}
@@ -239,6 +243,12 @@ func RegisterKind(k Kind) {
 		panic("config: detector kind registered twice: " + k.Name)
 	}
 	kinds[k.Name] = k
+}
+
+// LookupKind returns a registered detector kind.
+func LookupKind(name string) (Kind, bool) {
+	k, ok := kinds[name]
+	return k, ok
 }
 
 // KindNames lists the registered detector kinds, sorted.

@@ -24,7 +24,7 @@ import (
 // and a ramp on MAD from mad_min to mad_full.
 
 func init() {
-	register("benford", 20, func() any {
+	registerKind("benford", 20, func() *BenfordParams {
 		return &BenfordParams{MinValues: 30, PStart: 3, PRamp: 4, MADMin: 0.015, MADFull: 0.04, MinValue: 10, MaxValues: 2000}
 	}, newBenford)
 }
@@ -59,17 +59,14 @@ func (p *BenfordParams) Validate(pc *config.ParamsContext) {
 }
 
 type benford struct {
-	name   string
-	weight float64
-	p      BenfordParams
-	store  *Store
+	base
+	p     BenfordParams
+	store *Store
 }
 
-func newBenford(s Spec, env *Env) (Detector, error) {
-	return &benford{name: s.Name, weight: s.Weight, p: *s.Params.(*BenfordParams), store: env.Store}, nil
+func newBenford(b base, p BenfordParams, env *Env) (Detector, error) {
+	return &benford{base: b, p: p, store: env.Store}, nil
 }
-
-func (b *benford) Name() string { return b.name }
 
 // benfordP[d-1] is the probability of first digit d.
 var benfordP = func() (p [9]float64) {
@@ -138,8 +135,7 @@ func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 	if s == 0 {
 		return out
 	}
-	f := Finding{Weight: b.weight}
-	f.Detector, f.Score = b.name, s
+	f := b.finding(0, s, "")
 	f.Reason = fmt.Sprintf("first digits of importer %s's last %.0f declared values depart from Benford's law (chi-square %.1f, p = %.1e, MAD %.3f): %d makes %.0f%% of them, against %.1f%% expected",
 		d.Importer.ID, n, chi2, p, mad, worst+1, 100*counts[worst]/n, 100*benfordP[worst])
 	return append(out, f)

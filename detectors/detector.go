@@ -8,7 +8,6 @@ package detectors
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
@@ -92,35 +91,33 @@ func (e *Env) shared() *Table {
 
 const defaultSharedEntries = 200000
 
-// Spec is one configured detector instance as handed to its kind's constructor.
-type Spec struct {
-	Name   string
-	Weight float64
-	Params any // the kind's params struct, decoded and validated
+// base is what every detector has: its configured name and weight, and the
+// way it starts a finding. Detector kinds embed it.
+type base struct {
+	name   string
+	weight float64
 }
 
-type kind struct {
-	defaultWeight float64
-	build         func(s Spec, env *Env) (Detector, error)
+func (b *base) Name() string { return b.name }
+
+// finding starts a finding of this detector on item line (0: the whole
+// declaration) with the given strength and reason.
+func (b *base) finding(line int, strength float64, reason string) Finding {
+	f := Finding{Weight: b.weight}
+	f.Detector, f.ItemLine, f.Score, f.Reason = b.name, line, strength, reason
+	return f
 }
 
-var registry = map[string]kind{}
+// builder is a kind's constructor as the registry keeps it.
+type builder func(b base, params any, env *Env) (Detector, error)
 
-// register declares a detector kind: its parameter struct (with defaults,
-// from newParams) and its constructor. Each kind's file calls it from init.
-func register(name string, defaultWeight float64, newParams func() any, build func(Spec, *Env) (Detector, error)) {
-	config.RegisterKind(config.Kind{Name: name, NewParams: newParams})
-	registry[name] = kind{defaultWeight: defaultWeight, build: build}
-}
-
-// Kinds lists the registered kinds, sorted.
-func Kinds() []string {
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+// registerKind declares a detector kind once, from its file's init: its
+// default weight, its parameter struct with defaults (decoded, defaulted and
+// validated by package config, the one registry of kinds) and its
+// constructor, which gets the instance's base and its parameters.
+func registerKind[P any](name string, defaultWeight float64, defaults func() *P, build func(b base, p P, env *Env) (Detector, error)) {
+	config.RegisterKind(config.Kind{Name: name, DefaultWeight: defaultWeight, NewParams: func() any { return defaults() },
+		Build: builder(func(b base, params any, env *Env) (Detector, error) { return build(b, *params.(*P), env) })})
 }
 
 // Build constructs every enabled detector of a validated configuration, in
@@ -132,11 +129,11 @@ func Build(cfg *config.Config, env *Env) ([]Detector, error) {
 		if !dc.IsEnabled() {
 			continue
 		}
-		k, ok := registry[dc.Kind]
+		k, ok := config.LookupKind(dc.Kind)
 		if !ok {
 			return nil, fmt.Errorf("detectors[%d]: unknown kind %q", i, dc.Kind)
 		}
-		d, err := k.build(Spec{Name: dc.Name, Weight: dc.WeightOr(k.defaultWeight), Params: dc.Decoded}, env)
+		d, err := k.Build.(builder)(base{name: dc.Name, weight: dc.WeightOr(k.DefaultWeight)}, dc.Decoded, env)
 		if err != nil {
 			return nil, fmt.Errorf("detector %s: %w", dc.Name, err)
 		}

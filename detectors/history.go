@@ -29,7 +29,7 @@ import (
 // evicted updates only the importer named in the outcome).
 
 func init() {
-	register("history", 60, func() any {
+	registerKind("history", 60, func() *HistoryParams {
 		return &HistoryParams{HalfLifeDays: 365, Prior: 10, MaxLift: 10, MinLift: 1.5, TargetedWeight: 0.3, DefaultBase: 0.03,
 			Entities: map[string]float64{"importer": 1, "declarant": 0.3, "exporter": 0.8, "office": 0.2, "hs6": 0.4, "origin": 0.5, "hs6_origin": 0.3}}
 	}, newHistory)
@@ -77,20 +77,16 @@ func (p *HistoryParams) Validate(pc *config.ParamsContext) {
 }
 
 type history struct {
-	name     string
-	weight   float64
+	base
 	p        HistoryParams
 	store    *Store // per-declaration summaries, awaiting their outcome
 	rates    *Table // per-entity hit counts
 	halfLife time.Duration
 }
 
-func newHistory(s Spec, env *Env) (Detector, error) {
-	p := *s.Params.(*HistoryParams)
-	return &history{name: s.Name, weight: s.Weight, p: p, store: env.Store, rates: env.shared(), halfLife: days(p.HalfLifeDays)}, nil
+func newHistory(b base, p HistoryParams, env *Env) (Detector, error) {
+	return &history{base: b, p: p, store: env.Store, rates: env.shared(), halfLife: days(p.HalfLifeDays)}, nil
 }
-
-func (h *history) Name() string { return h.name }
 
 // Per-entity record: decayed hits and inspections, last update.
 const (
@@ -157,7 +153,7 @@ func (h *history) read(key []byte, now uint32) (hits, n float64) {
 	return hits, n
 }
 
-func (h *history) base(now uint32) float64 {
+func (h *history) baseRate(now uint32) float64 {
 	var kb [64]byte
 	hits, n := h.read(appendKey(kb[:0], h.name, "g"), now)
 	if n < 100 {
@@ -175,7 +171,7 @@ type entityRisk struct {
 
 func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	now := unixSec(d.LodgedAt)
-	base := h.base(now)
+	base := h.baseRate(now)
 	var risks []entityRisk
 	var eb [maxEntities]entity
 	var kb [128]byte
@@ -200,8 +196,7 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	for _, r := range risks[:min(3, len(risks))] {
 		parts = append(parts, fmt.Sprintf("%s %s: %.1f hits in %.1f inspections (smoothed %.0f%%)", r.e.kind, r.e, r.hits, r.n, 100*r.rate))
 	}
-	f := Finding{Weight: h.weight}
-	f.Detector, f.Score = h.name, risks[0].strength
+	f := h.finding(0, risks[0].strength, "")
 	f.Reason = fmt.Sprintf("inspection history against %.1f%% overall: %s", 100*base, strings.Join(parts, "; "))
 	return append(out, f)
 }

@@ -18,7 +18,7 @@ import (
 // finding per declaration.
 
 func init() {
-	register("importer_behaviour", 40, func() any {
+	registerKind("importer_behaviour", 40, func() *ImporterParams {
 		return &ImporterParams{NewCount: 10, NewDays: 30, New: 0.1, NewHighDuty: 0.7, HighDuty: 0.25,
 			SpikeMinCount: 20, SpikeRatio: 4, Spike: 0.4, KnownMinCount: 10, NewCommodity: 0.2, NewOrigin: 0.1,
 			FastHalfLifeDays: 3, SlowHalfLifeDays: 90}
@@ -68,22 +68,18 @@ func (p *ImporterParams) Validate(pc *config.ParamsContext) {
 }
 
 type importerBehaviour struct {
-	name       string
-	weight     float64
+	base
 	p          ImporterParams
 	store      *Store
 	fast, slow time.Duration
 }
 
-func newImporterBehaviour(s Spec, env *Env) (Detector, error) {
-	p := *s.Params.(*ImporterParams)
-	return &importerBehaviour{name: s.Name, weight: s.Weight, p: p, store: env.Store,
+func newImporterBehaviour(b base, p ImporterParams, env *Env) (Detector, error) {
+	return &importerBehaviour{base: b, p: p, store: env.Store,
 		fast: days(p.FastHalfLifeDays), slow: days(p.SlowHalfLifeDays)}, nil
 }
 
 func days(d float64) time.Duration { return time.Duration(d * 24 * float64(time.Hour)) }
-
-func (ib *importerBehaviour) Name() string { return ib.name }
 
 // The importer's record: first seen, last update, count, decayed counts
 // (fast, slow), a 256-bit set of HS4 headings and a 128-bit set of origins.
@@ -179,8 +175,7 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 		}
 	}
 	if s := ev.strength(); s > 0 {
-		f := Finding{Weight: ib.weight}
-		f.Detector, f.ItemLine, f.Score = ib.name, line, s
+		f := ib.finding(line, s, "")
 		f.Reason = ev.reason("importer " + d.Importer.ID + ": ")
 		out = append(out, f)
 	}

@@ -17,7 +17,7 @@ import (
 // to HS4 × unit), and per HS6 (HS4) for the ratio.
 
 func init() {
-	register("mass_quantity", 50, func() any {
+	registerKind("mass_quantity", 50, func() *MassQuantityParams {
 		return &MassQuantityParams{MinPeers: 30, HighZ: 2.5, LowZ: 4, RampZ: 3, LowFactor: 0,
 			MinSpread: 0.1, NetTolerance: 0.02, NetAboveGross: 0.7, RatioZ: 4, RatioFactor: 0.3}
 	}, newMassQuantity)
@@ -66,18 +66,14 @@ func (p *MassQuantityParams) Validate(pc *config.ParamsContext) {
 }
 
 type massQuantity struct {
-	name   string
-	weight float64
-	p      MassQuantityParams
-	peers  *peers
+	base
+	p     MassQuantityParams
+	peers *peers
 }
 
-func newMassQuantity(s Spec, env *Env) (Detector, error) {
-	p := *s.Params.(*MassQuantityParams)
-	return &massQuantity{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.shared(), p.MinPeers, p.MinSpread)}, nil
+func newMassQuantity(b base, p MassQuantityParams, env *Env) (Detector, error) {
+	return &massQuantity{base: b, p: p, peers: newPeers(env.shared(), p.MinPeers, p.MinSpread)}, nil
 }
-
-func (m *massQuantity) Name() string { return m.name }
 
 func perUnit(it *declaration.Item) bool {
 	return it.Quantity > 0 && it.QuantityUnit != "" && it.QuantityUnit != "KGM"
@@ -111,8 +107,7 @@ func hsLevel(it *declaration.Item, level int) string {
 func (m *massQuantity) Score(d *declaration.Declaration, out []Finding) []Finding {
 	for i := range d.Items {
 		it := &d.Items[i]
-		best := Finding{Weight: m.weight}
-		best.Detector, best.ItemLine = m.name, it.Line
+		best := m.finding(it.Line, 0, "")
 		consider := func(strength float64, reason func() string) {
 			if strength > best.Score {
 				best.Score, best.Reason = strength, reason()

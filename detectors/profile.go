@@ -17,7 +17,7 @@ import (
 // their validity window, judged on the declaration's lodged_at.
 
 func init() {
-	register("profile", 50, func() any { return &ProfileParams{} }, newProfile)
+	registerKind("profile", 50, func() *ProfileParams { return &ProfileParams{} }, newProfile)
 }
 
 // ProfileParams configures a profile detector: a list of profiles.
@@ -273,15 +273,14 @@ type compiledProfile struct {
 }
 
 type profileDetector struct {
-	name     string
+	base
 	profiles []compiledProfile
 }
 
-func newProfile(s Spec, env *Env) (Detector, error) {
-	p := s.Params.(*ProfileParams)
-	pd := &profileDetector{name: s.Name}
+func newProfile(b base, p ProfileParams, env *Env) (Detector, error) {
+	pd := &profileDetector{base: b}
 	for _, pr := range p.Profiles {
-		cp := compiledProfile{Profile: pr, from: pr.ValidFrom, to: pr.ValidTo, points: s.Weight,
+		cp := compiledProfile{Profile: pr, from: pr.ValidFrom, to: pr.ValidTo, points: b.weight,
 			match: compileCriteria(&pr.Match, env.Config.Lists)}
 		if pr.Except != nil {
 			cp.except = compileCriteria(pr.Except, env.Config.Lists)
@@ -301,8 +300,6 @@ func newProfile(s Spec, env *Env) (Detector, error) {
 	}
 	return pd, nil
 }
-
-func (p *profileDetector) Name() string { return p.name }
 
 // Uncalibrated: a profile's points are the analyst's; they are not rescaled.
 func (p *profileDetector) Uncalibrated() {}

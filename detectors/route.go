@@ -24,7 +24,7 @@ import (
 //     (weak alone: hubs are legitimate).
 
 func init() {
-	register("route", 40, func() any {
+	registerKind("route", 40, func() *RouteParams {
 		return &RouteParams{HalfLifeDays: 180, ShiftHalfLifeDays: 14, MinHSCount: 50, RareShare: 0.02, Rare: 0.5,
 			ShiftRatio: 4, ShiftMinShare: 0.05, Shift: 0.5, PrefMinShare: 0.1, Preference: 0.4, Mismatch: 0.1, TradeDefence: 0.5}
 	}, newRoute)
@@ -87,8 +87,7 @@ func (p *RouteParams) Validate(pc *config.ParamsContext) {
 }
 
 type route struct {
-	name         string
-	weight       float64
+	base
 	p            RouteParams
 	table        *Table
 	slow, fast   time.Duration
@@ -100,9 +99,8 @@ type tdGoods struct {
 	traditional []string
 }
 
-func newRoute(s Spec, env *Env) (Detector, error) {
-	p := *s.Params.(*RouteParams)
-	r := &route{name: s.Name, weight: s.Weight, p: p, table: env.shared(),
+func newRoute(b base, p RouteParams, env *Env) (Detector, error) {
+	r := &route{base: b, p: p, table: env.shared(),
 		slow: time.Duration(p.HalfLifeDays * 24 * float64(time.Hour)), fast: time.Duration(p.ShiftHalfLifeDays * 24 * float64(time.Hour))}
 	for _, g := range p.TradeDefenceGoods {
 		var trad []string
@@ -117,8 +115,6 @@ func newRoute(s Spec, env *Env) (Detector, error) {
 	}
 	return r, nil
 }
-
-func (r *route) Name() string { return r.name }
 
 // Counts of an HS6 × origin pair: declarations (long-run and recent),
 // preference claims (long-run), last update. Counts of an HS6: the same
@@ -192,8 +188,7 @@ func (r *route) Score(d *declaration.Declaration, out []Finding) []Finding {
 			add(r.p.Mismatch, "exporter in "+d.Exporter.Country)
 		}
 		if s := ev.strength(); s > 0 {
-			f := Finding{Weight: r.weight}
-			f.Detector, f.ItemLine, f.Score = r.name, it.Line, s
+			f := r.finding(it.Line, s, "")
 			f.Reason = ev.reason("item from " + it.Origin + ": ")
 			out = append(out, f)
 		}

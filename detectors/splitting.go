@@ -18,7 +18,7 @@ import (
 // detector needs no knowledge of the tariff.
 
 func init() {
-	register("splitting", 50, func() any {
+	registerKind("splitting", 50, func() *SplittingParams {
 		return &SplittingParams{WindowHours: 48, Band: 0.1, MinBurst: 2, FullBurst: 5, MinShare: 0.6, MinValue: 100}
 	}, newSplitting)
 }
@@ -67,17 +67,14 @@ func (p *SplittingParams) Validate(pc *config.ParamsContext) {
 }
 
 type splitting struct {
-	name   string
-	weight float64
-	p      SplittingParams
-	store  *Store
+	base
+	p     SplittingParams
+	store *Store
 }
 
-func newSplitting(s Spec, env *Env) (Detector, error) {
-	return &splitting{name: s.Name, weight: s.Weight, p: *s.Params.(*SplittingParams), store: env.Store}, nil
+func newSplitting(b base, p SplittingParams, env *Env) (Detector, error) {
+	return &splitting{base: b, p: p, store: env.Store}, nil
 }
-
-func (sp *splitting) Name() string { return sp.name }
 
 // The importer's recent declarations: a ring of (time, value) pairs and the
 // next slot. A busy importer's ring covers less than the window; the share
@@ -166,8 +163,7 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	if k < sp.p.MinBurst || sum <= t || float64(k) < sp.p.MinShare*float64(total) {
 		return out
 	}
-	f := Finding{Weight: sp.weight}
-	f.Detector, f.Score = sp.name, clamp01(float64(k-sp.p.MinBurst+1)/float64(sp.p.FullBurst-sp.p.MinBurst+1))
+	f := sp.finding(0, clamp01(float64(k-sp.p.MinBurst+1)/float64(sp.p.FullBurst-sp.p.MinBurst+1)), "")
 	parts := make([]string, len(values))
 	for i, x := range values {
 		parts[i] = FormatNumber(x)

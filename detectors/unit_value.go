@@ -16,7 +16,7 @@ import (
 // group's median, measured in robust standard deviations (1.4826 × MAD).
 
 func init() {
-	register("unit_value", 60, func() any {
+	registerKind("unit_value", 60, func() *UnitValueParams {
 		return &UnitValueParams{MinPeers: 30, LowZ: 1.5, HighZ: 2.5, RampZ: 3, HighFactor: 0.6,
 			MinSpread: 0.15, MinValue: 1, PerUnit: true, DutyFreeFactor: 0.25,
 			ImporterMin: 5, ImporterZ: 0.5, ImporterRamp: 1.5}
@@ -93,19 +93,15 @@ func (p *UnitValueParams) Validate(pc *config.ParamsContext) {
 }
 
 type unitValue struct {
-	name   string
-	weight float64
-	p      UnitValueParams
-	peers  *peers
-	store  *Store
+	base
+	p     UnitValueParams
+	peers *peers
+	store *Store
 }
 
-func newUnitValue(s Spec, env *Env) (Detector, error) {
-	p := *s.Params.(*UnitValueParams)
-	return &unitValue{name: s.Name, weight: s.Weight, p: p, peers: newPeers(env.shared(), p.MinPeers, p.MinSpread), store: env.Store}, nil
+func newUnitValue(b base, p UnitValueParams, env *Env) (Detector, error) {
+	return &unitValue{base: b, p: p, peers: newPeers(env.shared(), p.MinPeers, p.MinSpread), store: env.Store}, nil
 }
-
-func (u *unitValue) Name() string { return u.name }
 
 // measure is one way of expressing an item's unit value.
 type measure struct {
@@ -197,8 +193,7 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 				strength = u.p.HighFactor * ramp(ps.z, u.p.HighZ, u.p.RampZ)
 			}
 			if strength > best.Score {
-				best = Finding{Weight: u.weight}
-				best.Detector, best.ItemLine, best.Score = u.name, it.Line, strength
+				best = u.finding(it.Line, strength, "")
 				best.Reason = fmt.Sprintf("unit value %s %s/%s is %.1f robust deviations %s the %s %s/%s median for %s (%d peers)",
 					FormatNumber(math.Exp(m.lx)), d.Currency, m.unit, math.Abs(ps.z), dir,
 					FormatNumber(math.Exp(ps.median)), d.Currency, m.unit, groupName(it, ps.level), ps.n)
@@ -206,8 +201,7 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 		}
 		if below && impStrength > 0 && !(it.HasDuties && it.Duties == 0) {
 			if best.Score == 0 {
-				best = Finding{Weight: u.weight}
-				best.Detector, best.ItemLine = u.name, it.Line
+				best = u.finding(it.Line, 0, "")
 				best.Reason = "unit value below the market"
 			}
 			best.Score = 1 - (1-best.Score)*(1-impStrength)
