@@ -580,5 +580,7 @@ func (m *Model) validate(d *Decoder) {
 	}
 	if m.ValidationShare < 0 || m.ValidationShare >= 0.5 {
 		d.Problemf("model.validation_share", "must be in [0, 0.5), got %g", m.ValidationShare)
+	} else if m.ValidationShare == 0 && m.EarlyStoppingRounds > 0 {
+		d.Problemf("model.validation_share", "must be > 0 with early stopping (model.early_stopping_rounds %d): it judges the rounds", m.EarlyStoppingRounds)
 	}
 }
