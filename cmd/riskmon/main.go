@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -32,12 +34,58 @@ commands:
   validate  check a detector configuration
   gen       write a synthetic declaration stream with planted fraud
   bench     measure stream throughput and latency against a broker
+  version   print the version, the commit it was built from and the Go version (also --version)
 
 Run 'riskmon COMMAND --help' for a command's flags.
 `
 
-// userError is a mistake of the caller: printed as one line, exit 1.
-type userError struct{ error }
+// version is the release, set at build time with
+// -ldflags "-X main.version=v1.2.3"; without it, the main module's version
+// from the build information is shown.
+var version = ""
+
+// versionLine is what riskmon --version prints: the version, the VCS
+// revision and commit time the binary was built from, and the Go version.
+func versionLine(info *debug.BuildInfo, ok bool) string {
+	v, goVersion := version, runtime.Version()
+	rev, at, modified := "", "", false
+	if ok {
+		if v == "" {
+			v = info.Main.Version
+		}
+		if info.GoVersion != "" {
+			goVersion = info.GoVersion
+		}
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	commit := "commit unknown (built without VCS information)"
+	if rev != "" {
+		commit = "commit " + rev
+		var notes []string
+		if at != "" {
+			notes = append(notes, at)
+		}
+		if modified {
+			notes = append(notes, "with uncommitted changes")
+		}
+		if len(notes) > 0 {
+			commit += " (" + strings.Join(notes, ", ") + ")"
+		}
+	}
+	return fmt.Sprintf("riskmon %s, %s, %s %s/%s", v, commit, goVersion, runtime.GOOS, runtime.GOARCH)
+}
 
 func main() { os.Exit(run(os.Args[1:])) }
 
@@ -54,9 +102,13 @@ func run(args []string) int {
 		fmt.Print(usage)
 		return 0
 	}
+	if name == "--version" || name == "-version" || name == "version" {
+		fmt.Println(versionLine(debug.ReadBuildInfo()))
+		return 0
+	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, train, validate, gen, bench; see riskmon --help)\n", name)
+		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, train, validate, gen, bench, version; see riskmon --help)\n", name)
 		return 1
 	}
 	if err := cmd(args[1:]); err != nil {
@@ -255,11 +307,30 @@ func cmdReplay(args []string) error {
 	if err != nil {
 		return err
 	}
+	if st.Assessed == 0 {
+		return errNoDeclaration(*input, st.Lines)
+	}
 	fmt.Fprint(os.Stderr, st.Summary(c.Ruleset, eng.Detectors()))
 	if truthByID != nil {
 		fmt.Fprint(os.Stderr, batch.Evaluate(st.Scores, truthByID, *warmup).Table())
 	}
 	return nil
+}
+
+// errNoDeclaration is the error of a command whose input held no valid
+// declaration: an empty or all-invalid input is a mistake to report (exit 1),
+// not a summary of zeros. Each invalid line has been reported before it.
+func errNoDeclaration(input string, lines int) error {
+	if input == "-" {
+		input = "standard input"
+	}
+	if lines == 0 {
+		return fmt.Errorf("%s holds no declaration: it is empty", input)
+	}
+	if lines == 1 {
+		return fmt.Errorf("%s holds no valid declaration: its only line is invalid", input)
+	}
+	return fmt.Errorf("%s holds no valid declaration: all %d lines are invalid", input, lines)
 }
 
 func readTruth(path string) (map[string]*declaration.Outcome, error) {

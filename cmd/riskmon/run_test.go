@@ -107,12 +107,32 @@ func TestRunProcess(t *testing.T) {
 	cmd, stderr, broker, metrics := startRun(t)
 	base := "http://" + metrics
 	waitHTTP(t, base+"/healthz", 200, 15*time.Second)
-	if resp, err := http.Get(base + "/readyz"); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != 503 {
-			t.Errorf("/readyz before any message: %d, want 503", resp.StatusCode)
+	// Ready on a quiet feed: once the consumer has joined its group, with
+	// nothing produced yet. Until then, 503 says which condition fails.
+	var notReady []string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			if !strings.Contains(string(b), "consumer in group riskmon") {
+				t.Errorf("/readyz 200 body: %q", b)
+			}
+			break
+		}
+		notReady = append(notReady, string(b))
+		if resp.StatusCode != 503 || !strings.HasPrefix(string(b), "not ready: ") {
+			t.Fatalf("/readyz: %d %q", resp.StatusCode, b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle riskmon run is not ready 5 s after it started: %q", b)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("ready with nothing produced, after %d not-ready answers (%q)", len(notReady), notReady)
 
 	var values []kafka.Message
 	synth.Generate(synth.Options{Count: 300, Seed: 3}, func(r synth.Record) error {

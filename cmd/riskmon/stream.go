@@ -127,11 +127,13 @@ func (sf *streamFlags) apply(c *config.Config) error {
 	return c.Stream.Validate()
 }
 
+// newLogger logs to stderr as JSON, or as zerolog's console format, in colour
+// only when stderr is a terminal (not in a file, a pipe or a journal).
 func newLogger(st config.Stream) zerolog.Logger {
 	level, _ := zerolog.ParseLevel(st.LogLevel)
 	var l zerolog.Logger
 	if st.LogFormat == "console" {
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: !isTerminal(os.Stderr)})
 	} else {
 		l = zerolog.New(os.Stderr)
 	}
@@ -221,11 +223,12 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{Registry: metrics.Registry}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !sv.stream.Ready() {
-			http.Error(w, "not ready: not consuming yet, or the last produce failed", http.StatusServiceUnavailable)
+		ready, why := sv.stream.ReadyState()
+		if !ready {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, why)
 	})
 	ln, err := net.Listen("tcp", st.MetricsAddr)
 	if err != nil {
@@ -350,7 +353,14 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	cfg.Stream.Brokers = nil // the demo always runs on the embedded broker
+	live := newLiveSummary()
+	tty := isTerminal(os.Stdout)
 	log := newLogger(cfg.Stream)
+	if tty && isTerminal(os.Stderr) {
+		// The dashboard redraws the terminal every second and would wipe
+		// log lines written under it: it shows the latest ones itself.
+		log = log.Output(zerolog.ConsoleWriter{Out: live, NoColor: true, TimeFormat: time.TimeOnly})
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	if *duration > 0 {
@@ -363,23 +373,27 @@ func cmdDemo(args []string) error {
 		return err
 	}
 	defer sv.close()
-	live := newLiveSummary()
 	sv.stream.OnAssessed = live.add
-	fmt.Printf("riskmon demo: embedded broker on %s, metrics on http://%s/metrics, %d declarations/s from the synthetic feed (seed %d)\n",
-		sv.brokers[0], cfg.Stream.MetricsAddr, *rate, *seed)
-	fmt.Printf("read the assessments with any Kafka client, e.g.: kcat -b %s -t %s -C -o beginning\n\n", sv.brokers[0], cfg.Stream.AssessmentsTopic)
+	info := demoInfo{broker: sv.brokers[0], metrics: cfg.Stream.MetricsAddr, topic: cfg.Stream.AssessmentsTopic,
+		ruleset: cfg.Ruleset, rate: *rate, seed: *seed}
+	for _, l := range introLines(info) {
+		fmt.Println(l)
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); feed(ctx, sv.brokers, cfg.Stream, *rate, *seed, live, log) }()
-	go func() { defer wg.Done(); live.print(ctx) }()
+	go func() { defer wg.Done(); live.print(ctx, os.Stdout, tty, info) }()
 	err = sv.stream.Run(ctx, sv.brokers)
 	wg.Wait()
 	return err
 }
 
 // feed produces the synthetic stream at a steady rate, with each inspection
-// outcome once the stream's event time passes its inspected_at.
+// outcome once the generator's event time passes its inspected_at. Each
+// declaration is stamped lodged_at = now and each outcome inspected_at = now
+// as they are produced, so that lodged-to-assessed latency is real; the
+// generator's own timeline only orders outcomes after their declarations.
 func feed(ctx context.Context, brokers []string, st config.Stream, rate int, seed uint64, live *liveSummary, log zerolog.Logger) {
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
@@ -387,6 +401,8 @@ func feed(ctx context.Context, brokers []string, st config.Stream, rate int, see
 	defer tick.Stop()
 	perTick := max(1, rate/100)
 	var pending []*declaration.Outcome
+	var decls []*declaration.Declaration
+	var outcomes []*declaration.Outcome
 	var batch []kafka.Message
 	nDecl := 0
 	errStop := errors.New("stop")
@@ -396,14 +412,14 @@ func feed(ctx context.Context, brokers []string, st config.Stream, rate int, see
 	for round := uint64(0); err == nil; round++ {
 		err = synth.Generate(synth.Options{Count: max(10_000, rate*600), Seed: seed + round, IDPrefix: fmt.Sprintf("DEMO%dR%d-", seed, round)}, func(r synth.Record) error {
 			d := r.Decl
-			batch = append(batch, kafka.Message{Topic: st.DeclarationsTopic, Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			decls = append(decls, d)
 			nDecl++
 			if r.Inspected {
 				pending = append(pending, r.Truth)
 				sort.Slice(pending, func(i, j int) bool { return pending[i].InspectedAt.Before(pending[j].InspectedAt) })
 			}
 			for len(pending) > 0 && !pending[0].InspectedAt.After(d.LodgedAt) {
-				batch = append(batch, kafka.Message{Topic: st.OutcomesTopic, Key: []byte(pending[0].ImporterID), Value: pending[0].AppendJSON(nil)})
+				outcomes = append(outcomes, pending[0])
 				pending = pending[1:]
 			}
 			if nDecl < perTick {
@@ -414,6 +430,17 @@ func feed(ctx context.Context, brokers []string, st config.Stream, rate int, see
 				return errStop
 			case <-tick.C:
 			}
+			now := time.Now().UTC()
+			batch = batch[:0]
+			for _, d := range decls {
+				d.LodgedAt = now
+				batch = append(batch, kafka.Message{Topic: st.DeclarationsTopic, Key: []byte(d.Importer.ID), Value: d.AppendJSON(nil)})
+			}
+			for _, o := range outcomes {
+				o.InspectedAt = now
+				batch = append(batch, kafka.Message{Topic: st.OutcomesTopic, Key: []byte(o.ImporterID), Value: o.AppendJSON(nil)})
+			}
+			decls, outcomes = decls[:0], outcomes[:0]
 			if err := w.WriteMessages(ctx, batch...); err != nil {
 				if ctx.Err() != nil {
 					return errStop
@@ -421,7 +448,7 @@ func feed(ctx context.Context, brokers []string, st config.Stream, rate int, see
 				log.Error().Err(err).Msg("demo feed: produce failed")
 			}
 			live.produced(nDecl)
-			batch, nDecl = batch[:0], 0
+			nDecl = 0
 			return nil
 		})
 	}

@@ -49,7 +49,7 @@ func cmdTrain(args []string) error {
 		return err
 	}
 	if st.Assessed == 0 {
-		return fmt.Errorf("%s holds no valid declaration", *input)
+		return errNoDeclaration(*input, st.Lines)
 	}
 	t, err := eng.TrainNow()
 	if err != nil {

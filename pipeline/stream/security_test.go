@@ -149,8 +149,8 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			ctx2, cancel2 := context.WithTimeout(context.Background(), 4*time.Second)
 			defer cancel2()
 			s2.Run(ctx2, brokers)
-			if s2.Ready() {
-				t.Error("ready with a wrong password")
+			if ok, why := s2.ReadyState(); ok {
+				t.Errorf("ready with a wrong password: %s", why)
 			}
 			if strings.Contains(logs2.String(), `"wrong"`) {
 				t.Error("the wrong password appears in the log")

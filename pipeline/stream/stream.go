@@ -1,9 +1,10 @@
-// Package stream is riskmon's stream mode on Kafka: the consumer group and
-// its fetch loop, workers sharded by importer around the engine, the
-// producer of assessments and dead letters, the commit tracker (at-least-once:
-// an offset is committed only once it and every earlier offset are
-// acknowledged), TLS and SASL, an embedded Kafka-protocol broker for the demo
-// and tests, and the Prometheus metrics of all of it.
+// Package stream is riskmon's stream mode on Kafka: the consumer group
+// member and its partition readers, a fetch loop feeding a pool of decoders,
+// workers sharded by importer around the engine, the producer of assessments
+// and dead letters with its retries, the commit tracker (at-least-once: an
+// offset is committed only once it and every earlier offset are
+// acknowledged), readiness, TLS and SASL, an embedded Kafka-protocol broker
+// for the demo and tests, and the Prometheus metrics of all of it.
 package stream
 
 import (
@@ -11,12 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -31,8 +34,10 @@ import (
 // an input offset only once the outputs of it and of every earlier offset of
 // its partition have been acknowledged by the broker.
 //
-// Declarations are routed to Workers goroutines by a hash of importer.id, so
-// one importer's declarations are assessed in order by one worker.
+// Messages are decoded by a pool of goroutines and put back in fetch order,
+// then declarations are routed to Workers goroutines by a hash of
+// importer.id, so one importer's declarations are assessed in order by one
+// worker whatever the messages' keys.
 type Stream struct {
 	Engine  *engine.Engine
 	Config  config.Stream
@@ -44,77 +49,38 @@ type Stream struct {
 	// (the demo's live summary); it must not block.
 	OnAssessed func(a *declaration.Assessment, d *declaration.Declaration, latency time.Duration)
 
-	tracker   *tracker
-	writer    *kafka.Writer
-	retries   chan kafka.Message
-	lastOK    atomic.Int64 // unix nanos of the last acknowledged produce
-	lastFail  atomic.Int64 // unix nanos of the last failed produce
-	probeOK   atomic.Int64 // unix nanos of the last successful broker probe
-	probeFail atomic.Int64 // unix nanos of the last failed broker probe
-	fetched   atomic.Bool
+	tracker    *tracker
+	writer     *kafka.Writer
+	retries    *retryQueue
+	failStreak atomic.Int64 // failed produces since the last acknowledged one
+	consumer   atomic.Pointer[consumer]
+	health     health
+	// maxInFlight overrides defaultMaxInFlight (tests).
+	maxInFlight int
 }
+
+// defaultMaxInFlight bounds the fetched messages whose outputs are not yet
+// acknowledged. While the broker refuses produces, fetching pauses there
+// instead of holding ever more declarations and outputs in memory; a healthy
+// stream stays far below it (its rate times the produce latency).
+const defaultMaxInFlight = 10_000
 
 // job is one declaration on its way through a worker.
 type job struct {
 	msg     kafka.Message
+	epoch   uint64
 	d       *declaration.Declaration
 	fetched time.Time
 }
 
-// ack is carried by each produced message to the writer's completion hook.
-type ack struct {
-	topic   string
-	part    int
-	offset  int64
+// item is one fetched message on its way through a decoder.
+type item struct {
+	m       kafka.Message
+	epoch   uint64
 	fetched time.Time
-	a       *declaration.Assessment
 	d       *declaration.Declaration
-}
-
-// Ready reports whether the stream is consuming and producing: it has fetched
-// from the broker, its last produce did not fail (or a later one succeeded),
-// and its last probe of the brokers (every 2 s) reached one.
-func (s *Stream) Ready() bool {
-	return s.fetched.Load() && s.lastFail.Load() <= s.lastOK.Load() && s.probeFail.Load() <= s.probeOK.Load()
-}
-
-// probeLoop checks every 2 s that a broker answers a metadata request, so
-// that readiness falls when the brokers are gone even with no traffic.
-func (s *Stream) probeLoop(brokers []string, stop <-chan struct{}) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		ok := false
-		for _, b := range brokers {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			conn, err := s.Security.dialer().DialContext(ctx, "tcp", b)
-			cancel()
-			if err == nil {
-				conn.SetDeadline(time.Now().Add(time.Second))
-				_, err = conn.Brokers()
-				conn.Close()
-			}
-			if err == nil {
-				ok = true
-				break
-			}
-		}
-		now := time.Now().UnixNano()
-		if ok {
-			s.probeOK.Store(now)
-		} else {
-			if s.probeFail.Load() <= s.probeOK.Load() {
-				s.Log.Error().Strs("brokers", brokers).Msg("no broker answers: not ready")
-			}
-			s.probeFail.Store(now)
-		}
-		s.updateReady()
-	}
+	o       *declaration.Outcome
+	err     error
 }
 
 // EnsureTopics creates the four topics when missing (stream.create_topics).
@@ -152,33 +118,43 @@ func EnsureTopics(ctx context.Context, brokers []string, c config.Stream, sec *S
 
 // Run consumes until ctx is cancelled, then shuts down gracefully: it stops
 // fetching, finishes the declarations in hand, waits for their outputs to be
-// acknowledged, commits, and returns, within stream.shutdown_seconds.
+// acknowledged, commits, and returns, within stream.shutdown_seconds (and
+// the time a checkpoint takes to write, when state_dir is set). Outputs not
+// acknowledged by then leave their inputs uncommitted, to be redelivered.
 func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	c := s.Config
 	s.tracker = newTracker()
-	s.retries = make(chan kafka.Message, 1024)
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: brokers, GroupID: c.Group, GroupTopics: []string{c.DeclarationsTopic, c.OutcomesTopic}, Dialer: s.Security.dialer(),
-		// MaxBytes well above any message a broker would accept, so that an
-		// oversized one is fetched and dead-lettered rather than blocking.
-		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
-		StartOffset: kafka.FirstOffset, CommitInterval: 0, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
-		RebalanceTimeout: 10 * time.Second, JoinGroupBackoff: time.Second,
-		// Partitions added later (or a topic whose metadata was not there yet
-		// when the group formed) trigger a rebalance instead of being ignored.
-		WatchPartitionChanges: true, PartitionWatchInterval: 2 * time.Second, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { s.Log.Warn().Str("component", "consumer").Msgf(f, a...) }),
-		Logger:      kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "consumer").Msgf(f, a...) }),
-	})
+	s.retries = newRetryQueue()
+	cons, err := newConsumer(s, brokers)
+	if err != nil {
+		return err
+	}
 	s.writer = &kafka.Writer{
 		// Its own transport, so its topic metadata is not the (6 s cached)
 		// default transport's, shared with every other writer of the process.
 		Transport: s.Security.transport(),
 		Addr:      kafka.TCP(brokers...), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, Async: true,
-		BatchTimeout: time.Duration(c.LingerMS) * time.Millisecond, BatchSize: 1000, MaxAttempts: 5,
-		WriteBackoffMin: 50 * time.Millisecond, WriteBackoffMax: time.Second, Completion: s.completed,
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { s.Log.Warn().Str("component", "producer").Msgf(f, a...) }),
+		BatchTimeout: time.Duration(c.LingerMS) * time.Millisecond, BatchSize: 1000, Completion: s.completed,
+		// One attempt: a failed batch comes back to the completion hook at
+		// once, and the retry loop produces everything that failed again in
+		// one call. kafka-go's own retries take the batches of a partition
+		// one after the other, each with its backoff (1.5 s over 5
+		// attempts): with the small batches of a short linger, a broker
+		// refusing produces would see a few messages a second.
+		MaxAttempts: 1,
+		// Every failed attempt of every batch: riskmon logs the first
+		// failure after a success itself (produceFailed).
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "producer").Msgf(f, a...) }),
 	}
+	// Outputs are handed to the writer under produceCtx, which ends before
+	// the shutdown deadline: a WriteMessages waiting on an unreachable
+	// broker's metadata cannot hold the shutdown past it.
+	produceCtx, cancelProduce := context.WithCancel(context.Background())
+	defer cancelProduce()
+	s.consumer.Store(cons)
+	s.health.running.Store(true)
+	s.updateReady()
+	go cons.run(ctx)
 
 	workers := make([]chan job, c.Workers)
 	var wg sync.WaitGroup
@@ -188,177 +164,237 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		go func(in <-chan job) {
 			defer wg.Done()
 			for j := range in {
-				s.assess(j)
+				s.assess(produceCtx, j)
 			}
 		}(workers[i])
 	}
 	stopAux := make(chan struct{})
 	var aux sync.WaitGroup
 	aux.Add(3)
-	go func() { defer aux.Done(); s.retryLoop(stopAux) }()
+	go func() { defer aux.Done(); s.retryLoop(produceCtx, stopAux) }()
 	go func() { defer aux.Done(); s.probeLoop(brokers, stopAux) }()
-	go func() { defer aux.Done(); s.commitLoop(reader, stopAux) }()
+	go func() { defer aux.Done(); s.commitLoop(cons, stopAux) }()
 
-	fetchErr := s.fetchLoop(ctx, reader, workers)
+	s.consume(ctx, cons, workers, produceCtx)
 
-	// Graceful shutdown: no more fetching; drain the workers; wait for
-	// acknowledgements; commit; close.
+	// Graceful shutdown. The generation stays alive until the end, so that
+	// the final commit goes through it; what talks to the broker is bounded
+	// by the deadline, and a little of the budget is kept for the commit.
+	shutdown := time.Duration(c.ShutdownSeconds) * time.Second
+	deadline := time.Now().Add(shutdown)
+	reserve := min(2*time.Second, shutdown/3)
+	drainBy := deadline.Add(-reserve)
+	stopProduce := time.AfterFunc(time.Until(drainBy), cancelProduce)
+	defer stopProduce.Stop()
+	cons.stopFetching()
 	for _, w := range workers {
 		close(w)
 	}
 	wg.Wait()
-	deadline := time.Now().Add(time.Duration(c.ShutdownSeconds) * time.Second)
-	for s.tracker.inFlight() > 0 && time.Now().Before(deadline) {
+	for s.tracker.pending() > 0 && time.Now().Before(drainBy) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	cancelProduce()
 	close(stopAux)
-	aux.Wait()
-	s.commit(reader)
+	waitUntil(deadline.Add(-reserve/2), aux.Wait)
+	waitUntil(deadline.Add(-reserve/2), func() { s.commit(cons) })
 	if s.Config.StateDir != "" {
+		// A model training in flight would be lost with the process: give
+		// it what is left of the deadline, then save.
+		waitUntil(deadline, s.Engine.WaitTraining)
 		s.checkpoint()
 	}
-	if n := s.tracker.inFlight(); n > 0 {
-		s.Log.Warn().Int("in_flight", n).Msg("shutdown timed out with outputs unacknowledged; their inputs stay uncommitted and will be redelivered")
+	if n := s.tracker.pending(); n > 0 {
+		s.Log.Warn().Int("in_flight", n).Int("retry_queue", s.retries.len()).
+			Msg("shutdown timed out with outputs unacknowledged; their inputs stay uncommitted and will be redelivered")
 	}
-	werr := s.writer.Close()
-	rerr := reader.Close()
+	var werr, cerr error
+	closed := waitUntil(deadline, func() {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); werr = s.writer.Close() }()
+		go func() { defer wg.Done(); cerr = cons.close() }()
+		wg.Wait()
+	})
+	s.health.running.Store(false)
 	s.Metrics.Ready.Set(0)
-	if fetchErr != nil {
-		return fetchErr
+	if !closed {
+		s.Log.Warn().Msg("the producer or the consumer group did not close before the shutdown deadline; left behind")
+		return nil
 	}
 	if werr != nil {
-		return werr
+		return fmt.Errorf("closing the producer: %w", werr)
 	}
-	return rerr
+	if cerr != nil && !errors.Is(cerr, kafka.ErrGroupClosed) {
+		return fmt.Errorf("leaving consumer group %s: %w", c.Group, cerr)
+	}
+	return nil
 }
 
-func (s *Stream) fetchLoop(ctx context.Context, reader *kafka.Reader, workers []chan job) error {
-	c := s.Config
-	limit := s.Engine.Config().Engine.MaxMessageBytes
-	for {
-		m, err := reader.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+// waitUntil runs f and waits for it until deadline; it reports whether f
+// returned. A call still running at the deadline is left behind.
+func waitUntil(deadline time.Time, f func()) bool {
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// consume runs the fetch loop, the decoders and the router until ctx ends
+// and everything fetched has been handed to a worker, applied (outcomes) or
+// dead-lettered.
+//
+// Decoding runs on a pool, so that it runs in parallel with assessment and
+// with itself instead of in the single fetch loop. The fetch loop deals
+// messages to the decoders in turn and the router collects them in the same
+// turn, which puts them back in fetch order: every importer's declarations
+// (and the outcomes between them) reach the engine in the order of their
+// partition, whatever the messages' keys.
+func (s *Stream) consume(ctx context.Context, cons *consumer, workers []chan job, produceCtx context.Context) {
+	// At least two, so that the reassembly in fetch order runs on every
+	// machine, one CPU or many.
+	n := min(max(runtime.GOMAXPROCS(0), 2), 8)
+	ins, outs := make([]chan *item, n), make([]chan *item, n)
+	for i := range ins {
+		ins[i], outs[i] = make(chan *item, 64), make(chan *item, 64)
+		go func(in <-chan *item, out chan<- *item) {
+			defer close(out)
+			for it := range in {
+				s.decode(it)
+				out <- it
 			}
-			s.Log.Error().Err(err).Msg("fetch failed; retrying")
+		}(ins[i], outs[i])
+	}
+	routed := make(chan struct{})
+	go func() { defer close(routed); s.route(outs, workers, produceCtx) }()
+	s.fetchLoop(ctx, cons, ins)
+	for _, in := range ins {
+		close(in)
+	}
+	<-routed
+}
+
+func (s *Stream) fetchLoop(ctx context.Context, cons *consumer, ins []chan *item) {
+	limit := defaultMaxInFlight
+	if s.maxInFlight > 0 {
+		limit = s.maxInFlight
+	}
+	// Formatting the gauge's labels per message costs more than the rest of
+	// the loop: one gauge per partition, looked up once.
+	lag := map[partition]prometheus.Gauge{}
+	paused := false
+	for k := 0; ; {
+		if n := s.tracker.pending(); n >= limit {
+			if !paused {
+				s.Log.Warn().Int("in_flight", n).Msg("fetching paused: too many outputs unacknowledged")
+				paused = true
+			}
 			select {
 			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
+				return
+			case <-time.After(10 * time.Millisecond):
 			}
 			continue
 		}
-		if !s.fetched.Swap(true) {
-			s.Log.Info().Msg("consuming")
+		if paused {
+			s.Log.Info().Msg("fetching resumed")
+			paused = false
 		}
-		s.updateReady()
-		now := time.Now()
-		s.tracker.add(m.Topic, m.Partition, m.Offset)
-		s.Metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
-		if m.Topic == c.OutcomesTopic {
+		var f fetchedMsg
+		select {
+		case <-ctx.Done():
+			return
+		case f = <-cons.out:
+		}
+		m := f.m
+		if !s.tracker.add(m.Topic, m.Partition, m.Offset, f.epoch) {
+			continue // fetched in a generation that has ended
+		}
+		p := partition{m.Topic, m.Partition}
+		g, ok := lag[p]
+		if !ok {
+			g = s.Metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition))
+			lag[p] = g
+		}
+		g.Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
+		// A blocking send: the decoders and the router run until the fetch
+		// loop has returned, so a tracked message is always processed.
+		ins[k%len(ins)] <- &item{m: m, epoch: f.epoch, fetched: time.Now()}
+		k++
+	}
+}
+
+func (s *Stream) decode(it *item) {
+	m := it.m
+	if m.Topic == s.Config.OutcomesTopic {
+		it.o, it.err = declaration.DecodeOutcome(m.Value)
+		return
+	}
+	limit := s.Engine.Config().Engine.MaxMessageBytes
+	switch {
+	case len(m.Value) > limit:
+		it.err = &declaration.Error{Kind: "size", Msg: fmt.Sprintf("message of %d bytes is larger than the %d-byte limit (engine.max_message_bytes)", len(m.Value), limit)}
+	case len(m.Value) == 0:
+		it.err = &declaration.Error{Kind: "tombstone", Msg: "empty message (tombstone): a declaration must be a JSON object"}
+	default:
+		it.d, it.err = declaration.DecodeDeclaration(m.Value)
+	}
+}
+
+// route takes the decoded messages in fetch order (see consume): outcomes
+// are applied, invalid messages dead-lettered, declarations handed to their
+// importer's worker.
+func (s *Stream) route(outs []chan *item, workers []chan job, produceCtx context.Context) {
+	for k := 0; ; k++ {
+		it, ok := <-outs[k%len(outs)]
+		if !ok {
+			return // the fetch loop stopped before message k: there is none after it
+		}
+		m := it.m
+		if m.Topic == s.Config.OutcomesTopic {
 			s.Metrics.Outcomes.Inc()
-			o, err := declaration.DecodeOutcome(m.Value)
-			if err != nil {
-				s.deadLetter(m, err)
+			if it.err != nil {
+				s.deadLetter(produceCtx, it)
 				continue
 			}
-			s.Engine.ApplyOutcome(o)
-			s.tracker.done(m.Topic, m.Partition, m.Offset)
+			s.Engine.ApplyOutcome(it.o)
+			s.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)
 			continue
 		}
 		s.Metrics.Declarations.Inc()
-		var d *declaration.Declaration
-		if len(m.Value) > limit {
-			err = &declaration.Error{Kind: "size", Msg: fmt.Sprintf("message of %d bytes is larger than the %d-byte limit (engine.max_message_bytes)", len(m.Value), limit)}
-		} else if len(m.Value) == 0 {
-			err = &declaration.Error{Kind: "tombstone", Msg: "empty message (tombstone): a declaration must be a JSON object"}
-		} else {
-			d, err = declaration.DecodeDeclaration(m.Value)
-		}
-		if err != nil {
-			s.deadLetter(m, err)
+		if it.err != nil {
+			s.deadLetter(produceCtx, it)
 			continue
 		}
-		// A blocking send: the workers run until the fetch loop has
-		// returned, so a fetched declaration is always assessed.
-		workers[xxhash.Sum64String(d.Importer.ID)%uint64(len(workers))] <- job{msg: m, d: d, fetched: now}
+		workers[xxhash.Sum64String(it.d.Importer.ID)%uint64(len(workers))] <- job{msg: m, epoch: it.epoch, d: it.d, fetched: it.fetched}
 	}
 }
 
-func (s *Stream) assess(j job) {
+func (s *Stream) assess(ctx context.Context, j job) {
 	a := s.Engine.Assess(j.d)
-	var b []byte
-	b = a.AppendJSON(b)
-	s.writer.WriteMessages(context.Background(), kafka.Message{
-		Topic: s.Config.AssessmentsTopic, Key: []byte(a.DeclarationID), Value: b,
-		WriterData: &ack{topic: j.msg.Topic, part: j.msg.Partition, offset: j.msg.Offset, fetched: j.fetched, a: a, d: j.d},
+	s.produce(ctx, kafka.Message{
+		Topic: s.Config.AssessmentsTopic, Key: []byte(a.DeclarationID), Value: a.AppendJSON(nil),
+		WriterData: &ack{topic: j.msg.Topic, part: j.msg.Partition, offset: j.msg.Offset, epoch: j.epoch, fetched: j.fetched, a: a, d: j.d},
 	})
 }
 
-func (s *Stream) deadLetter(m kafka.Message, err error) {
-	dl := declaration.DeadLetter{Source: m.Topic, Partition: m.Partition, Offset: m.Offset, Reason: err.Error(), Kind: declaration.ErrorKind(err), Original: m.Value}
+func (s *Stream) deadLetter(ctx context.Context, it *item) {
+	m := it.m
+	dl := declaration.DeadLetter{Source: m.Topic, Partition: m.Partition, Offset: m.Offset, Reason: it.err.Error(), Kind: declaration.ErrorKind(it.err), Original: m.Value}
 	s.Metrics.DeadLetters.WithLabelValues(m.Topic, dl.Kind).Inc()
-	s.writer.WriteMessages(context.Background(), kafka.Message{
+	s.produce(ctx, kafka.Message{
 		Topic: s.Config.DeadLetterTopic, Key: m.Key, Value: dl.AppendJSON(nil),
-		WriterData: &ack{topic: m.Topic, part: m.Partition, offset: m.Offset},
+		WriterData: &ack{topic: m.Topic, part: m.Partition, offset: m.Offset, epoch: it.epoch},
 	})
 }
 
-// completed is the writer's completion hook: acknowledged outputs mark their
-// inputs done; failed ones are produced again.
-func (s *Stream) completed(msgs []kafka.Message, err error) {
-	now := time.Now()
-	if err != nil {
-		s.lastFail.Store(now.UnixNano())
-		s.updateReady()
-		s.Metrics.ProduceErrors.Inc()
-		s.Log.Error().Err(err).Int("messages", len(msgs)).Msg("produce failed; retrying")
-		for _, m := range msgs {
-			s.retries <- m
-		}
-		return
-	}
-	s.lastOK.Store(now.UnixNano())
-	s.updateReady()
-	for _, m := range msgs {
-		k := m.WriterData.(*ack)
-		s.tracker.done(k.topic, k.part, k.offset)
-		if k.a == nil {
-			continue
-		}
-		s.Metrics.Assessments.WithLabelValues(k.a.Channel.String(), k.a.SelectedBy).Inc()
-		for i := range k.a.Findings {
-			s.Metrics.Findings.WithLabelValues(k.a.Findings[i].Detector).Inc()
-		}
-		lat := now.Sub(k.fetched)
-		s.Metrics.InProcess.Observe(lat.Seconds())
-		s.Metrics.LodgedToAssess.Observe(k.a.AssessedAt.Sub(k.a.LodgedAt).Seconds())
-		if s.OnAssessed != nil {
-			s.OnAssessed(k.a, k.d, lat)
-		}
-	}
-}
-
-// retryLoop produces failed messages again, with a pause, until they are
-// acknowledged: an output is never given up while its input is uncommitted.
-func (s *Stream) retryLoop(stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		case m := <-s.retries:
-			select {
-			case <-stop:
-				return
-			case <-time.After(500 * time.Millisecond):
-			}
-			s.writer.WriteMessages(context.Background(), m)
-		}
-	}
-}
-
-func (s *Stream) commitLoop(reader *kafka.Reader, stop <-chan struct{}) {
+func (s *Stream) commitLoop(cons *consumer, stop <-chan struct{}) {
 	t := time.NewTicker(time.Duration(s.Config.CommitIntervalMS) * time.Millisecond)
 	defer t.Stop()
 	lastCheckpoint := time.Now()
@@ -367,7 +403,7 @@ func (s *Stream) commitLoop(reader *kafka.Reader, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			s.commit(reader)
+			s.commit(cons)
 			if s.Config.StateDir != "" && time.Since(lastCheckpoint) >= time.Duration(s.Config.CheckpointSeconds)*time.Second {
 				s.checkpoint()
 				lastCheckpoint = time.Now()
@@ -389,25 +425,21 @@ func (s *Stream) checkpoint() {
 	s.Log.Debug().Dur("took", time.Since(start)).Msg("checkpoint saved")
 }
 
-func (s *Stream) commit(reader *kafka.Reader) {
-	msgs := s.tracker.commits()
-	if len(msgs) == 0 {
+// commit commits what the tracker allows through the current generation.
+// Between generations it waits for the next round: the next generation
+// starts again from the committed offsets anyway.
+func (s *Stream) commit(cons *consumer) {
+	if cons.gen.Load() == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := reader.CommitMessages(ctx, msgs...); err != nil {
+	cs := s.tracker.commits()
+	if len(cs) == 0 {
+		return
+	}
+	if err := cons.commit(cs); err != nil {
 		s.Metrics.CommitErrors.Inc()
 		s.Log.Warn().Err(err).Msg("offset commit failed; retrying on the next round")
 		return
 	}
-	s.tracker.committed(msgs)
-}
-
-func (s *Stream) updateReady() {
-	if s.Ready() {
-		s.Metrics.Ready.Set(1)
-	} else {
-		s.Metrics.Ready.Set(0)
-	}
+	s.tracker.committed(cs)
 }

@@ -59,14 +59,30 @@ func keyedMessages(decls []*declaration.Declaration) []kafka.Message {
 // streamHarness runs riskmon's stream mode against brokers and drives it from
 // outside, as a user would, with an independent kafka-go client.
 type streamHarness struct {
-	t      *testing.T
-	cfg    *config.Config
-	cancel context.CancelFunc
-	done   chan error
-	stream *Stream
+	t       *testing.T
+	cfg     *config.Config
+	cancel  context.CancelFunc
+	done    chan error
+	stream  *Stream
+	brokers []string
+	ctx     context.Context
 }
 
 func startStream(t *testing.T, brokers []string, mutate func(*config.Config), more ...string) *streamHarness {
+	t.Helper()
+	h := newStream(t, brokers, mutate, more...)
+	h.start()
+	return h
+}
+
+// start runs the stream of a harness made by newStream.
+func (h *streamHarness) start() {
+	go func() { h.done <- h.stream.Run(h.ctx, h.brokers) }()
+}
+
+// newStream makes the stream of startStream without starting it, for tests
+// that set its unexported fields first.
+func newStream(t *testing.T, brokers []string, mutate func(*config.Config), more ...string) *streamHarness {
 	t.Helper()
 	brokers = append(brokers, more...)
 	cfg := config.Default()
@@ -93,9 +109,7 @@ func startStream(t *testing.T, brokers []string, mutate func(*config.Config), mo
 		t.Fatal(err)
 	}
 	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard), Security: sec}
-	h := &streamHarness{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), stream: s}
-	go func() { h.done <- s.Run(ctx, brokers) }()
-	return h
+	return &streamHarness{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), stream: s, brokers: brokers, ctx: ctx}
 }
 
 func (h *streamHarness) stop() {
@@ -277,6 +291,26 @@ func TestStreamPartitionsAgainstReplay(t *testing.T) {
 	}
 	w.Close()
 	got := consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(decls), 60*time.Second)
+	// One lag gauge per partition read, each at 0 once all are read.
+	lags := map[string]float64{}
+	families, _ := h.stream.Metrics.Registry.Gather()
+	for _, f := range families {
+		if f.GetName() != "riskmon_consumer_lag_messages" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["topic"] == h.cfg.Stream.DeclarationsTopic {
+				lags[labels["partition"]] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if len(lags) != 4 || lags["0"]+lags["1"]+lags["2"]+lags["3"] != 0 {
+		t.Errorf("lag gauges of the 4 declaration partitions: %v", lags)
+	}
 
 	e, _ := engine.New(config.Default())
 	var want bytes.Buffer
@@ -387,7 +421,8 @@ func TestBrokerRestart(t *testing.T) {
 	script("stop")
 	notReady := false
 	for i := 0; i < 100 && !notReady; i++ {
-		notReady = !h.stream.Ready()
+		ready, _ := h.stream.ReadyState()
+		notReady = !ready
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second)
@@ -408,7 +443,7 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	readyAgain := false
 	for i := 0; i < 100 && !readyAgain; i++ {
-		readyAgain = h.stream.Ready()
+		readyAgain, _ = h.stream.ReadyState()
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("broker stopped and restarted mid-stream: not ready seen %v, ready again %v, %d of %d declarations assessed (%d messages)",
@@ -539,9 +574,9 @@ func TestStreamRebalance(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(first2) < len(decls) && time.Now().Before(deadline) {
 		clear(first2)
-		got := consume(t, brokers, cfg.Stream.AssessmentsTopic, len(decls), 60*time.Second)
+		consume(t, brokers, cfg.Stream.AssessmentsTopic, len(decls), 60*time.Second)
 		// consume waited for at least len(decls) messages; now read them all.
-		got = consumeAll(t, brokers, cfg.Stream.AssessmentsTopic)
+		got := consumeAll(t, brokers, cfg.Stream.AssessmentsTopic)
 		messages = len(got)
 		for _, m := range got {
 			var a struct {

@@ -1,0 +1,246 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+)
+
+// consumer is riskmon's membership of its consumer group and the reading of
+// the partitions the group assigns it.
+//
+// It uses kafka-go's ConsumerGroup rather than a group Reader because a
+// Reader does not say when it has joined, when its generation ends or what it
+// was assigned, and readiness on a quiet feed needs exactly that. Each
+// generation gets one partition Reader per assigned partition, started at the
+// group's committed offset.
+type consumer struct {
+	s       *Stream
+	brokers []string
+	group   *kafka.ConsumerGroup
+	// out carries fetched messages, in offset order per partition, to the
+	// fetch loop.
+	out chan fetchedMsg
+	// stop asks the partition readers to stop fetching at shutdown while the
+	// generation, and with it the right to commit, stays alive.
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	epoch atomic.Uint64 // generations joined since start; the tracker's epoch
+	gen   atomic.Pointer[kafka.Generation]
+
+	mu         sync.Mutex
+	assigned   int       // partitions in the current generation
+	lostAt     time.Time // when the last generation ended; zero while one is current
+	lastJoin   error     // the last failure to join, until a join succeeds
+	everJoined bool
+}
+
+// fetchedMsg is a message with the epoch of the generation that fetched it.
+type fetchedMsg struct {
+	m     kafka.Message
+	epoch uint64
+}
+
+func newConsumer(s *Stream, brokers []string) (*consumer, error) {
+	c := s.Config
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID: c.Group, Brokers: brokers, Dialer: s.Security.dialer(), Topics: []string{c.DeclarationsTopic, c.OutcomesTopic},
+		StartOffset: kafka.FirstOffset, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
+		RebalanceTimeout: rebalanceTimeout, JoinGroupBackoff: time.Second,
+		// Partitions added later (or a topic whose metadata was not there yet
+		// when the group formed) trigger a rebalance instead of being ignored.
+		WatchPartitionChanges: true, PartitionWatchInterval: 2 * time.Second,
+		ErrorLogger: kafkaErrorLogger(s.Log, "consumer"),
+		Logger:      kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "consumer").Msgf(f, a...) }),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer group %s: %w", c.Group, err)
+	}
+	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{})}, nil
+}
+
+// run takes part in generation after generation until ctx ends.
+func (c *consumer) run(ctx context.Context) {
+	for {
+		gen, err := c.group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return
+			}
+			c.mu.Lock()
+			c.lastJoin = err
+			c.mu.Unlock()
+			c.s.updateReady()
+			continue
+		}
+		epoch := c.epoch.Add(1)
+		var parts []partition
+		for topic, as := range gen.Assignments {
+			for _, a := range as {
+				parts = append(parts, partition{topic, a.ID})
+			}
+		}
+		c.s.tracker.assign(epoch, parts)
+		c.gen.Store(gen)
+		c.mu.Lock()
+		c.assigned, c.lostAt, c.lastJoin, c.everJoined = len(parts), time.Time{}, nil, true
+		c.mu.Unlock()
+		c.s.updateReady()
+		c.s.Log.Info().Str("group", c.s.Config.Group).Int32("generation", gen.ID).Int("partitions", len(parts)).Msg("joined the consumer group")
+		for topic, as := range gen.Assignments {
+			for _, a := range as {
+				gen.Start(func(gctx context.Context) { c.read(gctx, topic, a.ID, a.Offset, epoch) })
+			}
+		}
+		// A function started on the generation ends it by returning, so
+		// this one returns only once the generation is over.
+		gen.Start(func(gctx context.Context) {
+			<-gctx.Done()
+			c.gen.CompareAndSwap(gen, nil)
+			c.mu.Lock()
+			c.lostAt = time.Now()
+			c.mu.Unlock()
+			c.s.updateReady()
+		})
+	}
+}
+
+// read fetches one assigned partition from offset for the generation gctx.
+func (c *consumer) read(gctx context.Context, topic string, part int, offset int64, epoch uint64) {
+	// Returning ends the generation: wait for its end whatever happens here.
+	defer func() { <-gctx.Done() }()
+	ctx, cancel := context.WithCancel(gctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s := c.s
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: c.brokers, Topic: topic, Partition: part, Dialer: s.Security.dialer(),
+		// MaxBytes well above any message a broker would accept, so that an
+		// oversized one is fetched and dead-lettered rather than blocking.
+		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
+		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+		ErrorLogger: kafkaErrorLogger(s.Log, "consumer"),
+		Logger:      kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "consumer").Msgf(f, a...) }),
+	})
+	defer r.Close()
+	if err := r.SetOffset(offset); err != nil {
+		s.Log.Error().Err(err).Str("topic", topic).Int("partition", part).Int64("offset", offset).Msg("cannot start reading the partition")
+		return
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.Log.Error().Err(err).Str("topic", topic).Int("partition", part).Msg("fetch failed; retrying")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		select {
+		case c.out <- fetchedMsg{m, epoch}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// commit commits offsets through the current generation; between
+// generations there is nothing to commit through, and the next round
+// tries again.
+func (c *consumer) commit(cs []commitPos) error {
+	gen := c.gen.Load()
+	if gen == nil {
+		return errors.New("no current generation of the consumer group")
+	}
+	offsets := map[string]map[int]int64{}
+	for _, p := range cs {
+		if offsets[p.topic] == nil {
+			offsets[p.topic] = map[int]int64{}
+		}
+		offsets[p.topic][p.part] = p.offset + 1 // the group's offset is the next to read
+	}
+	return gen.CommitOffsets(offsets)
+}
+
+// stopFetching stops the partition readers and keeps the generation.
+func (c *consumer) stopFetching() { c.stopOnce.Do(func() { close(c.stop) }) }
+
+// close leaves the group.
+func (c *consumer) close() error {
+	c.stopFetching()
+	return c.group.Close()
+}
+
+// membership says whether the consumer is a member of its group, and if
+// not, why. A generation that ended less than the rebalance timeout ago
+// still counts: every rebalance ends one, and the next is joined within that
+// timeout, so a monitor should not go unready for each peer that starts or
+// stops.
+func (c *consumer) membership(now time.Time) (bool, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	group := c.s.Config.Group
+	switch {
+	case !c.everJoined && c.lastJoin != nil:
+		return false, fmt.Sprintf("consumer has not joined group %s: %v", group, c.lastJoin)
+	case !c.everJoined:
+		return false, "consumer has not joined group " + group
+	case c.lostAt.IsZero():
+		return true, fmt.Sprintf("consumer in group %s with %d partitions", group, c.assigned)
+	case now.Sub(c.lostAt) < rebalanceTimeout:
+		return true, fmt.Sprintf("consumer rejoining group %s", group)
+	case c.lastJoin != nil:
+		return false, fmt.Sprintf("consumer has not rejoined group %s for %s: %v", group, now.Sub(c.lostAt).Round(time.Second), c.lastJoin)
+	default:
+		return false, fmt.Sprintf("consumer has not rejoined group %s for %s", group, now.Sub(c.lostAt).Round(time.Second))
+	}
+}
+
+const rebalanceTimeout = 10 * time.Second
+
+// kafkaErrorLogger logs kafka-go's error reports at warn, except timeouts: an
+// idle fetch or partition watch whose deadline passed ("i/o timeout") is
+// routine on a quiet topic and goes to debug. A broker that is really gone
+// still shows in readiness (the probe) and in the fetch errors riskmon logs.
+func kafkaErrorLogger(log zerolog.Logger, component string) kafka.Logger {
+	return kafka.LoggerFunc(func(f string, a ...any) {
+		ev := log.Warn()
+		if isTimeout(f, a) {
+			ev = log.Debug()
+		}
+		ev.Str("component", component).Msgf(f, a...)
+	})
+}
+
+func isTimeout(format string, args []any) bool {
+	for _, x := range args {
+		if err, ok := x.(error); ok {
+			var ne net.Error
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+				return true
+			}
+		}
+	}
+	return strings.Contains(fmt.Sprintf(format, args...), "i/o timeout")
+}
