@@ -238,11 +238,7 @@ func cmdReplay(args []string) error {
 	if *warmup < 0 || *warmup >= 1 {
 		return fmt.Errorf("--eval-warmup must be in [0, 1), got %g", *warmup)
 	}
-	c, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	eng, err := engine.New(c)
+	c, eng, err := loadEngine(*cfgPath)
 	if err != nil {
 		return err
 	}

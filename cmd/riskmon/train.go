@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/pipeline/batch"
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
@@ -25,11 +26,7 @@ func cmdTrain(args []string) error {
 	if *input == "" || *outcomes == "" || *output == "" {
 		return errors.New("--input, --outcomes and --output are required")
 	}
-	c, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	eng, err := engine.New(c)
+	_, eng, err := loadEngine(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -67,6 +64,17 @@ func cmdTrain(args []string) error {
 		st.Assessed, st.OutcomesApplied, labels, unmatched)
 	fmt.Fprintf(os.Stderr, "model: %s\nwrote %s (%d bytes)\n", t, *output, len(b))
 	return nil
+}
+
+// loadEngine loads a configuration (the built-in one for "") and builds an
+// engine on it, for the batch commands.
+func loadEngine(path string) (*config.Config, *engine.Engine, error) {
+	c, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := engine.New(c)
+	return c, eng, err
 }
 
 // loadModel starts the engine from a model file (--model, model.file).
