@@ -146,7 +146,7 @@ type Scoring struct {
 	Calibration      Calibration `yaml:"calibration"`
 }
 
-// Calibration makes detectors' strengths comparable (see pipeline/calibrate.go).
+// Calibration makes detectors' strengths comparable (see pipeline/engine/calibrate.go).
 type Calibration struct {
 	Enabled bool `yaml:"enabled"`
 	// FullTail is the rarity that earns strength 1 (0.001: a finding as

@@ -1,8 +1,10 @@
 // Package engine is riskmon's engine: every enabled detector scores a
-// declaration, the findings are calibrated and combined into a score, a
-// channel is chosen (thresholds, forcing profiles, random compliance
-// selection), and then the detectors learn from the declaration; inspection
-// outcomes are handed to the detectors that learn from them. It also saves and
+// declaration, the findings are calibrated and combined into a rule score,
+// the learned model (model.go, on package gbdt) turns the evidence into
+// P(hit) and explains it, a channel is chosen (thresholds, forcing
+// profiles, random compliance selection), and then the detectors learn from
+// the declaration; inspection outcomes are handed to the detectors that
+// learn from them and become the model's training rows. It also saves and
 // restores the learned state (checkpoints).
 //
 // The engine knows no transport: it imports no Kafka client, no HTTP server
