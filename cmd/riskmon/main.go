@@ -307,6 +307,10 @@ func cmdReplay(args []string) error {
 		return errNoDeclaration(*input, st.Lines)
 	}
 	fmt.Fprint(os.Stderr, st.Summary(c.Ruleset, eng.Detectors()))
+	if t := eng.Model(); t != nil {
+		labels, unmatched := eng.ModelLabels()
+		fmt.Fprintf(os.Stderr, "model at the end: %s; %d labels learned, %d outcomes matched no declaration\n", t, labels, unmatched)
+	}
 	if truthByID != nil {
 		fmt.Fprint(os.Stderr, batch.Evaluate(st.Scores, truthByID, *warmup).Table())
 	}
