@@ -571,6 +571,8 @@ func (m *Model) validate(d *Decoder) {
 	}
 	if m.MinLeafWeight < 0 {
 		d.Problemf("model.min_leaf_weight", "must be >= 0, got %g", m.MinLeafWeight)
+	} else if m.MinLeafWeight == 0 && m.L2 == 0 {
+		d.Problemf("model.min_leaf_weight", "must be > 0 when model.l2 is 0: a leaf with no weight would have no value")
 	}
 	if m.Bins < 2 || m.Bins > 255 {
 		d.Problemf("model.bins", "must be in [2, 255], got %d", m.Bins)

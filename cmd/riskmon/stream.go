@@ -198,7 +198,11 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 			}
 		}
 	}
-	if err := loadModel(eng, cfg.Model.File); err != nil {
+	// A model restored from the checkpoint has learned since the file was
+	// written: it stays, and the file only starts an engine without one.
+	if m := eng.Model(); m != nil && cfg.Model.File != "" {
+		log.Info().Str("model", m.Name).Str("file", cfg.Model.File).Msg("kept the model restored from the checkpoint; the model file is not loaded")
+	} else if err := loadModel(eng, cfg.Model.File); err != nil {
 		sv.close()
 		return nil, err
 	}

@@ -60,8 +60,8 @@ func cmdTrain(args []string) error {
 		return err
 	}
 	labels, unmatched := eng.ModelLabels()
-	fmt.Fprintf(os.Stderr, "train: %d declarations, %d outcomes applied, %d labelled (%d outcomes matched no declaration)\n",
-		st.Assessed, st.OutcomesApplied, labels, unmatched)
+	fmt.Fprintf(os.Stderr, "train: %d declarations, %d outcomes applied, %d labelled (%d outcomes matched no declaration, %d not yet due when the input ends were not used)\n",
+		st.Assessed, st.OutcomesApplied, labels, unmatched, st.OutcomesRead-st.OutcomesApplied)
 	fmt.Fprintf(os.Stderr, "model: %s\nwrote %s (%d bytes)\n", t, *output, len(b))
 	return nil
 }
