@@ -42,7 +42,10 @@ func (s *Stream) ReadyState() (bool, string) {
 	h.mu.Lock()
 	failErr, probeErr := h.failErr, h.probeErr
 	h.mu.Unlock()
-	if at := h.lastFail.Load(); at > h.lastOK.Load() {
+	// A failure counts while outputs still wait for the broker: a late
+	// report of an attempt whose outputs were since acknowledged must not
+	// keep an idle stream unready.
+	if at := h.lastFail.Load(); at > h.lastOK.Load() && (s.retries.len() > 0 || s.tracker.pending() > 0) {
 		fails = append(fails, fmt.Sprintf("producer: last produce failed at %s: %v", time.Unix(0, at).UTC().Format(time.RFC3339), failErr))
 	}
 	if h.probeFail.Load() > h.probeOK.Load() {
