@@ -233,17 +233,17 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	var xbuf [128]float64
 	var ids [16]string
 	var stats [16]entityStats
-	modelOn := rs.cfg.Model.Enabled && len(rs.lay.names) <= len(xbuf)
-	if modelOn {
-		x := xbuf[:len(rs.lay.names)]
+	var x []float64
+	if rs.cfg.Model.Enabled {
+		x = floats(xbuf[:], len(rs.lay.names))
 		e.model.featurize(rs.lay, d, raw, rs.measurers, combined, aeo, x, ids[:], stats[:])
 		if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {
 			t.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
 		}
 	}
 	stratum := rs.channel(d, a, forced, hasForce)
-	if modelOn {
-		e.model.remember(d, stratum, xbuf[:len(rs.lay.names)], ids[:len(entityKinds)])
+	if x != nil {
+		e.model.remember(d, stratum, x, ids[:len(entityKinds)])
 	}
 	for i, det := range rs.dets {
 		rs.cals[i].observe(raw[i])

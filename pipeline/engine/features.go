@@ -49,20 +49,27 @@ const (
 	groupOwn
 )
 
+// span is one group's features: [at, end) in the layout.
+type span struct {
+	g       featureGroup
+	at, end int
+}
+
 // layout is the feature layout for one list of detectors.
 type layout struct {
 	names  []string
 	groups []featureGroup
+	spans  []span   // the groups' runs of features, in order, for explanations
 	labels []string // measures: what the value is, for explanations
 	// featDet is the detector a feature belongs to (strengths and
 	// measures), -1 for the others; detNames names the detectors.
 	featDet  []int
 	detNames []string
-	// offsets of the blocks; per detector, its measures (-1: none); per
-	// entity kind, its rate, inspections and seen features (seen is -1 for
-	// kinds that do not count declarations)
+	// offsets of the blocks; per detector, its measures (offset -1: none,
+	// and how many); per entity kind, its rate, inspections and seen
+	// features (seen is -1 for kinds that do not count declarations)
 	detOff, ownOff         int
-	measOff                []int
+	measOff, measLen       []int
 	entRate, entN, entSeen []int
 }
 
@@ -81,6 +88,7 @@ func newLayout(dets []string, measures [][]detectors.Measure) *layout {
 	}
 	for i, d := range dets {
 		l.measOff = append(l.measOff, -1)
+		l.measLen = append(l.measLen, len(measures[i]))
 		if len(measures[i]) > 0 {
 			l.measOff[i] = len(l.names)
 		}
@@ -103,6 +111,13 @@ func newLayout(dets []string, measures [][]detectors.Measure) *layout {
 	l.ownOff = len(l.names)
 	for i, n := range ownFeatures {
 		add(n, featureGroup{groupOwn, i}, -1)
+	}
+	for i, g := range l.groups {
+		if n := len(l.spans); n > 0 && l.spans[n-1].g == g {
+			l.spans[n-1].end = i + 1
+			continue
+		}
+		l.spans = append(l.spans, span{g: g, at: i, end: i + 1})
 	}
 	return l
 }

@@ -127,6 +127,12 @@ func newModelStage(cfg config.Model, store *detectors.Store, lay *layout) *model
 
 func (ms *modelStage) baseRate() float64 { return math.Float64frombits(ms.base.Load()) }
 
+// setBase sets the overall hit rate from the weighted counts (a Laplace
+// estimate, so that it is never 0 or 1). ms.mu must be held.
+func (ms *modelStage) setBase() {
+	ms.base.Store(math.Float64bits((ms.glob.hits + 1) / (ms.glob.inspections + 2)))
+}
+
 // setLayout is called on reload: a new feature layout empties the window (its
 // rows no longer fit) and retires the model.
 func (ms *modelStage) setLayout(cfg config.Model, lay *layout) {
@@ -149,7 +155,7 @@ func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []f
 	}
 	for i, m := range measurers {
 		if m != nil {
-			m.Measure(d, x[lay.measOff[i]:lay.measOff[i]+len(m.Measures())])
+			m.Measure(d, x[lay.measOff[i]:lay.measOff[i]+lay.measLen[i]])
 		}
 	}
 	entityIDs(d, ids)
@@ -317,7 +323,7 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 		ms.glob.revenue += w * o.Revenue
 		ms.glob.hitValue += w * p.value
 	}
-	ms.base.Store(math.Float64bits((ms.glob.hits + 1) / (ms.glob.inspections + 2)))
+	ms.setBase()
 	if len(p.x) != len(ms.lay.names) {
 		ms.mu.Unlock()
 		return
@@ -508,12 +514,7 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	a *declaration.Assessment, aeoFactor float64, aeo bool) {
 	lay := t.lay
 	var cbuf [128]float64
-	var contrib []float64
-	if len(x) <= len(cbuf) {
-		contrib = cbuf[:len(x)]
-	} else {
-		contrib = make([]float64, len(x))
-	}
+	contrib := floats(cbuf[:], len(x))
 	// The log-odds are the calibrated rule score plus the trees'
 	// corrections, counted with the blend weight; the rule score's part is
 	// credited to the rule score, so bias + Σ contributions is the final
@@ -537,8 +538,10 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	}
 	p := 1 / (1 + math.Exp(-logit))
 	score := 100 * p
-	if t.expectRevenue && t.meanRevenue > 0 {
-		ev := p * t.revPerValue * d.TotalValue()
+	expected := t.expectRevenue && t.meanRevenue > 0
+	var ev float64
+	if expected {
+		ev = p * t.revPerValue * d.TotalValue()
 		score = 100 * ev / (ev + t.meanRevenue)
 	}
 	if aeo {
@@ -546,26 +549,18 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	}
 	a.Score, a.Model, a.Probability = score, t.Name, p
 
-	// Sum the contributions by what they are about: a detector, an entity,
-	// a figure of the declaration, the rule score.
-	type group struct {
-		g   featureGroup
-		sum float64
-		at  int // first feature of the group
-	}
-	var gbuf [64]group
-	groups := gbuf[:0]
-	for i, c := range contrib {
-		g := lay.groups[i]
-		if n := len(groups); n > 0 && groups[n-1].g == g {
-			groups[n-1].sum += c
-			continue
-		}
-		groups = append(groups, group{g: g, sum: c, at: i})
-	}
+	// Sum the contributions by what they are about (the layout's spans): a
+	// detector, an entity, a figure of the declaration, the rule score.
+	var sbuf [64]float64
+	sums := sbuf[:0]
 	var positive float64
-	for _, g := range groups {
-		positive += max(g.sum, 0)
+	for _, sp := range lay.spans {
+		var sum float64
+		for _, c := range contrib[sp.at:sp.end] {
+			sum += c
+		}
+		sums = append(sums, sum)
+		positive += max(sum, 0)
 	}
 	// Findings' points: each detector's finding gets the share of the score
 	// its strength and measures pushed up; the model's own finding the rest.
@@ -575,15 +570,11 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	}
 	if positive > 0 {
 		var pbuf [32]float64
-		var per []float64
-		if len(lay.detNames) <= len(pbuf) {
-			per = pbuf[:len(lay.detNames)]
-		} else {
-			per = make([]float64, len(lay.detNames))
-		}
-		for _, g := range groups {
-			if di := lay.featDet[g.at]; di >= 0 && g.sum > 0 {
-				per[di] += g.sum
+		per := floats(pbuf[:], len(lay.detNames))
+		clear(per)
+		for i, sp := range lay.spans {
+			if di := lay.featDet[sp.at]; di >= 0 && sums[i] > 0 {
+				per[di] += sums[i]
 			}
 		}
 		for di, v := range per {
@@ -599,24 +590,20 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 			}
 		}
 	}
-	var sums [64]float64
-	for i := range groups {
-		sums[i] = groups[i].sum
-	}
 	var tb [3]int
-	top := topIndexes(sums[:len(groups)], 0.05, tb[:0])
+	top := topIndexes(sums, 0.05, tb[:0])
 	var b strings.Builder
 	b.WriteString("learned model: P(hit) ")
 	b.WriteString(detectors.FormatNumber(p))
 	b.WriteString(" against ")
 	b.WriteString(detectors.FormatNumber(base))
 	b.WriteString(" overall")
-	if t.expectRevenue && t.meanRevenue > 0 {
+	if expected {
 		b.WriteString(", expected revenue ")
-		b.WriteString(detectors.FormatNumber(p * t.revPerValue * d.TotalValue()))
+		b.WriteString(detectors.FormatNumber(ev))
 	}
 	for k, gi := range top {
-		g := groups[gi]
+		g := lay.spans[gi]
 		if k == 0 {
 			b.WriteString("; raised most by ")
 		} else {
@@ -634,7 +621,7 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 		case groupOwn:
 			b.WriteString(describeOwn(g.g.index, d, x[g.at]))
 		}
-		b.WriteString(" (+" + detectors.FormatNumber(g.sum) + " log-odds)")
+		b.WriteString(" (+" + detectors.FormatNumber(sums[gi]) + " log-odds)")
 	}
 	if len(top) == 0 {
 		b.WriteString("; nothing raised it")
@@ -835,7 +822,7 @@ func (ms *modelStage) restore(dir string, e *Engine) error {
 	}
 	g := st.Glob
 	ms.glob = entityStats{seen: g[0], inspections: g[1], hits: g[2], revenue: g[3], hitValue: g[4]}
-	ms.base.Store(math.Float64bits((ms.glob.hits + 1) / (ms.glob.inspections + 2)))
+	ms.setBase()
 	ms.mu.Unlock()
 	ms.unmatched.Store(st.Unmatched)
 	for i := range st.Assessed {
@@ -880,4 +867,13 @@ func topIndexes(v []float64, floor float64, dst []int) []int {
 		dst[j] = i
 	}
 	return dst
+}
+
+// floats is buf[:n] when it is large enough, else a new slice: scratch
+// space on the stack for the usual sizes, without a limit on the others.
+func floats(buf []float64, n int) []float64 {
+	if n <= len(buf) {
+		return buf[:n]
+	}
+	return make([]float64, n)
 }
