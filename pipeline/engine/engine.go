@@ -91,15 +91,7 @@ func NewWithDetectors(cfg *config.Config, dets ...detectors.Detector) (*Engine, 
 		return nil, err
 	}
 	rs := e.rs.Load()
-	rs.dets, rs.learners, rs.cals, rs.detectors = dets, nil, nil, nil
-	for _, d := range dets {
-		rs.cals = append(rs.cals, newCalibrator(0.001, 0, true))
-		rs.detectors = append(rs.detectors, d.Name())
-		if l, ok := d.(detectors.OutcomeLearner); ok {
-			rs.learners = append(rs.learners, l)
-		}
-	}
-	rs.setLayout()
+	rs.setDetectors(dets, func(detectors.Detector) bool { return false })
 	e.model.setLayout(cfg.Model, rs.lay)
 	return e, nil
 }
@@ -109,21 +101,16 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &ruleset{cfg: cfg, dets: dets, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt}
+	rs := &ruleset{cfg: cfg, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt}
 	cal := cfg.Scoring.Calibration
 	enabled := map[string]bool{}
 	for _, dc := range cfg.Detectors {
 		enabled[dc.Name] = cal.Enabled && (dc.Calibrate == nil || *dc.Calibrate)
 	}
-	for _, d := range dets {
+	rs.setDetectors(dets, func(d detectors.Detector) bool {
 		_, fixed := d.(detectors.Uncalibrated)
-		rs.cals = append(rs.cals, newCalibrator(cal.FullTail, cal.MinDeclarations, fixed || !enabled[d.Name()]))
-		rs.detectors = append(rs.detectors, d.Name())
-		if l, ok := d.(detectors.OutcomeLearner); ok {
-			rs.learners = append(rs.learners, l)
-		}
-	}
-	rs.setLayout()
+		return !fixed && enabled[d.Name()]
+	})
 	if cfg.Scoring.AEOList != "" {
 		for _, id := range cfg.Lists[cfg.Scoring.AEOList] {
 			rs.aeo[id] = struct{}{}
@@ -138,9 +125,19 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 	return rs, nil
 }
 
-// setLayout finds the detectors' measurements and the model's feature
-// layout for them.
-func (rs *ruleset) setLayout() {
+// setDetectors installs the detectors with their calibrators (calibrated
+// or fixed), the outcome learners among them, their measurements and the
+// model's feature layout for them.
+func (rs *ruleset) setDetectors(dets []detectors.Detector, calibrated func(detectors.Detector) bool) {
+	cal := rs.cfg.Scoring.Calibration
+	rs.dets, rs.cals, rs.detectors, rs.learners = dets, nil, nil, nil
+	for _, d := range dets {
+		rs.cals = append(rs.cals, newCalibrator(cal.FullTail, cal.MinDeclarations, !calibrated(d)))
+		rs.detectors = append(rs.detectors, d.Name())
+		if l, ok := d.(detectors.OutcomeLearner); ok {
+			rs.learners = append(rs.learners, l)
+		}
+	}
 	rs.measurers = make([]detectors.Measurer, len(rs.dets))
 	measures := make([][]detectors.Measure, len(rs.dets))
 	for i, d := range rs.dets {
