@@ -13,7 +13,6 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -252,8 +251,8 @@ func readLines(r io.Reader, limit int, out chan<- []rawRec) error {
 	}
 }
 
-// readOutcomes reads the whole outcomes file and sorts it by inspected_at
-// (stably, so that file order breaks ties).
+// readOutcomes reads the whole outcomes file, in file order; the replay's
+// outcome queue orders them by inspected_at, file order breaking ties.
 func readOutcomes(o ReplayOptions, st *ReplayStats) ([]*declaration.Outcome, error) {
 	var list []*declaration.Outcome
 	sc := bufio.NewScanner(o.Outcomes)
@@ -277,7 +276,6 @@ func readOutcomes(o ReplayOptions, st *ReplayStats) ([]*declaration.Outcome, err
 		return nil, fmt.Errorf("reading %s line %d: %w", o.OutcomesName, line+1, err)
 	}
 	st.OutcomesRead = len(list)
-	sort.SliceStable(list, func(i, j int) bool { return list[i].InspectedAt.Before(list[j].InspectedAt) })
 	return list, nil
 }
 
