@@ -182,6 +182,17 @@ type entityStats struct {
 
 const entityRecordSize = 5 * 4
 
+// add counts an outcome with weight w; value is its declaration's customs
+// value.
+func (s *entityStats) add(o *declaration.Outcome, w, value float64) {
+	s.inspections += w
+	if o.Hit {
+		s.hits += w
+		s.revenue += w * o.Revenue
+		s.hitValue += w * value
+	}
+}
+
 func (s *entityStats) decode(b []byte) bool {
 	if len(b) != entityRecordSize {
 		return false

@@ -317,12 +317,7 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 		y = 1
 	}
 	ms.mu.Lock()
-	ms.glob.inspections += w
-	if o.Hit {
-		ms.glob.hits += w
-		ms.glob.revenue += w * o.Revenue
-		ms.glob.hitValue += w * p.value
-	}
+	ms.glob.add(o, w, p.value)
 	ms.setBase()
 	if len(p.x) != len(ms.lay.names) {
 		ms.mu.Unlock()
@@ -363,22 +358,21 @@ func (ms *modelStage) updateEntity(k int, id string, o *declaration.Outcome, w, 
 	ms.store.Update(entityKey(kb[:0], k, id), scratch[:0], func(old []byte) []byte {
 		var st entityStats
 		st.decode(old)
-		st.inspections += w
-		if o.Hit {
-			st.hits += w
-			st.revenue += w * o.Revenue
-			st.hitValue += w * value
-		}
+		st.add(o, w, value)
 		return st.encode(old[:0:0])
 	})
+}
+
+// rows is a copy of the training window, oldest first. ms.mu must be held.
+func (ms *modelStage) rows() []labelled {
+	rows := make([]labelled, 0, len(ms.window))
+	return append(append(rows, ms.window[ms.head:]...), ms.window[:ms.head]...)
 }
 
 // train fits a model on the window as it is now and installs it.
 func (ms *modelStage) train() (*Trained, error) {
 	ms.mu.Lock()
-	rows := make([]labelled, 0, len(ms.window))
-	rows = append(rows, ms.window[ms.head:]...)
-	rows = append(rows, ms.window[:ms.head]...)
+	rows := ms.rows()
 	lay, cfg, glob := ms.lay, ms.cfg, ms.glob
 	ms.mu.Unlock()
 	defer func() {
@@ -787,7 +781,7 @@ func (ms *modelStage) save(dir string) error {
 	ms.mu.Lock()
 	st := modelState{Labels: ms.labels, LastTrain: ms.lastTrain, Unmatched: ms.unmatched.Load(),
 		Glob: [5]float64{ms.glob.seen, ms.glob.inspections, ms.glob.hits, ms.glob.revenue, ms.glob.hitValue}}
-	st.Rows = append(append(make([]labelled, 0, len(ms.window)), ms.window[ms.head:]...), ms.window[:ms.head]...)
+	st.Rows = ms.rows()
 	ms.mu.Unlock()
 	for i := range st.Assessed {
 		st.Assessed[i], st.Inspected[i] = ms.assessed[i].Load(), ms.inspected[i].Load()
