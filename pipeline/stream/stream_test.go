@@ -148,15 +148,7 @@ func produce(t *testing.T, brokers []string, topic string, values [][]byte) {
 // client, failing after the timeout.
 func consume(t *testing.T, brokers []string, topic string, n int, timeout time.Duration) []kafka.Message {
 	t.Helper()
-	conn, err := kafka.Dial("tcp", brokers[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	parts := partitionsOf(t, brokers, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out := make(chan kafka.Message, n)
@@ -611,18 +603,25 @@ func TestStreamRebalance(t *testing.T) {
 	}
 }
 
-// consumeAll reads every message currently in a topic.
-func consumeAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+// partitionsOf lists a topic's partitions.
+func partitionsOf(t *testing.T, brokers []string, topic string) []kafka.Partition {
 	t.Helper()
 	conn, err := kafka.Dial("tcp", brokers[0])
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
 	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return parts
+}
+
+// consumeAll reads every message currently in a topic.
+func consumeAll(t *testing.T, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	parts := partitionsOf(t, brokers, topic)
 	var out []kafka.Message
 	for _, p := range parts {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
