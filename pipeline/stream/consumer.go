@@ -197,10 +197,19 @@ func (c *consumer) close() error {
 // still counts: every rebalance ends one, and the next is joined within that
 // timeout, so a monitor should not go unready for each peer that starts or
 // stops.
-func (c *consumer) membership(now time.Time) (bool, string) {
+//
+// After an outage of the brokers the grace period counts from the outage's
+// end (the last failed probe), not from the generation's end: a restarted
+// coordinator makes a rejoining member wait up to the rebalance timeout for
+// the members it remembers, so the join cannot finish before then.
+func (c *consumer) membership(now, outageEnd time.Time) (bool, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	group := c.s.Config.Group
+	graceFrom := c.lostAt
+	if outageEnd.After(graceFrom) {
+		graceFrom = outageEnd
+	}
 	switch {
 	case !c.everJoined && c.lastJoin != nil:
 		return false, fmt.Sprintf("consumer has not joined group %s: %v", group, c.lastJoin)
@@ -208,7 +217,7 @@ func (c *consumer) membership(now time.Time) (bool, string) {
 		return false, "consumer has not joined group " + group
 	case c.lostAt.IsZero():
 		return true, fmt.Sprintf("consumer in group %s with %d partitions", group, c.assigned)
-	case now.Sub(c.lostAt) < rebalanceTimeout:
+	case now.Sub(graceFrom) < rejoinGrace:
 		return true, fmt.Sprintf("consumer rejoining group %s", group)
 	case c.lastJoin != nil:
 		return false, fmt.Sprintf("consumer has not rejoined group %s for %s: %v", group, now.Sub(c.lostAt).Round(time.Second), c.lastJoin)
@@ -218,6 +227,10 @@ func (c *consumer) membership(now time.Time) (bool, string) {
 }
 
 const rebalanceTimeout = 10 * time.Second
+
+// rejoinGrace is how long a member between generations still counts as in
+// its group: the rebalance timeout, and the join and sync around it.
+const rejoinGrace = rebalanceTimeout + 5*time.Second
 
 // kafkaErrorLogger logs kafka-go's error reports at warn, except timeouts: an
 // idle fetch or partition watch whose deadline passed ("i/o timeout") is

@@ -35,7 +35,7 @@ func (s *Stream) ReadyState() (bool, string) {
 		return false, "not ready: stream is not running"
 	}
 	var fails []string
-	joined, why := cons.membership(time.Now())
+	joined, why := cons.membership(time.Now(), time.Unix(0, h.probeFail.Load()))
 	if !joined {
 		fails = append(fails, why)
 	}

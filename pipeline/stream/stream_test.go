@@ -108,7 +108,18 @@ func newStream(t *testing.T, brokers []string, mutate func(*config.Config), more
 	if err := EnsureTopics(ctx, brokers, cfg.Stream, sec); err != nil {
 		t.Fatal(err)
 	}
-	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard), Security: sec}
+	// RISKMON_TEST_LOG=FILE keeps the stream's log (debug included) for a
+	// failing test to be read.
+	var logw io.Writer = io.Discard
+	if p := os.Getenv("RISKMON_TEST_LOG"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		logw = f
+	}
+	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(logw).With().Timestamp().Logger(), Security: sec}
 	return &streamHarness{t: t, cfg: cfg, cancel: cancel, done: make(chan error, 1), stream: s, brokers: brokers, ctx: ctx}
 }
 
@@ -148,10 +159,25 @@ func produce(t *testing.T, brokers []string, topic string, values [][]byte) {
 // client, failing after the timeout.
 func consume(t *testing.T, brokers []string, topic string, n int, timeout time.Duration) []kafka.Message {
 	t.Helper()
+	var got []kafka.Message
+	if !consumeEach(t, brokers, topic, timeout, func(m kafka.Message) bool {
+		got = append(got, m)
+		return len(got) < n
+	}) {
+		t.Fatalf("%s: read %d of %d messages in %v", topic, len(got), n, timeout)
+	}
+	return got
+}
+
+// consumeEach reads every partition of topic from the beginning and hands
+// each message to more until it returns false (then it returns true) or the
+// timeout passes (false).
+func consumeEach(t *testing.T, brokers []string, topic string, timeout time.Duration, more func(kafka.Message) bool) bool {
+	t.Helper()
 	parts := partitionsOf(t, brokers, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	out := make(chan kafka.Message, n)
+	out := make(chan kafka.Message, 256)
 	for _, p := range parts {
 		go func(p int) {
 			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
@@ -161,20 +187,24 @@ func consume(t *testing.T, brokers []string, topic string, n int, timeout time.D
 				if err != nil {
 					return
 				}
-				out <- m
+				select {
+				case out <- m:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}(p.ID)
 	}
-	var got []kafka.Message
-	for len(got) < n {
+	for {
 		select {
 		case m := <-out:
-			got = append(got, m)
+			if !more(m) {
+				return true
+			}
 		case <-ctx.Done():
-			t.Fatalf("%s: read %d of %d messages in %v", topic, len(got), n, timeout)
+			return false
 		}
 	}
-	return got
 }
 
 var assessedAt = regexp.MustCompile(`"assessed_at":"[^"]+"`)
@@ -399,7 +429,7 @@ func TestBrokerRestart(t *testing.T) {
 			for w.WriteMessages(context.Background(), msgs...) != nil { // the broker is down: try again
 				time.Sleep(500 * time.Millisecond)
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(60 * time.Millisecond) // 100 batches over 6 s: the restart at 3 s lands mid-feed
 		}
 	}()
 	time.Sleep(3 * time.Second)
@@ -420,28 +450,35 @@ func TestBrokerRestart(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	script("start")
 	<-fed
-	got := consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(decls), 3*time.Minute)
-	ids := map[string]bool{}
-	for _, m := range got {
-		ids[string(m.Key)] = true
-	}
-	// consume stops at len(decls) messages; duplicates may hide missing ones,
-	// so read on until every id is seen.
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(ids) < len(decls) && time.Now().Before(deadline) {
-		for _, m := range consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(got)+1, 30*time.Second) {
-			ids[string(m.Key)] = true
-		}
-	}
-	readyAgain := false
-	for i := 0; i < 100 && !readyAgain; i++ {
-		readyAgain, _ = h.stream.ReadyState()
+	// Every declaration's assessment, however many duplicates come first.
+	ids := map[string]int{}
+	messages := 0
+	consumeEach(t, brokers, h.cfg.Stream.AssessmentsTopic, 3*time.Minute, func(m kafka.Message) bool {
+		ids[string(m.Key)]++
+		messages++
+		return len(ids) < len(decls)
+	})
+	// Readiness returns once the consumer has rejoined its group, which
+	// after a coordinator restart can take a session timeout and a join
+	// backoff or two: allow 30 s, and say which condition held it back.
+	readyAgain, why := false, ""
+	for i := 0; i < 300 && !readyAgain; i++ {
+		readyAgain, why = h.stream.ReadyState()
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("broker stopped and restarted mid-stream: not ready seen %v, ready again %v, %d of %d declarations assessed (%d messages)",
-		notReady, readyAgain, len(ids), len(decls), len(got))
+	// What reached the input topic, to tell a loss by the feeding client
+	// from a loss by riskmon.
+	fedIDs := map[string]bool{}
+	consumeEach(t, brokers, h.cfg.Stream.DeclarationsTopic, 30*time.Second, func(m kafka.Message) bool {
+		if d, err := declaration.DecodeDeclaration(m.Value); err == nil {
+			fedIDs[d.ID] = true
+		}
+		return len(fedIDs) < len(decls)
+	})
+	t.Logf("broker stopped and restarted mid-stream: not ready seen %v, ready again %v (%s), %d of %d declarations in the input topic, %d assessed (%d messages read)",
+		notReady, readyAgain, why, len(fedIDs), len(decls), len(ids), messages)
 	if !notReady || !readyAgain || len(ids) != len(decls) {
-		t.Fatalf("not ready seen %v, ready again %v, %d of %d assessed", notReady, readyAgain, len(ids), len(decls))
+		t.Fatalf("not ready seen %v, ready again %v (%s), %d of %d assessed", notReady, readyAgain, why, len(ids), len(decls))
 	}
 }
 
