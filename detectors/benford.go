@@ -87,7 +87,7 @@ func firstDigit(v float64) int {
 }
 
 func (b *benford) key(kb []byte, d *declaration.Declaration) []byte {
-	return appendKey(kb, b.name, d.Importer.ID)
+	return appendKey(kb, b.stateKey, d.Importer.ID)
 }
 
 // chi2Tail8 is P(X > x) for a chi-square variable with 8 degrees of freedom.

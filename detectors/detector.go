@@ -96,6 +96,11 @@ const defaultSharedEntries = 200000
 type base struct {
 	name   string
 	weight float64
+	// stateKey prefixes the detector's state keys: its kind and name, so that a
+	// reload keeps a detector's state when both are unchanged and starts
+	// afresh when either changes (another kind never reads records it did
+	// not write).
+	stateKey string
 }
 
 func (b *base) Name() string { return b.name }
@@ -133,7 +138,7 @@ func Build(cfg *config.Config, env *Env) ([]Detector, error) {
 		if !ok {
 			return nil, fmt.Errorf("detectors[%d]: unknown kind %q", i, dc.Kind)
 		}
-		d, err := k.Build.(builder)(base{name: dc.Name, weight: dc.WeightOr(k.DefaultWeight)}, dc.Decoded, env)
+		d, err := k.Build.(builder)(base{name: dc.Name, weight: dc.WeightOr(k.DefaultWeight), stateKey: dc.Kind + "\x00" + dc.Name}, dc.Decoded, env)
 		if err != nil {
 			return nil, fmt.Errorf("detector %s: %w", dc.Name, err)
 		}

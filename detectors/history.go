@@ -139,7 +139,7 @@ func (h *history) entities(d *declaration.Declaration, buf *[maxEntities]entity)
 }
 
 func (h *history) entityKey(b []byte, e entity) []byte {
-	return appendKey(b, h.name, "e", e.kind, e.id, e.id2)
+	return appendKey(b, h.stateKey, "e", e.kind, e.id, e.id2)
 }
 
 func (h *history) read(key []byte, now uint32) (hits, n float64) {
@@ -155,7 +155,7 @@ func (h *history) read(key []byte, now uint32) (hits, n float64) {
 
 func (h *history) baseRate(now uint32) float64 {
 	var kb [64]byte
-	hits, n := h.read(appendKey(kb[:0], h.name, "g"), now)
+	hits, n := h.read(appendKey(kb[:0], h.stateKey, "g"), now)
 	if n < 100 {
 		return h.p.DefaultBase
 	}
@@ -220,7 +220,7 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 		b = appendKey(append(b, 0), e.kind, e.id, e.id2)
 	}
 	var kb [96]byte
-	h.store.Set(appendKey(kb[:0], h.name, "d", d.ID), b)
+	h.store.Set(appendKey(kb[:0], h.stateKey, "d", d.ID), b)
 }
 
 // LearnOutcome updates the hit rates of the entities of the outcome's
@@ -230,7 +230,7 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 	w := 1.0
 	var es []entity
 	var kb [128]byte
-	if v, ok := h.store.Get(nil, appendKey(kb[:0], h.name, "d", o.DeclarationID)); ok && len(v) > 0 {
+	if v, ok := h.store.Get(nil, appendKey(kb[:0], h.stateKey, "d", o.DeclarationID)); ok && len(v) > 0 {
 		if v[0] == 't' {
 			w = h.p.TargetedWeight
 		}
@@ -255,7 +255,7 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 			return r
 		})
 	}
-	update(appendKey(kb[:0], h.name, "g"))
+	update(appendKey(kb[:0], h.stateKey, "g"))
 	for _, e := range es {
 		update(h.entityKey(kb[:0], e))
 	}

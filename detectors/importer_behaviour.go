@@ -100,7 +100,7 @@ func bitIn(rec record, field, bits int, s string) (int, uint32) {
 }
 
 func (ib *importerBehaviour) key(kb []byte, d *declaration.Declaration) []byte {
-	return appendKey(kb, ib.name, d.Importer.ID)
+	return appendKey(kb, ib.stateKey, d.Importer.ID)
 }
 
 // dutyRatio is the declaration's declared duties over its customs value.

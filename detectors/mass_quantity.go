@@ -82,18 +82,18 @@ func perUnit(it *declaration.Item) bool {
 func (m *massQuantity) unitKey(it *declaration.Item) keyFunc {
 	return func(b []byte, level int) []byte {
 		if level == 0 {
-			return appendKey(b, m.name, "u", it.QuantityUnit, it.HS6())
+			return appendKey(b, m.stateKey, "u", it.QuantityUnit, it.HS6())
 		}
-		return appendKey(b, m.name, "u", it.QuantityUnit, it.HS4())
+		return appendKey(b, m.stateKey, "u", it.QuantityUnit, it.HS4())
 	}
 }
 
 func (m *massQuantity) ratioKey(it *declaration.Item) keyFunc {
 	return func(b []byte, level int) []byte {
 		if level == 0 {
-			return appendKey(b, m.name, "r", it.HS6())
+			return appendKey(b, m.stateKey, "r", it.HS6())
 		}
-		return appendKey(b, m.name, "r", it.HS4())
+		return appendKey(b, m.stateKey, "r", it.HS4())
 	}
 }
 

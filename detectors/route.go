@@ -128,11 +128,11 @@ const (
 )
 
 func (r *route) pairKey(b []byte, it *declaration.Item) []byte {
-	return appendKey(b, r.name, "p", it.HS6(), it.Origin)
+	return appendKey(b, r.stateKey, "p", it.HS6(), it.Origin)
 }
 
 func (r *route) hsKey(b []byte, it *declaration.Item) []byte {
-	return appendKey(b, r.name, "h", it.HS6())
+	return appendKey(b, r.stateKey, "h", it.HS6())
 }
 
 // counts reads a record aged to time now.

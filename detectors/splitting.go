@@ -88,9 +88,9 @@ const (
 
 func (sp *splitting) key(kb []byte, d *declaration.Declaration) []byte {
 	if sp.p.SameHS6 {
-		return appendKey(kb, sp.name, d.Importer.ID, d.Items[0].HS6())
+		return appendKey(kb, sp.stateKey, d.Importer.ID, d.Items[0].HS6())
 	}
-	return appendKey(kb, sp.name, d.Importer.ID)
+	return appendKey(kb, sp.stateKey, d.Importer.ID)
 }
 
 var roundSteps = []float64{1, 2, 2.5, 3, 5, 10}

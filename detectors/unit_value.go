@@ -124,7 +124,7 @@ func (u *unitValue) measures(it *declaration.Item, out *[2]measure) []measure {
 // origin, 1 is currency × HS6, 2 is currency × HS4.
 func (u *unitValue) key(d *declaration.Declaration, it *declaration.Item, m *measure) keyFunc {
 	return func(b []byte, level int) []byte {
-		b = appendKey(b, u.name, d.Currency, m.unit, "")
+		b = appendKey(b, u.stateKey, d.Currency, m.unit, "")
 		switch level {
 		case 0:
 			return appendKey(b, it.HS6(), it.Origin)
@@ -147,7 +147,7 @@ func groupName(it *declaration.Item, level int) string {
 
 // importerKey is where the importer's running mean deviation is kept.
 func (u *unitValue) importerKey(b []byte, d *declaration.Declaration) []byte {
-	return appendKey(b, u.name, "i", d.Importer.ID)
+	return appendKey(b, u.stateKey, "i", d.Importer.ID)
 }
 
 func (u *unitValue) importerMean(d *declaration.Declaration) (mean float64, n int) {

@@ -25,7 +25,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/internal/testkit"
+	"github.com/riskmon/riskmon/pipeline/stream"
 
 	"github.com/segmentio/kafka-go"
 
@@ -47,6 +49,14 @@ func TestMain(m *testing.M) {
 func startRun(t *testing.T, args ...string) (cmd *exec.Cmd, stderr *testkit.SyncBuffer, broker, metrics string) {
 	t.Helper()
 	cmd, stderr = startRiskmon(t, append([]string{"run", "--embedded-broker", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, args...)...)
+	broker, metrics = waitStarted(t, stderr)
+	return cmd, stderr, broker, metrics
+}
+
+// waitStarted waits for riskmon's "riskmon started" line and returns its
+// broker and metrics addresses.
+func waitStarted(t *testing.T, stderr *testkit.SyncBuffer) (broker, metrics string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, l := range strings.Split(stderr.String(), "\n") {
@@ -57,7 +67,7 @@ func startRun(t *testing.T, args ...string) (cmd *exec.Cmd, stderr *testkit.Sync
 			}
 			if json.Unmarshal([]byte(l), &e) == nil && e.Message == "riskmon started" && len(e.Brokers) > 0 {
 				u := strings.TrimSuffix(strings.TrimPrefix(e.Metrics, "http://"), "/metrics")
-				return cmd, stderr, e.Brokers[0], u
+				return e.Brokers[0], u
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -253,6 +263,101 @@ func TestReloadProcess(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
+	}
+}
+
+// The three ways to reload: a SIGHUP sent before riskmon has finished
+// starting (it is held, not fatal, and applied once started), POST
+// /-/reload (refusing a bad file with its problems, 405 for GET), and
+// --config.watch picking up a changed file with no signal at all.
+func TestReloadTriggers(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := dir + "/riskmon.yml"
+	write := func(s string) {
+		if err := os.WriteFile(cfgFile, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("name: first\ndetectors: [{name: uv, kind: unit_value}]\n")
+	// The broker is not up yet: riskmon waits for it before it has started,
+	// and a SIGHUP in that window used to end the process.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd, stderr := startRiskmon(t, "run", "--brokers", addr, "--metrics-addr", "127.0.0.1:0", "--config", cfgFile, "--config.watch")
+	for i := 0; i < 200 && !strings.Contains(stderr.String(), "cannot reach the brokers"); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default().Stream
+	broker, err := stream.StartEmbedded(addr, 1, cfg.DeclarationsTopic, cfg.OutcomesTopic, cfg.AssessmentsTopic, cfg.DeadLetterTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	_, metrics := waitStarted(t, stderr)
+	base := "http://" + metrics
+	metricsShow := func(want string) string {
+		t.Helper()
+		for i := 0; i < 100; i++ {
+			body := waitHTTP(t, base+"/metrics", 200, 5*time.Second)
+			if strings.Contains(body, want) {
+				return body
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("metrics never showed %q\n%s", want, stderr.String())
+		return ""
+	}
+	metricsShow(`riskmon_config_reloads_total{result="success"} 1`)
+	if !strings.Contains(stderr.String(), `"trigger":"signal"`) {
+		t.Errorf("the early SIGHUP was not applied:\n%s", stderr.String())
+	}
+
+	post := func() (int, string) {
+		t.Helper()
+		resp, err := http.Post(base+"/-/reload", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if resp, err := http.Get(base + "/-/reload"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: %v %v, want 405", resp, err)
+	}
+	write("name: second\nscoring: {red: 10, yellow: 50}\ndetectors: [{name: uv, kind: unit_value}]\n")
+	if code, body := post(); code != 500 || !strings.Contains(body, "scoring.red: must be >= scoring.yellow") {
+		t.Errorf("POST with a bad file: %d %q", code, body)
+	}
+	metricsShow(`riskmon_config_reloads_total{result="failure"} 1`)
+	write("name: second\ndetectors: [{name: uv, kind: unit_value, weight: 30}]\n")
+	if code, body := post(); code != 200 || !strings.Contains(body, "second@") {
+		t.Errorf("POST with a good file: %d %q", code, body)
+	}
+	metricsShow(`riskmon_ruleset_info{name="second"`)
+
+	// No signal, no request: the watcher sees the new content.
+	write("name: third\ndetectors: [{name: uv, kind: unit_value, weight: 35}]\n")
+	body := metricsShow(`riskmon_ruleset_info{name="third"`)
+	if strings.Contains(body, `name="second"`) {
+		t.Errorf("old ruleset still listed:\n%s", body)
+	}
+	logs := stderr.String()
+	for _, want := range []string{`"trigger":"http"`, `"trigger":"watch"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v\n%s", err, logs)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -150,9 +151,17 @@ type service struct {
 	brokers  []string
 	embedded *stream.Embedded
 	http     *http.Server
+
+	// load reads the configuration as at start-up (file, then the flags
+	// and environment over it), for reloads; reloadMu serialises them.
+	load     func() (*config.Config, error)
+	reloadMu sync.Mutex
 }
 
-func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*service, error) {
+// startService starts the engine, the broker when none is configured, the
+// metrics server and the stream. load reads the configuration again for a
+// reload (SIGHUP, POST /-/reload, --config.watch).
+func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger, load func() (*config.Config, error)) (*service, error) {
 	var eng *engine.Engine
 	var err error
 	if dir := cfg.Stream.StateDir; dir != "" {
@@ -171,7 +180,7 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	sv := &service{cfg: cfg, log: log, engine: eng, brokers: st.Brokers}
+	sv := &service{cfg: cfg, log: log, engine: eng, brokers: st.Brokers, load: load}
 	if len(sv.brokers) == 0 {
 		sv.embedded, err = stream.StartEmbedded(st.EmbeddedBroker, st.Partitions, st.DeclarationsTopic, st.OutcomesTopic, st.AssessmentsTopic, st.DeadLetterTopic)
 		if err != nil {
@@ -234,6 +243,19 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (
 		}
 		fmt.Fprintln(w, why)
 	})
+	// Prometheus' convention: POST (or PUT) /-/reload does what SIGHUP does.
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "use POST or PUT to reload the configuration", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := sv.reload("http"); err != nil {
+			http.Error(w, "configuration reload refused; the running configuration stays: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "configuration reloaded: ruleset", sv.engine.Config().Ruleset)
+	})
 	ln, err := net.Listen("tcp", st.MetricsAddr)
 	if err != nil {
 		sv.close()
@@ -268,23 +290,36 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func cmdRun(args []string) error {
+	// SIGHUP is caught from the start: its default action ends the
+	// process, and an operator may send it as soon as the process exists.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := newFlags("run", "[--config FILE] [stream flags]")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	watch := fs.Bool("config.watch", false, "reload the configuration file when its content changes (checked every 2 s), as for a Kubernetes ConfigMap")
 	sf := addStreamFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
+	if *watch && *cfgPath == "" {
+		return errors.New("--config.watch needs --config FILE")
 	}
-	if err := sf.apply(cfg); err != nil {
+	load := func() (*config.Config, error) {
+		c, err := loadConfig(*cfgPath)
+		if err == nil {
+			err = sf.apply(c)
+		}
+		return c, err
+	}
+	cfg, err := load()
+	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.Stream)
 	ctx, stop := signalContext()
 	defer stop()
-	sv, err := startService(ctx, cfg, log)
+	sv, err := startService(ctx, cfg, log, load)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil
@@ -292,47 +327,79 @@ func cmdRun(args []string) error {
 		return err
 	}
 	defer sv.close()
-	go sv.reloadOnHUP(ctx, *cfgPath)
+	go sv.reloadOnHUP(ctx, hup)
+	if *watch {
+		go sv.watchConfig(ctx, *cfgPath, 2*time.Second)
+	}
 	err = sv.stream.Run(ctx, sv.brokers)
 	log.Info().Msg("stopped")
 	return err
 }
 
-// reloadOnHUP re-reads the configuration file on SIGHUP. A configuration with
-// problems is refused, with every problem in the log and the failure in the
-// metrics; the running one stays. Stream settings are read at start-up only.
-func (sv *service) reloadOnHUP(ctx context.Context, path string) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	m := sv.stream.Metrics
+// reloadOnHUP reloads the configuration on each SIGHUP.
+func (sv *service) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			_ = sv.reload("signal") // logged and counted by reload
 		}
-		old := sv.engine.Config()
-		cfg, err := loadConfig(path)
-		if err == nil {
-			err = sv.engine.Reload(cfg)
+	}
+}
+
+// watchConfig reloads the configuration when the file's content changes,
+// checking every interval. It compares content, not modification times: a
+// Kubernetes ConfigMap volume swaps a symbolic link, and an editor may write
+// a file twice within a second.
+func (sv *service) watchConfig(ctx context.Context, path string, interval time.Duration) {
+	last, _ := os.ReadFile(path)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		// Each outcome updates the state gauges before the reload counter,
-		// so a scrape that sees the counter move sees the state with it.
-		if err != nil {
-			m.ReloadOK.Set(0)
-			m.Reloads.WithLabelValues("failure").Inc()
-			sv.log.Error().Err(err).Str("file", path).Str("ruleset", old.Ruleset).Msg("configuration reload refused; the running configuration stays")
+		b, err := os.ReadFile(path)
+		if err != nil || bytes.Equal(b, last) {
 			continue
 		}
-		m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
-		if old.Ruleset != cfg.Ruleset {
-			m.Ruleset.DeleteLabelValues(old.Name, old.Ruleset)
-		}
-		m.ReloadOK.Set(1)
-		m.Reloads.WithLabelValues("success").Inc()
-		sv.log.Info().Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
+		last = b
+		_ = sv.reload("watch") // logged and counted by reload
 	}
+}
+
+// reload reads the configuration again and swaps it into the engine. A
+// configuration with problems is refused, with every problem in the log and
+// the failure in the metrics; the running one stays. Stream settings
+// (brokers, topics, workers, addresses) are read at start-up only.
+func (sv *service) reload(trigger string) error {
+	sv.reloadMu.Lock()
+	defer sv.reloadMu.Unlock()
+	m := sv.stream.Metrics
+	old := sv.engine.Config()
+	cfg, err := sv.load()
+	if err == nil {
+		err = sv.engine.Reload(cfg)
+	}
+	// Each outcome updates the state gauges before the reload counter, so
+	// a scrape that sees the counter move sees the state with it.
+	if err != nil {
+		m.ReloadOK.Set(0)
+		m.Reloads.WithLabelValues("failure").Inc()
+		sv.log.Error().Err(err).Str("trigger", trigger).Str("ruleset", old.Ruleset).Msg("configuration reload refused; the running configuration stays")
+		return err
+	}
+	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
+	if old.Ruleset != cfg.Ruleset {
+		m.Ruleset.DeleteLabelValues(old.Name, old.Ruleset)
+	}
+	m.ReloadOK.Set(1)
+	m.Reloads.WithLabelValues("success").Inc()
+	sv.log.Info().Str("trigger", trigger).Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
+	return nil
 }
 
 func cmdDemo(args []string) error {
@@ -372,7 +439,16 @@ func cmdDemo(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	sv, err := startService(ctx, cfg, log)
+	load := func() (*config.Config, error) {
+		c, err := loadConfig(*cfgPath)
+		if err == nil {
+			c.Stream.LogFormat, c.Stream.LogLevel = "console", "error"
+			err = sf.apply(c)
+			c.Stream.Brokers = nil
+		}
+		return c, err
+	}
+	sv, err := startService(ctx, cfg, log, load)
 	if err != nil {
 		return err
 	}

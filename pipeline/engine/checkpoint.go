@@ -20,10 +20,23 @@ import (
 // the ruleset it was learned under. It is written to a temporary
 // directory and renamed into place, so a crash mid-write leaves the previous
 // checkpoint intact.
+//
+// A checkpoint learned under another ruleset is restored as a reload would
+// carry state over: detectors whose kind and name are unchanged keep their
+// state and calibration (state keys begin with both), others start afresh;
+// the model and its training window stay when the model's features are the
+// same, and start afresh otherwise. A restart after a configuration change
+// so forgets no more than the reload did.
+
+// checkpointFormat 2: detector state keyed by kind and name, detector kinds
+// and the model's feature names recorded. Format 1 keyed state by name only.
+const checkpointFormat = 2
 
 type checkpointMeta struct {
+	Format      int                         `json:"format"`
 	Ruleset     string                      `json:"ruleset"`
 	SavedAt     time.Time                   `json:"saved_at"`
+	Kinds       map[string]string           `json:"kinds"` // detector name -> kind
 	Calibration map[string]calibratorCounts `json:"calibration"`
 }
 
@@ -59,7 +72,8 @@ func (e *Engine) SaveState(dir string) error {
 		return fmt.Errorf("saving the model state: %w", err)
 	}
 	rs := e.rs.Load()
-	meta := checkpointMeta{Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(), Calibration: map[string]calibratorCounts{}}
+	meta := checkpointMeta{Format: checkpointFormat, Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(),
+		Kinds: rs.kinds(), Calibration: map[string]calibratorCounts{}}
 	for i, c := range rs.cals {
 		cc := calibratorCounts{N: c.n.Load(), Tree: make([]uint64, len(c.tree))}
 		for j := range c.tree {
@@ -82,9 +96,9 @@ func (e *Engine) SaveState(dir string) error {
 	return os.RemoveAll(old)
 }
 
-// NewEngineFromState builds an engine and restores its state from the
-// checkpoint in dir, when there is one learned under the same ruleset id. It
-// says whether it restored, and why not.
+// NewFromState builds an engine and restores its state from the checkpoint
+// in dir, if there is one (see the comment on checkpoints for one learned
+// under another ruleset). It says whether it restored, what, and why not.
 func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why string, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
 	if err != nil {
@@ -96,9 +110,9 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		e, err = New(cfg)
 		return e, false, "unreadable checkpoint meta.json: " + err.Error(), err
 	}
-	if meta.Ruleset != cfg.Ruleset {
+	if meta.Format != checkpointFormat {
 		e, err = New(cfg)
-		return e, false, fmt.Sprintf("checkpoint was learned under ruleset %s, not %s", meta.Ruleset, cfg.Ruleset), err
+		return e, false, fmt.Sprintf("checkpoint format %d is not this riskmon's %d (detector state is keyed differently): starting afresh", meta.Format, checkpointFormat), err
 	}
 	store, err := detectors.LoadStore(filepath.Join(dir, "store"), cfg.State.CapacityMB)
 	if err != nil {
@@ -120,9 +134,10 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		return nil, false, "", err
 	}
 	rs := e.rs.Load()
+	kinds := rs.kinds()
 	for i, name := range rs.detectors {
 		cc, ok := meta.Calibration[name]
-		if !ok || len(cc.Tree) != len(rs.cals[i].tree) {
+		if !ok || len(cc.Tree) != len(rs.cals[i].tree) || meta.Kinds[name] != kinds[name] {
 			continue
 		}
 		for j, v := range cc.Tree {
@@ -130,9 +145,17 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		}
 		rs.cals[i].n.Store(cc.N)
 	}
-	if err := e.model.restore(dir, e); err != nil {
+	modelKept, err := e.model.restore(dir, e)
+	if err != nil {
 		e, err = New(cfg)
 		return e, false, "unreadable model state: " + err.Error(), err
 	}
-	return e, true, fmt.Sprintf("restored the checkpoint of %s", meta.SavedAt.Format(time.RFC3339)), nil
+	why = fmt.Sprintf("restored the checkpoint of %s", meta.SavedAt.Format(time.RFC3339))
+	if meta.Ruleset != cfg.Ruleset {
+		why += fmt.Sprintf(", learned under ruleset %s (now %s): detectors of unchanged kind and name keep their state", meta.Ruleset, cfg.Ruleset)
+		if !modelKept {
+			why += "; the model's features changed, so the model and its training window start afresh"
+		}
+	}
+	return e, true, why, nil
 }

@@ -184,6 +184,17 @@ func (e *Engine) Reload(cfg *config.Config) error {
 	return nil
 }
 
+// kinds maps each enabled detector's name to its kind.
+func (rs *ruleset) kinds() map[string]string {
+	m := map[string]string{}
+	for _, d := range rs.cfg.Detectors {
+		if d.IsEnabled() {
+			m[d.Name] = d.Kind
+		}
+	}
+	return m
+}
+
 // Config returns the active configuration.
 func (e *Engine) Config() *config.Config { return e.rs.Load().cfg }
 

@@ -761,6 +761,7 @@ func (t *Trained) String() string {
 
 // modelState is the model stage's part of a checkpoint besides the store.
 type modelState struct {
+	Names               []string // the features of Rows and of the model
 	Rows                []labelled
 	Labels, LastTrain   int
 	Glob                [5]float64
@@ -779,7 +780,7 @@ func (ms *modelStage) save(dir string) error {
 		}
 	}
 	ms.mu.Lock()
-	st := modelState{Labels: ms.labels, LastTrain: ms.lastTrain, Unmatched: ms.unmatched.Load(),
+	st := modelState{Names: ms.lay.names, Labels: ms.labels, LastTrain: ms.lastTrain, Unmatched: ms.unmatched.Load(),
 		Glob: [5]float64{ms.glob.seen, ms.glob.inspections, ms.glob.hits, ms.glob.revenue, ms.glob.hitValue}}
 	st.Rows = ms.rows()
 	ms.mu.Unlock()
@@ -797,17 +798,24 @@ func (ms *modelStage) save(dir string) error {
 	return f.Close()
 }
 
-func (ms *modelStage) restore(dir string, e *Engine) error {
+// restore reads the model stage's part of a checkpoint. The entity hit
+// rates and counts always carry over; the training window and the model only
+// when they were learned on this layout's features (kept reports it).
+func (ms *modelStage) restore(dir string, e *Engine) (kept bool, err error) {
 	f, err := os.Open(filepath.Join(dir, "model-window.gob"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // a checkpoint from before the model stage
+		return false, nil // a checkpoint from before the model stage
 	} else if err != nil {
-		return err
+		return false, err
 	}
 	defer f.Close()
 	var st modelState
 	if err := gob.NewDecoder(f).Decode(&st); err != nil {
-		return err
+		return false, err
+	}
+	kept = ms.lay.same(st.Names)
+	if !kept {
+		st.Rows, st.Labels, st.LastTrain = nil, 0, 0
 	}
 	ms.mu.Lock()
 	ms.window, ms.head, ms.labels, ms.lastTrain = st.Rows, 0, st.Labels, st.LastTrain
@@ -823,19 +831,22 @@ func (ms *modelStage) restore(dir string, e *Engine) error {
 		ms.assessed[i].Store(st.Assessed[i])
 		ms.inspected[i].Store(st.Inspected[i])
 	}
+	if !kept {
+		return false, nil
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "model.bin"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return true, nil
 	} else if err != nil {
-		return err
+		return false, err
 	}
 	t, err := e.decodeModel(b, "checkpoint")
 	if err != nil {
-		return err
+		return false, err
 	}
 	t.FromFile = ""
 	ms.cur.Store(t)
-	return nil
+	return true, nil
 }
 
 // topIndexes appends to dst (up to its capacity) the indexes of the largest

@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+)
+
+func parseCfg(t *testing.T, yml string) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(yml), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// phone is declaration n of importer imp, lodged a minute after the one
+// before, one item of HS 851713.
+func phone(imp string, n int) *declaration.Declaration {
+	d := simpleDecl(fmt.Sprintf("%s-%d", imp, n))
+	d.Importer.ID = imp
+	d.LodgedAt = d.LodgedAt.Add(time.Duration(n) * time.Minute)
+	return d
+}
+
+// profileCfg scores every phone declaration with the profile detector's
+// weight (profiles are uncalibrated: their points are the analyst's).
+func profileCfg(weight, yellow, red int) string {
+	return fmt.Sprintf(`name: r
+random: {rate: 0}
+model: {enabled: false}
+scoring: {yellow: %d, red: %d}
+detectors:
+  - name: prof
+    kind: profile
+    weight: %d
+    params:
+      profiles: [{id: PHONES, reason: phones, match: {hs_prefix: ["8517"]}}]
+`, yellow, red, weight)
+}
+
+// A reload's thresholds and weights apply from the next declaration on, and
+// the assessment names the new ruleset. The scores land exactly on the
+// thresholds: a score equal to a threshold takes its channel.
+func TestReloadTakesEffect(t *testing.T) {
+	e, err := New(parseCfg(t, profileCfg(40, 40, 70)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(n int, wantScore float64, want declaration.Channel) {
+		t.Helper()
+		a := e.Assess(phone("I1", n))
+		if a.Score != wantScore || a.Channel != want || a.Ruleset != e.Config().Ruleset {
+			t.Errorf("declaration %d: score %v channel %v ruleset %s, want %v %v %s", n, a.Score, a.Channel, a.Ruleset, wantScore, want, e.Config().Ruleset)
+		}
+	}
+	check(1, 40, declaration.Yellow) // at the yellow threshold
+	first := e.Config().Ruleset
+	if err := e.Reload(parseCfg(t, profileCfg(70, 40, 70))); err != nil {
+		t.Fatal(err)
+	}
+	if e.Config().Ruleset == first {
+		t.Fatal("the ruleset id did not change with the weight")
+	}
+	check(2, 70, declaration.Red) // the new weight, at the red threshold
+	if err := e.Reload(parseCfg(t, profileCfg(70, 40, 80))); err != nil {
+		t.Fatal(err)
+	}
+	check(3, 70, declaration.Yellow) // the new red threshold
+	if err := e.Reload(parseCfg(t, profileCfg(39, 40, 80))); err != nil {
+		t.Fatal(err)
+	}
+	check(4, 39, declaration.Green) // just under yellow
+}
+
+// ibCfg runs one importer_behaviour detector that calls an importer new for
+// its first three declarations.
+func ibCfg(name, kind string, weight int) string {
+	return fmt.Sprintf(`name: r
+random: {rate: 0}
+model: {enabled: false}
+detectors:
+  - name: %s
+    kind: %s
+    weight: %d
+    params: {new_count: 3}
+`, name, kind, weight)
+}
+
+func newImporterFinding(a *declaration.Assessment) bool {
+	for _, f := range a.Findings {
+		if strings.Contains(f.Reason, "new importer") {
+			return true
+		}
+	}
+	return false
+}
+
+// Learned state carries over a reload when a detector's kind and name are
+// unchanged (whatever else changed), and starts afresh when either changes.
+func TestReloadKeepsState(t *testing.T) {
+	e, err := New(parseCfg(t, ibCfg("ib", "importer_behaviour", 40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	next := func() *declaration.Assessment { n++; return e.Assess(phone("I1", n)) }
+	for i := 0; i < 3; i++ {
+		if a := next(); !newImporterFinding(a) {
+			t.Fatalf("declaration %d of I1 is not called new: %+v", n, a.Findings)
+		}
+	}
+	if a := next(); newImporterFinding(a) {
+		t.Fatalf("declaration 4 of I1 still called new")
+	}
+	reload := func(yml string) {
+		t.Helper()
+		if err := e.Reload(parseCfg(t, yml)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(ibCfg("ib", "importer_behaviour", 60)) // weight changed: same detector
+	if a := next(); newImporterFinding(a) {
+		t.Errorf("after a weight change, I1 is new again: the detector's state was lost")
+	}
+	reload(ibCfg("ib2", "importer_behaviour", 60)) // renamed: another detector
+	if a := next(); !newImporterFinding(a) {
+		t.Errorf("a renamed detector kept the old one's state: %+v", a.Findings)
+	}
+	reload(ibCfg("ib2", "importer_behaviour", 60))
+	if a := next(); !newImporterFinding(a) {
+		t.Errorf("the renamed detector forgot its own first declaration of I1")
+	}
+}
+
+// A checkpoint restores under its own ruleset and under another one: there
+// detectors of unchanged kind and name keep their state, a renamed one
+// starts afresh, and the reason says which ruleset it was learned under. A
+// checkpoint of another format is refused, and the engine starts afresh.
+func TestCheckpointAcrossRulesets(t *testing.T) {
+	e, err := New(parseCfg(t, ibCfg("ib", "importer_behaviour", 40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 4; n++ {
+		e.Assess(phone("I1", n))
+	}
+	dir := t.TempDir() + "/ck"
+	if err := e.SaveState(dir); err != nil {
+		t.Fatal(err)
+	}
+	restore := func(yml string) (*Engine, string) {
+		t.Helper()
+		e, restored, why, err := NewFromState(parseCfg(t, yml), dir)
+		if err != nil || !restored {
+			t.Fatalf("not restored: %v %s", err, why)
+		}
+		return e, why
+	}
+	same, why := restore(ibCfg("ib", "importer_behaviour", 40))
+	if strings.Contains(why, "learned under ruleset") || newImporterFinding(same.Assess(phone("I1", 5))) {
+		t.Errorf("same ruleset: %s", why)
+	}
+	heavier, why := restore(ibCfg("ib", "importer_behaviour", 80))
+	if !strings.Contains(why, "learned under ruleset r@") || newImporterFinding(heavier.Assess(phone("I1", 5))) {
+		t.Errorf("weight changed: state not kept (%s)", why)
+	}
+	renamed, _ := restore(ibCfg("other", "importer_behaviour", 40))
+	if !newImporterFinding(renamed.Assess(phone("I1", 5))) {
+		t.Errorf("a renamed detector restored the old one's state")
+	}
+
+	// A format-1 checkpoint keyed state by name alone: refused.
+	meta := dir + "/meta.json"
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(meta, []byte(strings.Replace(string(b), `"format": 2`, `"format": 1`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, restored, why, err := NewFromState(parseCfg(t, ibCfg("ib", "importer_behaviour", 40)), dir)
+	if err != nil || restored || !strings.Contains(why, "checkpoint format 1") {
+		t.Errorf("format 1 checkpoint: restored %v, %q, %v", restored, why, err)
+	}
+}
