@@ -64,6 +64,7 @@ type ruleset struct {
 	detectors []string
 	measurers []detectors.Measurer // per detector, nil when it measures nothing
 	lay       *layout              // the model's features for these detectors
+	isProfile map[string]bool      // detectors of kind profile, by name
 }
 
 // NewEngine builds the detectors of cfg on a new state store.
@@ -101,7 +102,10 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &ruleset{cfg: cfg, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt}
+	rs := &ruleset{cfg: cfg, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt, isProfile: map[string]bool{}}
+	for _, dc := range cfg.Detectors {
+		rs.isProfile[dc.Name] = dc.Kind == "profile"
+	}
 	cal := cfg.Scoring.Calibration
 	enabled := map[string]bool{}
 	for _, dc := range cfg.Detectors {
@@ -250,6 +254,7 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 		}
 	}
 	stratum := rs.channel(d, a, forced, hasForce)
+	rs.rememberSelection(e, a)
 	if x != nil {
 		e.model.remember(d, stratum, x, ids[:len(entityKinds)])
 	}
@@ -269,8 +274,10 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 }
 
 // ApplyOutcome hands an inspection outcome to the detectors that learn from
-// outcomes and to the model stage.
-func (e *Engine) ApplyOutcome(o *declaration.Outcome) {
+// outcomes and to the model stage, and says how the engine had assessed its
+// declaration, for outcome monitoring (see Attribution).
+func (e *Engine) ApplyOutcome(o *declaration.Outcome) Attribution {
+	at := e.attribution(o)
 	rs := e.rs.Load()
 	for _, l := range rs.learners {
 		l.LearnOutcome(o)
@@ -278,6 +285,7 @@ func (e *Engine) ApplyOutcome(o *declaration.Outcome) {
 	if rs.cfg.Model.Enabled {
 		e.model.outcome(o)
 	}
+	return at
 }
 
 // score combines findings into the assessment's score, findings, channel and

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/riskmon/riskmon/declaration"
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
@@ -34,6 +35,14 @@ type Metrics struct {
 	Reloads         *prometheus.CounterVec // result
 	ReloadOK        prometheus.Gauge
 	ModelTrainings  *prometheus.CounterVec // result: active, inactive, failure
+
+	// Outcome monitoring (see engine.Attribution).
+	Inspections         *prometheus.CounterVec // channel, selected_by, result
+	InspectionRevenue   *prometheus.CounterVec // channel, selected_by
+	ProfileInspections  *prometheus.CounterVec // profile, result
+	DetectorInspections *prometheus.CounterVec // detector, result
+	OutcomesUnmatched   prometheus.Counter
+	OutcomesRepeated    prometheus.Counter
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) on a
@@ -85,8 +94,22 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "1 if the last configuration reload succeeded (or none was tried), 0 if it failed."}),
 		ModelTrainings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_model_trainings_total",
 			Help: "Trainings of the risk model, by result: active (it scores), inactive (no better than the rule score on the validation labels), failure."}, []string{"result"}),
+		Inspections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_inspections_total",
+			Help: "Inspection outcomes of declarations assessed here, by the channel and selection riskmon gave them and by result (hit or clean). The selected_by=\"random\" hit rate estimates non-compliance in the whole flow."},
+			[]string{"channel", "selected_by", "result"}),
+		InspectionRevenue: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_inspection_revenue_total",
+			Help: "Revenue recovered by inspections (outcome revenue), by the channel and selection riskmon gave the declaration."}, []string{"channel", "selected_by"}),
+		ProfileInspections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_profile_inspections_total",
+			Help: "Inspection outcomes of declarations a risk profile matched, by profile id and result."}, []string{"profile", "result"}),
+		DetectorInspections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_detector_inspections_total",
+			Help: "Inspection outcomes of declarations a detector had a finding on, by detector and result."}, []string{"detector", "result"}),
+		OutcomesUnmatched: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_outcomes_unmatched_total",
+			Help: "Valid outcomes of declarations not assessed here or no longer remembered (evicted from the state store): learned from, not attributed."}),
+		OutcomesRepeated: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_outcomes_repeated_total",
+			Help: "Outcomes of declarations whose outcome was already counted (redeliveries): counted once."}),
 	}
-	for _, c := range []prometheus.Collector{m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
+	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
+		m.OutcomesUnmatched, m.OutcomesRepeated, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
 		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -96,6 +119,31 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
 	m.ReloadOK.Set(1)
 	return m
+}
+
+// ObserveOutcome counts an applied outcome by how it was assessed.
+func (m *Metrics) ObserveOutcome(o *declaration.Outcome, at engine.Attribution) {
+	switch {
+	case at.Repeat:
+		m.OutcomesRepeated.Inc()
+		return
+	case !at.Known:
+		m.OutcomesUnmatched.Inc()
+		return
+	}
+	result := "clean"
+	if o.Hit {
+		result = "hit"
+	}
+	ch := at.Channel.String()
+	m.Inspections.WithLabelValues(ch, at.SelectedBy, result).Inc()
+	m.InspectionRevenue.WithLabelValues(ch, at.SelectedBy).Add(max(o.Revenue, 0))
+	for _, p := range at.Profiles {
+		m.ProfileInspections.WithLabelValues(p, result).Inc()
+	}
+	for _, d := range at.Detectors {
+		m.DetectorInspections.WithLabelValues(d, result).Inc()
+	}
 }
 
 // modelCollector reports the current risk model at scrape time.

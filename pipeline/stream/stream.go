@@ -363,7 +363,7 @@ func (s *Stream) route(outs []chan *item, workers []chan job, produceCtx context
 				s.deadLetter(produceCtx, it)
 				continue
 			}
-			s.Engine.ApplyOutcome(it.o)
+			s.Metrics.ObserveOutcome(it.o, s.Engine.ApplyOutcome(it.o))
 			s.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)
 			continue
 		}
