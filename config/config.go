@@ -144,6 +144,58 @@ type Scoring struct {
 	// TrustDeclaredAEO: also believe the declaration's importer.aeo flag.
 	TrustDeclaredAEO bool        `yaml:"trust_declared_aeo"`
 	Calibration      Calibration `yaml:"calibration"`
+	// Rates, when set, are inspection-rate targets that replace the fixed
+	// thresholds: see Rates.
+	Rates *Rates `yaml:"rates"`
+}
+
+// Rates hold the inspection load at the officers' capacity: the red and
+// yellow thresholds become quantiles of recent scores, so that about Red of
+// all declarations go red and Yellow yellow by score or profile (random
+// compliance picks come on top and are counted apart), whatever the score
+// scale does. Until MinDeclarations have been seen, and whenever a target
+// is 0, the fixed thresholds (scoring.yellow, scoring.red) apply.
+type Rates struct {
+	Red    float64 `yaml:"red"`    // share of declarations to send red, in [0, 1)
+	Yellow float64 `yaml:"yellow"` // share to send yellow, in [0, 1)
+	// Window is about how many recent declarations the quantiles are taken
+	// over: counts decay, halving every Window/2 declarations.
+	Window          int `yaml:"window"`
+	MinDeclarations int `yaml:"min_declarations"`
+}
+
+func (r *Rates) setDefaults() { *r = Rates{Window: 5000, MinDeclarations: 1000} }
+
+// SetRates sets the inspection-rate targets (the --red-rate and
+// --yellow-rate flags; negative: leave that target as configured), with
+// the section's defaults when the configuration has none, and validates the
+// result.
+func (c *Config) SetRates(red, yellow float64) error {
+	if red < 0 && yellow < 0 {
+		return nil
+	}
+	if c.Scoring.Rates == nil {
+		c.Scoring.Rates = &Rates{}
+		c.Scoring.Rates.setDefaults()
+	}
+	if red >= 0 {
+		c.Scoring.Rates.Red = red
+	}
+	if yellow >= 0 {
+		c.Scoring.Rates.Yellow = yellow
+	}
+	c.dec = NewDecoder()
+	c.validate()
+	if len(c.dec.Problems) > 0 {
+		return c.dec.Problems
+	}
+	// The ruleset id names what set the channels: the file's content, and
+	// the targets given on the command line.
+	if i := strings.Index(c.Ruleset, "+rates:"); i >= 0 {
+		c.Ruleset = c.Ruleset[:i]
+	}
+	c.Ruleset += fmt.Sprintf("+rates:%g/%g", c.Scoring.Rates.Red, c.Scoring.Rates.Yellow)
+	return nil
 }
 
 // Calibration makes detectors' strengths comparable (see pipeline/engine/calibrate.go).
@@ -410,6 +462,22 @@ func (c *Config) validate() {
 		d.Problemf("scoring.red", "must be in (0, 100], got %g", s.Red)
 	} else if s.Red < s.Yellow {
 		d.Problemf("scoring.red", "must be >= scoring.yellow (%g), got %g", s.Yellow, s.Red)
+	}
+	if r := s.Rates; r != nil {
+		if r.Red < 0 || r.Red >= 1 {
+			d.Problemf("scoring.rates.red", "must be in [0, 1), got %g", r.Red)
+		}
+		if r.Yellow < 0 || r.Yellow >= 1 {
+			d.Problemf("scoring.rates.yellow", "must be in [0, 1), got %g", r.Yellow)
+		} else if r.Red+r.Yellow >= 1 {
+			d.Problemf("scoring.rates.yellow", "scoring.rates.red + yellow must be < 1, got %g", r.Red+r.Yellow)
+		}
+		if r.Window < 1000 {
+			d.Problemf("scoring.rates.window", "must be >= 1000, got %d", r.Window)
+		}
+		if r.MinDeclarations < 0 {
+			d.Problemf("scoring.rates.min_declarations", "must be >= 0, got %d", r.MinDeclarations)
+		}
 	}
 	if s.AEOFactor < 0 || s.AEOFactor > 1 {
 		d.Problemf("scoring.aeo_factor", "must be in [0, 1], got %g", s.AEOFactor)

@@ -124,6 +124,10 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Pointer:
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
+			// An optional section that is present starts from its defaults.
+			if dv, ok := v.Interface().(interface{ setDefaults() }); ok {
+				dv.setDefaults()
+			}
 		}
 		d.decode(n, v.Elem(), path)
 	case reflect.Struct:

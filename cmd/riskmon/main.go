@@ -218,6 +218,7 @@ func cmdReplay(args []string) error {
 	closed := fs.Bool("closed-loop", false, "inspections follow riskmon's own channels: every yellow or red declaration gets its --truth outcome 7 days after lodgement, no other does (replaces --outcomes)")
 	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file (for go tool pprof)")
+	rf := addRateFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -238,7 +239,14 @@ func cmdReplay(args []string) error {
 	if *warmup < 0 || *warmup >= 1 {
 		return fmt.Errorf("--eval-warmup must be in [0, 1), got %g", *warmup)
 	}
-	c, eng, err := loadEngine(*cfgPath)
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := rf.apply(c); err != nil {
+		return err
+	}
+	eng, err := engine.New(c)
 	if err != nil {
 		return err
 	}
@@ -311,6 +319,7 @@ func cmdReplay(args []string) error {
 		labels, unmatched := eng.ModelLabels()
 		fmt.Fprintf(os.Stderr, "model at the end: %s; %d labels learned, %d outcomes matched no declaration\n", t, labels, unmatched)
 	}
+	fmt.Fprint(os.Stderr, st.Monitor.Table(st.Scores, truthByID))
 	if truthByID != nil {
 		fmt.Fprint(os.Stderr, batch.Evaluate(st.Scores, truthByID, *warmup).Table())
 	}

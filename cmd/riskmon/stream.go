@@ -64,6 +64,50 @@ var settings = []setting{
 	{"model", "path", "start from a risk model trained by riskmon train (model.file)", func(c *config.Config) any { return &c.Model.File }},
 }
 
+// rateFlags are --red-rate and --yellow-rate (and RISKMON_RED_RATE,
+// RISKMON_YELLOW_RATE): inspection-rate targets over the configuration's
+// scoring.rates, on run, demo, replay and compare.
+type rateFlags struct{ red, yellow *string }
+
+func addRateFlags(fs *flag.FlagSet) *rateFlags {
+	return &rateFlags{
+		red: fs.String("red-rate", "", "inspection-rate target: share of declarations sent red by score or profile, random picks apart; "+
+			"the red threshold follows recent scores (float in [0, 1), default scoring.rates.red or fixed thresholds, env RISKMON_RED_RATE)"),
+		yellow: fs.String("yellow-rate", "", "inspection-rate target for yellow, as --red-rate (float in [0, 1), default scoring.rates.yellow, "+
+			"0 when only --red-rate is given, env RISKMON_YELLOW_RATE)"),
+	}
+}
+
+// apply sets the targets given by flag or environment (a flag wins).
+func (rf *rateFlags) apply(c *config.Config) error {
+	get := func(name string, flagVal *string) (float64, error) {
+		v := *flagVal
+		if v == "" {
+			v = os.Getenv(envName(name))
+		}
+		if v == "" {
+			return -1, nil
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f >= 1 {
+			return 0, fmt.Errorf("--%s: %q is not a share in [0, 1)", name, v)
+		}
+		return f, nil
+	}
+	red, err := get("red-rate", rf.red)
+	if err != nil {
+		return err
+	}
+	yellow, err := get("yellow-rate", rf.yellow)
+	if err != nil {
+		return err
+	}
+	if err := c.SetRates(red, yellow); err != nil {
+		return fmt.Errorf("--red-rate/--yellow-rate: %w", err)
+	}
+	return nil
+}
+
 func envName(flagName string) string {
 	return "RISKMON_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flagName))
 }
@@ -299,6 +343,7 @@ func cmdRun(args []string) error {
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
 	watch := fs.Bool("config.watch", false, "reload the configuration file when its content changes (checked every 2 s), as for a Kubernetes ConfigMap")
 	sf := addStreamFlags(fs)
+	rf := addRateFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -309,6 +354,9 @@ func cmdRun(args []string) error {
 		c, err := loadConfig(*cfgPath)
 		if err == nil {
 			err = sf.apply(c)
+		}
+		if err == nil {
+			err = rf.apply(c)
 		}
 		return c, err
 	}
@@ -409,6 +457,7 @@ func cmdDemo(args []string) error {
 	duration := fs.Duration("duration", 0, "stop after this long (default: run until interrupted)")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
 	sf := addStreamFlags(fs)
+	rf := addRateFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -421,6 +470,9 @@ func cmdDemo(args []string) error {
 	}
 	cfg.Stream.LogFormat, cfg.Stream.LogLevel = "console", "error" // the live summary is the output
 	if err := sf.apply(cfg); err != nil {
+		return err
+	}
+	if err := rf.apply(cfg); err != nil {
 		return err
 	}
 	cfg.Stream.Brokers = nil // the demo always runs on the embedded broker
@@ -444,6 +496,9 @@ func cmdDemo(args []string) error {
 		if err == nil {
 			c.Stream.LogFormat, c.Stream.LogLevel = "console", "error"
 			err = sf.apply(c)
+		}
+		if err == nil {
+			err = rf.apply(c)
 			c.Stream.Brokers = nil
 		}
 		return c, err

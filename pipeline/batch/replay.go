@@ -46,9 +46,10 @@ type ReplayOptions struct {
 
 // Scored is what evaluation needs of one assessment.
 type Scored struct {
-	ID      string
-	Score   float64
-	Channel declaration.Channel
+	ID         string
+	Score      float64
+	Channel    declaration.Channel
+	SelectedBy string
 }
 
 // ReplayStats summarises a replay.
@@ -62,6 +63,8 @@ type ReplayStats struct {
 	Scores                                     []Scored
 	StateEntries, StateBytes                   uint64 // in the store at the end
 	SharedEntries                              int    // in-memory statistics held at the end
+	Monitor                                    *Monitor
+	Rates                                      engine.RateState // channel thresholds and shares at the end
 }
 
 type rawRec struct {
@@ -87,7 +90,7 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 	// 30 MB more at peak for 100,000 declarations, 10 % less CPU).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	e.TrainInline()
-	st := &ReplayStats{SelectedBy: map[string]int{}, Fired: map[string]int{}}
+	st := &ReplayStats{SelectedBy: map[string]int{}, Fired: map[string]int{}, Monitor: newMonitor()}
 	var outcomes []*declaration.Outcome
 	if o.Outcomes != nil {
 		var err error
@@ -150,7 +153,8 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 					eventTime = r.d.LodgedAt
 				}
 				for due.Len() > 0 && !due.peek().InspectedAt.After(eventTime) {
-					e.ApplyOutcome(due.pop())
+					oc := due.pop()
+					st.Monitor.Observe(oc, e.ApplyOutcome(oc))
 					st.OutcomesApplied++
 				}
 				a := e.Assess(r.d)
@@ -167,7 +171,7 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 					st.Fired[a.Findings[j].Detector]++
 				}
 				if o.KeepScores {
-					st.Scores = append(st.Scores, Scored{ID: a.DeclarationID, Score: a.Score, Channel: a.Channel})
+					st.Scores = append(st.Scores, Scored{ID: a.DeclarationID, Score: a.Score, Channel: a.Channel, SelectedBy: a.SelectedBy})
 				}
 				out = append(out, a)
 			}
@@ -198,6 +202,7 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 	st.Elapsed = time.Since(start)
 	st.StateEntries, st.StateBytes = e.Store().Stats()
 	st.SharedEntries = e.Shared().Len()
+	st.Rates = e.Rates()
 	if readErr != nil {
 		return st, fmt.Errorf("reading %s: %w", o.InputName, readErr)
 	}
@@ -290,6 +295,15 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 			st.Channels[0], pct(st.Channels[0], st.Assessed), st.Channels[1], pct(st.Channels[1], st.Assessed),
 			st.Channels[2], pct(st.Channels[2], st.Assessed))
 		fmt.Fprintf(&b, "selected by: score %d, profile %d, random %d\n", st.SelectedBy["score"], st.SelectedBy["profile"], st.SelectedBy["random"])
+		r := st.Rates
+		fmt.Fprintf(&b, "thresholds at the end: yellow %.2f, red %.2f", r.Yellow, r.Red)
+		if r.Targets {
+			fmt.Fprintf(&b, ", following inspection-rate targets red %.1f%% yellow %.1f%%; recent shares by score or profile red %.1f%% yellow %.1f%%",
+				100*r.TargetRed, 100*r.TargetYel, 100*r.Shares[2], 100*r.Shares[1])
+		} else {
+			b.WriteString(" (fixed)")
+		}
+		b.WriteString("\n")
 	}
 	if st.OutcomesRead+st.OutcomesBad > 0 {
 		fmt.Fprintf(&b, "outcomes: %d read, %d applied, %d not yet due at the end of the stream, %d invalid\n",

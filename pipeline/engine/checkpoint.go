@@ -38,6 +38,7 @@ type checkpointMeta struct {
 	SavedAt     time.Time                   `json:"saved_at"`
 	Kinds       map[string]string           `json:"kinds"` // detector name -> kind
 	Calibration map[string]calibratorCounts `json:"calibration"`
+	Rates       *rateState                  `json:"rates,omitempty"` // the inspection-rate keeper's counts
 }
 
 type calibratorCounts struct {
@@ -73,7 +74,7 @@ func (e *Engine) SaveState(dir string) error {
 	}
 	rs := e.rs.Load()
 	meta := checkpointMeta{Format: checkpointFormat, Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(),
-		Kinds: rs.kinds(), Calibration: map[string]calibratorCounts{}}
+		Kinds: rs.kinds(), Calibration: map[string]calibratorCounts{}, Rates: e.rates.save()}
 	for i, c := range rs.cals {
 		cc := calibratorCounts{N: c.n.Load(), Tree: make([]uint64, len(c.tree))}
 		for j := range c.tree {
@@ -145,6 +146,7 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		}
 		rs.cals[i].n.Store(cc.N)
 	}
+	e.rates.restore(meta.Rates)
 	modelKept, err := e.model.restore(dir, e)
 	if err != nil {
 		e, err = New(cfg)

@@ -46,6 +46,7 @@ type Engine struct {
 	observe atomic.Pointer[func(detector string, d time.Duration)]
 	seq     atomic.Uint64
 	model   *modelStage
+	rates   rateKeeper
 }
 
 // ObserveDetectors asks the engine to time each detector (score and learn) on
@@ -80,6 +81,7 @@ func newEngine(cfg *config.Config, store *detectors.Store, shared *detectors.Tab
 	}
 	e.rs.Store(rs)
 	e.model = newModelStage(cfg.Model, store, rs.lay)
+	e.rates.configure(cfg.Scoring.Rates)
 	return e, nil
 }
 
@@ -184,6 +186,7 @@ func (e *Engine) Reload(cfg *config.Config) error {
 		}
 	}
 	e.model.setLayout(cfg.Model, rs.lay)
+	e.rates.configure(cfg.Scoring.Rates)
 	e.rs.Store(rs)
 	return nil
 }
@@ -253,7 +256,8 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 			t.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
 		}
 	}
-	stratum := rs.channel(d, a, forced, hasForce)
+	stratum := rs.channel(d, a, forced, hasForce, e.rates.thresholds(&rs.cfg.Scoring))
+	e.rates.observe(a.Score, forced, hasForce, stratum, e.model.cur.Load())
 	rs.rememberSelection(e, a)
 	if x != nil {
 		e.model.remember(d, stratum, x, ids[:len(entityKinds)])
@@ -334,17 +338,20 @@ func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *
 	return forced, hasForce, aeo, combined
 }
 
-// channel sets the assessment's channel and selected_by from its score, a
-// forcing profile and the random compliance sample. It returns the channel
-// the score or a profile gave, before random selection: the stratum that
-// tells how likely an inspection was.
-func (rs *ruleset) channel(d *declaration.Declaration, a *declaration.Assessment, forced declaration.Channel, hasForce bool) declaration.Channel {
-	s := &rs.cfg.Scoring
+// channel sets the assessment's channel and selected_by from its score and
+// the thresholds, a forcing profile and the random compliance sample. It
+// returns the channel the score or a profile gave, before random selection:
+// the stratum that tells how likely an inspection was.
+func (rs *ruleset) channel(d *declaration.Declaration, a *declaration.Assessment, forced declaration.Channel, hasForce bool, c cuts) declaration.Channel {
 	a.Channel, a.SelectedBy = declaration.Green, "score"
+	u := 0.0
+	if c.yellow.frac < 1 || c.red.frac < 1 {
+		u = hashShare(d.ID)
+	}
 	switch {
-	case a.Score >= s.Red:
+	case c.red.passes(a.Score, u):
 		a.Channel = declaration.Red
-	case a.Score >= s.Yellow:
+	case c.yellow.passes(a.Score, u):
 		a.Channel = declaration.Yellow
 	}
 	if hasForce {

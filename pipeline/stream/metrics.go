@@ -109,7 +109,7 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "Outcomes of declarations whose outcome was already counted (redeliveries): counted once."}),
 	}
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
-		m.OutcomesUnmatched, m.OutcomesRepeated, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
+		m.OutcomesUnmatched, m.OutcomesRepeated, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
 		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -143,6 +143,38 @@ func (m *Metrics) ObserveOutcome(o *declaration.Outcome, at engine.Attribution) 
 	}
 	for _, d := range at.Detectors {
 		m.DetectorInspections.WithLabelValues(d, result).Inc()
+	}
+}
+
+// rateCollector reports the channel thresholds, the inspection-rate targets
+// and the recent channel shares at scrape time.
+type rateCollector struct{ e *engine.Engine }
+
+var (
+	channelThreshold = prometheus.NewDesc("riskmon_channel_threshold",
+		"Score at or above which a declaration goes to the channel: fixed (scoring.yellow, scoring.red) or following the inspection-rate targets.", []string{"channel"}, nil)
+	channelShare = prometheus.NewDesc("riskmon_channel_share",
+		"Share of recent declarations (about the last scoring.rates.window, or all since start) sent to the channel by score or profile; random compliance picks counted by that channel.", []string{"channel"}, nil)
+	channelTarget = prometheus.NewDesc("riskmon_channel_target_share",
+		"Inspection-rate target of the channel (scoring.rates); absent with fixed thresholds.", []string{"channel"}, nil)
+)
+
+func (rateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- channelThreshold
+	ch <- channelShare
+	ch <- channelTarget
+}
+
+func (c rateCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.e.Rates()
+	ch <- prometheus.MustNewConstMetric(channelThreshold, prometheus.GaugeValue, st.Yellow, "yellow")
+	ch <- prometheus.MustNewConstMetric(channelThreshold, prometheus.GaugeValue, st.Red, "red")
+	for i, name := range []string{"green", "yellow", "red"} {
+		ch <- prometheus.MustNewConstMetric(channelShare, prometheus.GaugeValue, st.Shares[i], name)
+	}
+	if st.Targets {
+		ch <- prometheus.MustNewConstMetric(channelTarget, prometheus.GaugeValue, st.TargetYel, "yellow")
+		ch <- prometheus.MustNewConstMetric(channelTarget, prometheus.GaugeValue, st.TargetRed, "red")
 	}
 }
 
