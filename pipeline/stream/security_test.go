@@ -76,7 +76,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			dir := t.TempDir()
 			serverTLS, caFile := testCA(t, dir)
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser(mech, "riskmon", secret),
-				kfake.SeedTopics(1, "d", "o", "a", "dl"))
+				kfake.SeedTopics(1, "d", "o", "a", "dl", "d2", "o2", "a2", "dl2"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,22 +138,61 @@ func TestStreamTLSAndSASL(t *testing.T) {
 				t.Error("the password or its file appears in the metrics")
 			}
 
-			// A wrong password: nothing gets through, and the stream is not ready.
-			bad := cfg.Stream
-			bad.SASL = config.SASL{Mechanism: mech, Username: "riskmon", PasswordFile: pwFile}
-			os.WriteFile(pwFile, []byte("wrong"), 0o600)
-			badSec, _ := NewSecurity(bad)
-			e2, _ := engine.New(cfg)
-			logs2 := &testkit.SyncBuffer{}
-			s2 := &Stream{Engine: e2, Config: bad, Metrics: NewMetrics(e2), Log: zerolog.New(logs2), Security: badSec}
-			ctx2, cancel2 := context.WithTimeout(context.Background(), 4*time.Second)
-			defer cancel2()
-			s2.Run(ctx2, brokers)
+			// A wrong password: on a fresh group and fresh topics (nothing
+			// committed that could hide a stream that never starts), no
+			// assessment is produced and the stream is not ready. The same
+			// set-up with the right password then assesses everything: the
+			// check can fail.
+			fresh := cfg.Stream
+			fresh.Group, fresh.DeclarationsTopic, fresh.OutcomesTopic, fresh.AssessmentsTopic, fresh.DeadLetterTopic = "riskmon-fresh", "d2", "o2", "a2", "dl2"
+			w2 := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "d2", Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
+			if err := w2.WriteMessages(context.Background(), msgs...); err != nil {
+				t.Fatal(err)
+			}
+			w2.Close()
+			runFor := func(password string, d time.Duration) (*Stream, string) {
+				t.Helper()
+				os.WriteFile(pwFile, []byte(password), 0o600)
+				st := fresh
+				st.SASL = config.SASL{Mechanism: mech, Username: "riskmon", PasswordFile: pwFile}
+				sec2, err := NewSecurity(st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e2, _ := engine.New(cfg)
+				logs2 := &testkit.SyncBuffer{}
+				s2 := &Stream{Engine: e2, Config: st, Metrics: NewMetrics(e2), Log: zerolog.New(logs2), Security: sec2}
+				ctx2, cancel2 := context.WithTimeout(context.Background(), d)
+				defer cancel2()
+				s2.Run(ctx2, brokers)
+				return s2, logs2.String()
+			}
+			countA2 := func() int {
+				r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: "a2", Dialer: sec.dialer(), MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+				defer r.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				n := 0
+				for ; ; n++ {
+					if _, err := r.ReadMessage(ctx); err != nil {
+						return n
+					}
+				}
+			}
+			s2, logs2 := runFor("wrong", 5*time.Second)
 			if ok, why := s2.ReadyState(); ok {
 				t.Errorf("ready with a wrong password: %s", why)
 			}
-			if strings.Contains(logs2.String(), `"wrong"`) {
+			if strings.Contains(logs2, `"wrong"`) {
 				t.Error("the wrong password appears in the log")
+			}
+			if n := countA2(); n != 0 {
+				t.Errorf("%d assessments produced with a wrong password", n)
+			}
+			runFor(secret, 8*time.Second)
+			if n := countA2(); n != len(decls) {
+				t.Errorf("with the right password on the same fresh group: %d of %d assessments", n, len(decls))
 			}
 		})
 	}
