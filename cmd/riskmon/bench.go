@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -69,16 +70,25 @@ func cmdBench(args []string) error {
 	if err := benchProduce(brokers, st.DeclarationsTopic, values); err != nil {
 		return err
 	}
-	bare, err := bareConsume(brokers, st.DeclarationsTopic, st.Group+"-bare", len(values))
+	bare, bareCPU, err := bareConsume(brokers, st.DeclarationsTopic, len(values))
 	if err != nil {
 		return err
 	}
-	fmt.Printf("bare kafka-go consume (consumer group, FetchMessage): %d messages in %.2fs = %.0f/s\n", len(values), bare.Seconds(), float64(len(values))/bare.Seconds())
+	perDecl := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(values)) }
+	cpuNote := "process CPU"
+	if *brokersFlag == "" {
+		cpuNote = "process CPU, the embedded broker's included"
+	}
+	fmt.Printf("bare kafka-go consume (partition reader, riskmon's reader settings): %d messages in %.2fs = %.0f/s, %.1f µs %s per message\n",
+		len(values), bare.Seconds(), float64(len(values))/bare.Seconds(), perDecl(bareCPU), cpuNote)
+	cpu0 := cpuTime()
 	e2e, _, err := benchPipeline(cfg, st, brokers, len(values), nil)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("pipeline end to end (consume, decode, assess, produce, acknowledge): %d declarations in %.2fs = %.0f/s\n", len(values), e2e.Seconds(), float64(len(values))/e2e.Seconds())
+	pipeCPU := cpuTime() - cpu0
+	fmt.Printf("pipeline end to end (consume, decode, assess, produce, acknowledge): %d declarations in %.2fs = %.0f/s, %.1f µs %s per declaration (group join included)\n",
+		len(values), e2e.Seconds(), float64(len(values))/e2e.Seconds(), perDecl(pipeCPU), cpuNote)
 	fmt.Printf("ratio pipeline / bare consume: %.2f\n", bare.Seconds()/e2e.Seconds())
 
 	// Latency at a fixed rate: lodged_at is set when the declaration is
@@ -178,24 +188,33 @@ func benchProduce(brokers []string, topic string, values [][]byte) error {
 
 // bareConsume reads n messages with a kafka-go consumer group reader set up
 // as the pipeline's, doing nothing with them.
-func bareConsume(brokers []string, topic, group string, n int) (time.Duration, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: group, GroupTopics: []string{topic}, MinBytes: 1,
-		MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second, StartOffset: kafka.FirstOffset})
+// bareConsume reads the topic's n messages (one partition) with the reader
+// settings the pipeline uses for each partition it is assigned, and returns
+// the time from the first fetch to the last message and the process CPU
+// time spent meanwhile.
+func bareConsume(brokers []string, topic string, n int) (time.Duration, time.Duration, error) {
+	r := kafka.NewReader(stream.PartitionReaderConfig(brokers, topic, 0))
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	m, err := r.FetchMessage(ctx) // the first fetch includes joining the group; not timed
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	for i := 1; i < n; i++ {
-		if m, err = r.FetchMessage(ctx); err != nil {
-			return 0, err
+	// Timed from the first fetch: with riskmon's fetch size, one fetch may
+	// bring a large part of the topic. (A partition reader joins no group.)
+	cpu0, start := cpuTime(), time.Now()
+	for i := 0; i < n; i++ {
+		if _, err := r.FetchMessage(ctx); err != nil {
+			return 0, 0, err
 		}
 	}
-	d := time.Since(start)
-	return d, r.CommitMessages(context.Background(), m)
+	return time.Since(start), cpuTime() - cpu0, nil
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchPipeline runs the stream until n assessments are acknowledged and

@@ -129,15 +129,11 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 		}
 	}()
 	s := c.s
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: c.brokers, Topic: topic, Partition: part, Dialer: s.Security.dialer(),
-		// MaxBytes well above any message a broker would accept, so that an
-		// oversized one is fetched and dead-lettered rather than blocking.
-		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
-		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
-		ErrorLogger: kafkaErrorLogger(s.Log, "consumer"),
-		Logger:      kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "consumer").Msgf(f, a...) }),
-	})
+	rc := PartitionReaderConfig(c.brokers, topic, part)
+	rc.Dialer = s.Security.dialer()
+	rc.ErrorLogger = kafkaErrorLogger(s.Log, "consumer")
+	rc.Logger = kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "consumer").Msgf(f, a...) })
+	r := kafka.NewReader(rc)
 	defer r.Close()
 	if err := r.SetOffset(offset); err != nil {
 		s.Log.Error().Err(err).Str("topic", topic).Int("partition", part).Int64("offset", offset).Msg("cannot start reading the partition")
@@ -181,6 +177,18 @@ func (c *consumer) commit(cs []commitPos) error {
 		offsets[p.topic][p.part] = p.offset + 1 // the group's offset is the next to read
 	}
 	return gen.CommitOffsets(offsets)
+}
+
+// PartitionReaderConfig is how riskmon reads one partition: `riskmon bench`
+// reads its bare-consume baseline with the same settings. MaxBytes is well
+// above any message a broker would accept, so that an oversized one is
+// fetched and dead-lettered rather than blocking the partition.
+func PartitionReaderConfig(brokers []string, topic string, part int) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers: brokers, Topic: topic, Partition: part,
+		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
+		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
+	}
 }
 
 // stopFetching stops the partition readers and keeps the generation.

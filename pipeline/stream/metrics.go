@@ -43,6 +43,7 @@ type Metrics struct {
 	DetectorInspections *prometheus.CounterVec // detector, result
 	OutcomesUnmatched   prometheus.Counter
 	OutcomesRepeated    prometheus.Counter
+	Workers             prometheus.Gauge
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) on a
@@ -107,9 +108,11 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "Valid outcomes of declarations not assessed here or no longer remembered (evicted from the state store): learned from, not attributed."}),
 		OutcomesRepeated: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_outcomes_repeated_total",
 			Help: "Outcomes of declarations whose outcome was already counted (redeliveries): counted once."}),
+		Workers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_workers",
+			Help: "Assessment workers of this instance (declarations are routed to them by importer)."}),
 	}
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
-		m.OutcomesUnmatched, m.OutcomesRepeated, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
+		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
 		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {

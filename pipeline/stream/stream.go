@@ -157,6 +157,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	go cons.run(ctx)
 
 	workers := make([]chan job, c.Workers)
+	s.Metrics.Workers.Set(float64(len(workers)))
 	var wg sync.WaitGroup
 	for i := range workers {
 		workers[i] = make(chan job, 256)
