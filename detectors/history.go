@@ -1,11 +1,14 @@
 package detectors
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
@@ -138,8 +141,24 @@ func (h *history) entities(d *declaration.Declaration, buf *[maxEntities]entity)
 	return out
 }
 
-func (h *history) entityKey(b []byte, e entity) []byte {
-	return appendKey(b, h.stateKey, "e", e.kind, e.id, e.id2)
+// entityHash identifies an entity in the state: a 64-bit hash of its kind
+// and ids. The per-declaration record keeps hashes, not names, so that it
+// stays small (8 bytes an entity) while it waits for the outcome.
+func entityHash(e entity) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(e.kind)
+	d.WriteString("\x00")
+	d.WriteString(e.id)
+	d.WriteString("\x00")
+	d.WriteString(e.id2)
+	return d.Sum64()
+}
+
+func (h *history) entityKey(b []byte, e entity) []byte { return h.hashKey(b, entityHash(e)) }
+
+func (h *history) hashKey(b []byte, x uint64) []byte {
+	return binary.LittleEndian.AppendUint64(append(appendKey(b, h.stateKey, "e"), 0), x)
 }
 
 func (h *history) read(key []byte, now uint32) (hits, n float64) {
@@ -201,10 +220,10 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	return append(out, f)
 }
 
-// Learn remembers the declaration's entities and how it was selected, for
-// its outcome.
+// Learn remembers the declaration's entities (their hashes) and how it was
+// selected, for its outcome: 1 + 8 bytes an entity.
 func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
-	var vb [512]byte
+	var vb [1 + 8*maxEntities]byte
 	sel := byte('n') // not selected by this monitor
 	if a != nil {
 		switch {
@@ -217,7 +236,7 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 	b := append(vb[:0], sel)
 	var eb [maxEntities]entity
 	for _, e := range h.entities(d, &eb) {
-		b = appendKey(append(b, 0), e.kind, e.id, e.id2)
+		b = binary.LittleEndian.AppendUint64(b, entityHash(e))
 	}
 	var kb [96]byte
 	h.store.Set(appendKey(kb[:0], h.stateKey, "d", d.ID), b)
@@ -228,18 +247,18 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 func (h *history) LearnOutcome(o *declaration.Outcome) {
 	now := unixSec(o.InspectedAt)
 	w := 1.0
-	var es []entity
+	var es []uint64
 	var kb [128]byte
-	if v, ok := h.store.Get(nil, appendKey(kb[:0], h.stateKey, "d", o.DeclarationID)); ok && len(v) > 0 {
+	var vb [1 + 8*maxEntities]byte
+	if v, ok := h.store.Get(vb[:0], appendKey(kb[:0], h.stateKey, "d", o.DeclarationID)); ok && len(v) > 0 && (len(v)-1)%8 == 0 {
 		if v[0] == 't' {
 			w = h.p.TargetedWeight
 		}
-		parts := strings.Split(string(v[1:]), "\x00")
-		for i := 1; i+2 < len(parts); i += 3 {
-			es = append(es, entity{parts[i], parts[i+1], parts[i+2]})
+		for i := 1; i+8 <= len(v); i += 8 {
+			es = append(es, binary.LittleEndian.Uint64(v[i:]))
 		}
 	} else if o.ImporterID != "" && h.p.Entities["importer"] > 0 {
-		es = []entity{{kind: "importer", id: o.ImporterID}}
+		es = []uint64{entityHash(entity{kind: "importer", id: o.ImporterID})}
 	}
 	hit := 0.0
 	if o.Hit {
@@ -256,7 +275,7 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 		})
 	}
 	update(appendKey(kb[:0], h.stateKey, "g"))
-	for _, e := range es {
-		update(h.entityKey(kb[:0], e))
+	for _, x := range es {
+		update(h.hashKey(kb[:0], x))
 	}
 }
