@@ -30,6 +30,7 @@ commands:
   run       stream mode: consume declarations and outcomes from Kafka, write assessments
   demo      run on the embedded broker with a built-in synthetic feed and a live summary
   replay    push a file of declarations through the engine (batch mode)
+  compare   replay the same history through two configurations, side by side
   train     train the risk model from history and its inspection outcomes
   validate  check a detector configuration
   gen       write a synthetic declaration stream with planted fraud
@@ -96,7 +97,7 @@ func run(args []string) int {
 		fmt.Fprint(os.Stderr, usage)
 		return 1
 	}
-	cmds := map[string]func([]string) error{"run": cmdRun, "demo": cmdDemo, "replay": cmdReplay, "validate": cmdValidate, "train": cmdTrain, "gen": cmdGen, "bench": cmdBench}
+	cmds := map[string]func([]string) error{"run": cmdRun, "demo": cmdDemo, "replay": cmdReplay, "compare": cmdCompare, "validate": cmdValidate, "train": cmdTrain, "gen": cmdGen, "bench": cmdBench}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Print(usage)
@@ -108,7 +109,7 @@ func run(args []string) int {
 	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, train, validate, gen, bench, version; see riskmon --help)\n", name)
+		fmt.Fprintf(os.Stderr, "riskmon: unknown command %q (commands: run, demo, replay, compare, train, validate, gen, bench, version; see riskmon --help)\n", name)
 		return 1
 	}
 	if err := cmd(args[1:]); err != nil {
@@ -206,7 +207,7 @@ type nopWriteCloser struct{ io.Writer }
 func (nopWriteCloser) Close() error { return nil }
 
 func cmdReplay(args []string) error {
-	fs := newFlags("replay", "--input FILE [--outcomes FILE] [--truth FILE] [--output FILE] [--config FILE]")
+	fs := newFlags("replay", "--input FILE [--outcomes FILE] [--truth FILE] [--output FILE] [--config FILE] [--report FILE.html]")
 	input := fs.String("input", "", "declarations, JSON Lines ('-' for stdin)")
 	outcomes := fs.String("outcomes", "", "inspection outcomes, JSON Lines, applied by event time")
 	truth := fs.String("truth", "", "ground truth (an outcome for every declaration): print the evaluation table")
@@ -218,6 +219,7 @@ func cmdReplay(args []string) error {
 	closed := fs.Bool("closed-loop", false, "inspections follow riskmon's own channels: every yellow or red declaration gets its --truth outcome 7 days after lodgement, no other does (replaces --outcomes)")
 	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file (for go tool pprof)")
+	report := fs.String("report", "", "also write a self-contained HTML report here")
 	rf := addRateFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -267,7 +269,20 @@ func cmdReplay(args []string) error {
 		return err
 	}
 	defer in.Close()
-	opts := batch.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil}
+	opts := batch.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil || *report != "", KeepFindings: *report != ""}
+	var outcomesByID map[string]*declaration.Outcome // the report's score distributions without truth
+	if *report != "" && truthByID == nil && *outcomes != "" {
+		if outcomesByID, err = readTruth(*outcomes); err != nil {
+			return err
+		}
+	}
+	var reportFile *os.File
+	if *report != "" {
+		if reportFile, err = os.Create(*report); err != nil {
+			return err
+		}
+		defer reportFile.Close()
+	}
 	if *closed {
 		if truthByID == nil || *outcomes != "" {
 			return errors.New("--closed-loop needs --truth (the outcomes of the inspections riskmon selects) and no --outcomes")
@@ -304,7 +319,10 @@ func cmdReplay(args []string) error {
 			fmt.Fprintln(os.Stderr, "model: "+t.String())
 		})
 	}
+	p := startProgress("replay", "declarations", inputSize(*input), true)
+	opts.Input, opts.Errors = p.reader(opts.Input), p.stderr()
 	st, err := batch.Replay(eng, opts)
+	p.finish()
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -322,6 +340,17 @@ func cmdReplay(args []string) error {
 	fmt.Fprint(os.Stderr, st.Monitor.Table(st.Scores, truthByID))
 	if truthByID != nil {
 		fmt.Fprint(os.Stderr, batch.Evaluate(st.Scores, truthByID, *warmup).Table())
+	}
+	if reportFile != nil {
+		r := &batch.Report{Title: "riskmon replay", Input: *input, Sides: []*batch.Side{batch.NewSide("replay", eng, st, truthByID, *warmup)},
+			Truth: truthByID, Outcomes: outcomesByID, Warmup: *warmup}
+		if err := batch.WriteReport(reportFile, r); err != nil {
+			return err
+		}
+		if err := reportFile.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote the report to %s\n", *report)
 	}
 	return nil
 }
@@ -410,7 +439,11 @@ func cmdGen(args []string) error {
 			return err
 		}
 	}
-	if err := synth.Write(synth.Options{Count: *count, Seed: *seed, InspectRate: *inspect}, w); err != nil {
+	p := startProgress("gen", "declarations", int64(*count), false)
+	w.Declarations = p.writer(w.Declarations)
+	err = synth.Write(synth.Options{Count: *count, Seed: *seed, InspectRate: *inspect}, w)
+	p.finish()
+	if err != nil {
 		return err
 	}
 	for _, c := range closers {

@@ -40,8 +40,10 @@ func cmdTrain(args []string) error {
 		return err
 	}
 	defer of.Close()
-	st, err := batch.Replay(eng, batch.ReplayOptions{Input: in, InputName: *input, Outcomes: of, OutcomesName: *outcomes,
-		Output: io.Discard, Errors: os.Stderr})
+	p := startProgress("train: replaying", "declarations", inputSize(*input), true)
+	st, err := batch.Replay(eng, batch.ReplayOptions{Input: p.reader(in), InputName: *input, Outcomes: of, OutcomesName: *outcomes,
+		Output: io.Discard, Errors: p.stderr()})
+	p.finish()
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,9 @@ type ReplayOptions struct {
 	DeadLetters  io.Writer // optional: one dead-letter record per invalid line
 	// KeepScores records (id, score) of every assessment, for evaluation.
 	KeepScores bool
+	// KeepFindings, with KeepScores, also keeps each assessment's findings
+	// in its Scored record, for compare and the report.
+	KeepFindings bool
 	// ClosedLoop, when not nil, makes the inspections follow riskmon's own
 	// channels: every declaration it sends to yellow or red (the random
 	// compliance sample included) gets its true outcome after InspectDelay,
@@ -50,6 +53,8 @@ type Scored struct {
 	Score      float64
 	Channel    declaration.Channel
 	SelectedBy string
+	LodgedAt   time.Time
+	Findings   []declaration.Finding // with ReplayOptions.KeepFindings
 }
 
 // ReplayStats summarises a replay.
@@ -171,7 +176,11 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 					st.Fired[a.Findings[j].Detector]++
 				}
 				if o.KeepScores {
-					st.Scores = append(st.Scores, Scored{ID: a.DeclarationID, Score: a.Score, Channel: a.Channel, SelectedBy: a.SelectedBy})
+					sc := Scored{ID: a.DeclarationID, Score: a.Score, Channel: a.Channel, SelectedBy: a.SelectedBy, LodgedAt: a.LodgedAt}
+					if o.KeepFindings {
+						sc.Findings = a.Findings
+					}
+					st.Scores = append(st.Scores, sc)
 				}
 				out = append(out, a)
 			}
