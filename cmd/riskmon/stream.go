@@ -440,10 +440,12 @@ func (sv *service) reload(trigger string) error {
 		sv.log.Error().Err(err).Str("trigger", trigger).Str("ruleset", old.Ruleset).Msg("configuration reload refused; the running configuration stays")
 		return err
 	}
-	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
+	// The old series goes before the new one comes: a scrape in between
+	// sees neither, never both.
 	if old.Ruleset != cfg.Ruleset {
 		m.Ruleset.DeleteLabelValues(old.Name, old.Ruleset)
 	}
+	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
 	m.ReloadOK.Set(1)
 	m.Reloads.WithLabelValues("success").Inc()
 	sv.log.Info().Str("trigger", trigger).Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
