@@ -79,6 +79,20 @@ func TestRulesetHash(t *testing.T) {
 	if a.Ruleset == c.Ruleset {
 		t.Errorf("a weight change kept the id %s", a.Ruleset)
 	}
+	// The stream section is deployment, not meaning: it is left out of the
+	// id, wherever it stands, and what follows it still counts.
+	d, _ := config.Parse([]byte("stream: {workers: 4, group: g}\nname: x\ndetectors:\n  - {name: p, kind: unit_value}\n"), "d")
+	e, _ := config.Parse([]byte("name: x\nstream: {workers: 2}\ndetectors:\n  - {name: p, kind: unit_value}\n"), "e")
+	g, _ := config.Parse([]byte("name: x\nstream: {workers: 2}\ndetectors:\n  - {name: p, kind: unit_value, weight: 10}\n"), "g")
+	if d == nil || e == nil || g == nil {
+		t.Fatal("a configuration with a stream section refused")
+	}
+	if d.Ruleset != a.Ruleset || e.Ruleset != a.Ruleset {
+		t.Errorf("the stream section changed the id: %s, %s vs %s", d.Ruleset, e.Ruleset, a.Ruleset)
+	}
+	if g.Ruleset != c.Ruleset {
+		t.Errorf("a weight after the stream section: id %s, want %s", g.Ruleset, c.Ruleset)
+	}
 }
 
 // The configuration loader never panics, and what it accepts has a ruleset id

@@ -175,6 +175,11 @@ func FuzzDecodeDeclaration(f *testing.F) {
 			f.Add(l)
 		}
 	}
+	// Seeds at the edges of the spec's ranges, on either side.
+	base := `{"id":"X1","lodged_at":"2026-11-02T09:14:05Z","office":"O1","importer":{"id":"I1"},"currency":"USD","items":[{"line":1,"hs_code":"851713","origin":"CN","gross_mass_kg":%s,"customs_value":%s},{"line":%s,"hs_code":"851713","origin":"CN","gross_mass_kg":1,"customs_value":1}]}`
+	for _, s := range [][3]string{{"0", "0", "2"}, {"1e-300", "0", "2"}, {"-0", "1", "2"}, {"1e999", "1", "2"}, {"1", "-1e999", "2"}, {"1", "1", "1"}, {"1", "1", "1e9"}, {"1", "1", "0"}} {
+		f.Add([]byte(fmt.Sprintf(base, s[0], s[1], s[2])))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := DecodeDeclaration(b)
 		if err != nil {
@@ -186,20 +191,49 @@ func FuzzDecodeDeclaration(f *testing.F) {
 			}
 			return
 		}
-		// A valid declaration re-encodes to a valid declaration.
-		if _, err := DecodeDeclaration(d.AppendJSON(nil)); err != nil {
+		// What is accepted holds the spec's invariants (finite amounts,
+		// gross mass > 0, 1-999 items with unique lines, ...).
+		checkDeclaration(t, d)
+		// A valid declaration re-encodes to a valid declaration with the
+		// same items.
+		d2, err := DecodeDeclaration(d.AppendJSON(nil))
+		if err != nil {
 			t.Fatalf("re-encoded declaration refused: %v", err)
+		}
+		checkDeclaration(t, d2)
+		if len(d2.Items) != len(d.Items) || d2.ID != d.ID || !d2.LodgedAt.Equal(d.LodgedAt) {
+			t.Fatalf("re-encoded declaration differs: %+v vs %+v", d2, d)
+		}
+		for i := range d.Items {
+			a, b := d.Items[i], d2.Items[i]
+			if a.Line != b.Line || a.HSCode != b.HSCode || a.GrossMassKg != b.GrossMassKg || a.CustomsValue != b.CustomsValue {
+				t.Fatalf("item %d re-encoded as %+v, was %+v", i, b, a)
+			}
 		}
 	})
 }
 
 func FuzzDecodeOutcome(f *testing.F) {
 	f.Add([]byte(`{"declaration_id":"D1","inspected_at":"2026-11-05T10:00:00Z","result":"hit","revenue":1}`))
+	f.Add([]byte(`{"declaration_id":"D1","importer_id":"I1","inspected_at":"2026-11-05T10:00:00Z","result":"clean","revenue":0,"item_line":1}`))
+	f.Add([]byte(`{"declaration_id":"D1","inspected_at":"2026-11-05T10:00:00Z","result":"hit","revenue":-1e-9,"item_line":0}`))
+	f.Add([]byte(`{"declaration_id":"D1","inspected_at":"2026-11-05T10:00:00Z","result":"hit","revenue":1e999}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := DecodeOutcome(b)
 		if err == nil {
-			if _, err := DecodeOutcome(o.AppendJSON(nil)); err != nil {
+			checkOutcome(t, o)
+			o2, err := DecodeOutcome(o.AppendJSON(nil))
+			if err != nil {
 				t.Fatalf("re-encoded outcome refused: %v", err)
+			}
+			a, b := *o, *o2
+			a.Schema, b.Schema = "", ""
+			if !a.InspectedAt.Equal(b.InspectedAt) {
+				t.Fatalf("re-encoded outcome inspected at %v, was %v", b.InspectedAt, a.InspectedAt)
+			}
+			a.InspectedAt = b.InspectedAt
+			if a != b {
+				t.Fatalf("re-encoded outcome differs: %+v vs %+v", o2, o)
 			}
 		}
 	})

@@ -190,3 +190,33 @@ func TestCheckpointAcrossRulesets(t *testing.T) {
 		t.Errorf("format 1 checkpoint: restored %v, %q, %v", restored, why, err)
 	}
 }
+
+// Calibration follows the same rule as state: it carries over a reload for
+// a detector of unchanged kind and name, and starts afresh when the kind
+// changes under the same name.
+func TestReloadCalibrationByKind(t *testing.T) {
+	e, err := New(parseCfg(t, ibCfg("x", "importer_behaviour", 40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 50; n++ {
+		e.Assess(phone("I1", n))
+	}
+	seen := func() uint64 { return e.rs.Load().cals[0].n.Load() }
+	if seen() != 50 {
+		t.Fatalf("calibrator saw %d declarations, want 50", seen())
+	}
+	if err := e.Reload(parseCfg(t, ibCfg("x", "importer_behaviour", 70))); err != nil {
+		t.Fatal(err)
+	}
+	if seen() != 50 {
+		t.Errorf("weight change: calibrator restarted at %d", seen())
+	}
+	splitting := "name: r\nrandom: {rate: 0}\nmodel: {enabled: false}\ndetectors: [{name: x, kind: splitting, weight: 70}]\n"
+	if err := e.Reload(parseCfg(t, splitting)); err != nil {
+		t.Fatal(err)
+	}
+	if seen() != 0 {
+		t.Errorf("kind change: the splitting detector x took over importer_behaviour's calibration (%d declarations)", seen())
+	}
+}

@@ -1,0 +1,552 @@
+// Command mutants checks that riskmon's tests can fail: it applies named
+// deliberate bugs (mutants), one at a time, to a scratch copy of the
+// repository and runs the tests that should catch each. A mutant is killed
+// when a test fails, and survives when every test passes. The working tree is
+// never touched.
+//
+//	go run ./.ci/mutants                 # every mutant
+//	go run ./.ci/mutants -run tracker    # mutants whose name matches
+//	go run ./.ci/mutants -list           # names, files and tests
+//	go run ./.ci/mutants -check          # do the patterns still match? (fast)
+//
+// A mutant whose text no longer matches its file is an error, never a silent
+// skip: the code moved, and the mutant must follow it. So is a mutant that
+// does not compile, and a test that fails on the unmutated copy (the
+// baseline), which would make every mutant look killed. The exit status is 1
+// on any error, and with -strict also on any survivor.
+//
+// It takes a while (the stream and process tests run for every mutant that
+// gets that far, the quality test for the quality mutants), so it runs on a
+// schedule rather than on every CI run; see the README.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// A test run: a package and a -run pattern ("" runs them all), with extra
+// environment.
+type test struct {
+	pkg, run string
+	env      []string
+}
+
+func (t test) String() string {
+	s := t.pkg
+	if t.run != "" {
+		s += " -run " + t.run
+	}
+	if len(t.env) > 0 {
+		s = strings.Join(t.env, " ") + " " + s
+	}
+	return s
+}
+
+// An edit replaces old by new in a file; old must occur exactly once.
+type edit struct{ file, old, new string }
+
+type mutant struct {
+	name  string
+	why   string // the bug, in words
+	edits []edit
+	tests []test // run in order until one fails
+}
+
+// Test runs used by several mutants, cheapest first.
+var (
+	tracker   = test{pkg: "./pipeline/stream", run: "^TestTracker"}
+	stream    = test{pkg: "./pipeline/stream"}
+	cmd       = test{pkg: "./cmd/riskmon"}
+	config    = test{pkg: "./config"}
+	decl      = test{pkg: "./declaration"}
+	engine    = test{pkg: "./pipeline/engine"}
+	batch     = test{pkg: "./pipeline/batch"}
+	dets      = test{pkg: "./detectors"}
+	quality   = test{pkg: "./pipeline/batch", run: "^TestDetectionQuality$", env: []string{"RISKMON_QUALITY=1"}}
+	ordered   = test{pkg: "./pipeline/batch", run: "^TestOrdered"}
+	determin  = test{pkg: "./pipeline/batch", run: "^TestReplayDeterministic$|^TestOrdered"}
+	engineAll = []test{engine, batch}
+)
+
+func one(file, old, new string) []edit { return []edit{{file, old, new}} }
+
+const (
+	trackerGo = "pipeline/stream/tracker.go"
+	streamGo  = "pipeline/stream/stream.go"
+	engineGo  = "pipeline/engine/engine.go"
+	ratesGo   = "pipeline/engine/rates.go"
+	configGo  = "config/config.go"
+	decodeGo  = "declaration/decode.go"
+	cmdGo     = "cmd/riskmon/stream.go"
+)
+
+var mutants = []mutant{
+	// The commit tracker: at-least-once rests on it.
+	{name: "tracker-commits-highest-ack", why: "the tracker commits the highest acknowledged offset, skipping earlier pending ones",
+		edits: one(trackerGo, "i < len(ps.pending) && ps.done[ps.pending[i]]; i++ {", "i < len(ps.pending) && ps.pending[i] <= offset; i++ {"),
+		tests: []test{tracker, stream}},
+	{name: "tracker-commits-at-fetch", why: "an offset is committable as soon as it is fetched",
+		edits: one(trackerGo, "\tps.pending = append(ps.pending, offset)\n\tt.inFlight.Add(1)\n", "\tps.committable = offset\n"),
+		tests: []test{tracker, stream}},
+	{name: "stream-commits-at-fetch", why: "offsets committed at fetch, before assessment and acknowledgement",
+		edits: one(streamGo, "\t\t\tcontinue // fetched in a generation that has ended\n\t\t}\n",
+			"\t\t\tcontinue // fetched in a generation that has ended\n\t\t}\n\t\ts.tracker.done(m.Topic, m.Partition, m.Offset, f.epoch)\n"),
+		tests: []test{stream, cmd}},
+	{name: "tracker-done-ignores-epoch", why: "a late acknowledgement of an ended generation counts in the new one",
+		edits: one(trackerGo, "if !ok || epoch != t.epoch {\n\t\treturn\n\t}", "if !ok {\n\t\treturn\n\t}"),
+		tests: []test{tracker, stream}},
+	{name: "tracker-add-ignores-epoch", why: "a message fetched in an ended generation is processed",
+		edits: one(trackerGo, "if !ok || epoch != t.epoch {\n\t\treturn false", "if !ok {\n\t\treturn false"),
+		tests: []test{tracker, stream}},
+	{name: "tracker-committed-ignores-epoch", why: "a commit of an ended generation returning late marks the new one's offsets committed",
+		edits: one(trackerGo, "ok && c.epoch == t.epoch {", "ok {"),
+		tests: []test{tracker, stream}},
+	{name: "tracker-recommits", why: "commits offers positions already committed",
+		edits: one(trackerGo, "ps.committable > ps.committed {", "ps.committable >= ps.committed {"),
+		tests: []test{tracker, stream}},
+	{name: "tracker-pending-never-drains", why: "the in-flight count never goes down (shutdown waits, readiness lies)",
+		edits: one(trackerGo, "t.inFlight.Add(-int64(i))", "t.inFlight.Add(0)"),
+		tests: []test{tracker, stream}},
+	{name: "tracker-assign-keeps-partitions", why: "a rebalance keeps the partitions of the ended generation",
+		edits: one(trackerGo, "\tt.parts = make(map[partition]*partState, len(parts))\n", ""),
+		tests: []test{tracker, stream}},
+
+	// Scoring and channels.
+	{name: "channel-thresholds-strict", why: "`>=` turned into `>` at both channel thresholds",
+		edits: one(ratesGo, "(score >= c.edge && u < c.frac)", "(score > c.edge && u < c.frac)"), tests: engineAll},
+	{name: "channel-red-strict", why: "a score exactly at the red threshold is not red (`>` instead of `>=`)",
+		edits: one(ratesGo, "red: cut{s.Red, 1}", "red: cut{s.Red + 1e-9, 1}"), tests: engineAll},
+	{name: "channel-yellow-strict", why: "a score exactly at the yellow threshold is not yellow (`>` instead of `>=`)",
+		edits: one(ratesGo, "yellow: cut{s.Yellow, 1}", "yellow: cut{s.Yellow + 1e-9, 1}"), tests: engineAll},
+	{name: "score-weight-ignored", why: "every finding is worth 50 points at full strength, whatever its weight",
+		edits: one(engineGo, "min(max(fs[i].Weight*fs[i].Score, 0), 100)", "min(max(50*fs[i].Score, 0), 100)"), tests: engineAll},
+	{name: "score-sum-not-noisy-or", why: "points are summed (capped at 100) instead of combined by noisy-OR",
+		edits: one(engineGo, "combined = 100 * (1 - keep)", "combined = min(sum, 100)"), tests: engineAll},
+	{name: "aeo-factor-ignored", why: "Authorised Economic Operators get no reduction",
+		edits: one(engineGo, "final *= s.AEOFactor", "final *= 1"), tests: engineAll},
+	{name: "profile-force-ignored", why: "a profile's forced channel is ignored",
+		edits: one(engineGo, "if hasForce {\n\t\ta.Channel, a.SelectedBy = forced, \"profile\"", "if false {\n\t\ta.Channel, a.SelectedBy = forced, \"profile\""),
+		tests: engineAll},
+	{name: "random-pick-keeps-channel", why: "a random compliance pick is marked random but stays green",
+		edits: one(engineGo, "a.Channel, a.SelectedBy = max(a.Channel, rs.randChan), \"random\"", "a.SelectedBy = \"random\""),
+		tests: engineAll},
+
+	// Reload and checkpoints.
+	{name: "reload-no-swap", why: "Engine.Reload never swaps the ruleset (SIGHUP \"succeeds\", nothing changes)",
+		edits: one(engineGo, "\te.rs.Store(rs)\n\treturn nil\n}", "\t_ = rs\n\treturn nil\n}"),
+		tests: []test{engine, batch, stream, cmd}},
+	{name: "reload-forgets-calibration", why: "a reload resets the calibration of detectors whose name and kind are unchanged",
+		edits: one(engineGo, "if n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {", "if false && n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {"),
+		tests: []test{engine, batch, cmd}},
+	{name: "reload-ignores-kind-change", why: "a detector whose kind changed keeps the old kind's calibration",
+		edits: one(engineGo, "if n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {", "if n == d.Name && oldCal[n] != nil {"),
+		tests: []test{engine, batch, cmd}},
+	{name: "checkpoint-ignores-ruleset", why: "checkpoint restore ignores a ruleset mismatch",
+		edits: one("pipeline/engine/checkpoint.go", "if meta.Ruleset != cfg.Ruleset {", "if false && meta.Ruleset != cfg.Ruleset {"),
+		tests: []test{engine, batch, stream}},
+	{name: "sighup-ignored", why: "SIGHUP is caught but reloads nothing",
+		edits: one(cmdGo, "_ = sv.reload(\"signal\")", "_ = \"signal\""), tests: []test{cmd}},
+	{name: "sighup-not-caught", why: "no SIGHUP handler: a SIGHUP kills the process",
+		edits: one(cmdGo, "signal.Notify(hup, syscall.SIGHUP)", "signal.Notify(hup, syscall.SIGUSR2)"), tests: []test{cmd}},
+
+	// Outcomes.
+	{name: "engine-outcomes-ignored", why: "the engine hands outcomes to no detector",
+		edits: one(engineGo, "for _, l := range rs.learners {\n\t\tl.LearnOutcome(o)\n\t}", "_ = rs.learners"), tests: engineAll},
+	{name: "stream-outcomes-not-applied", why: "stream mode never applies outcomes",
+		edits: one(streamGo, "if m.Topic == s.Config.OutcomesTopic {\n\t\t\ts.Metrics.Outcomes.Inc()",
+			"if m.Topic == s.Config.OutcomesTopic && it.err == nil {\n\t\t\ts.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)\n\t\t\tcontinue\n\t\t}\n\t\tif m.Topic == s.Config.OutcomesTopic {\n\t\t\ts.Metrics.Outcomes.Inc()"),
+		tests: []test{stream, cmd}},
+	{name: "stream-invalid-outcome-dropped", why: "invalid outcome messages dropped without a dead letter",
+		edits: one(streamGo, "if it.err != nil {\n\t\t\t\ts.deadLetter(produceCtx, it)\n\t\t\t\tcontinue",
+			"if it.err != nil {\n\t\t\t\ts.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)\n\t\t\t\tcontinue"),
+		tests: []test{stream, cmd}},
+	{name: "replay-outcomes-early", why: "replay applies each outcome as soon as it is read, before its inspected_at",
+		edits: one("pipeline/batch/replay.go", "for due.Len() > 0 && !due.peek().InspectedAt.After(eventTime) {", "for due.Len() > 0 {"),
+		tests: []test{batch}},
+	{name: "history-not-learning", why: "the history detector stops learning from outcomes",
+		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
+		tests: []test{dets, engine, batch, quality}},
+
+	// Concurrency.
+	{name: "stream-worker-by-offset", why: "worker chosen by offset instead of importer",
+		edits: one(streamGo, "workers[xxhash.Sum64String(it.d.Importer.ID)%uint64(len(workers))]", "workers[xxhash.Sum64String(strconv.FormatInt(m.Offset, 10))%uint64(len(workers))]"),
+		tests: []test{stream, cmd}},
+	{name: "ordered-completion-order", why: "replay's ordered map emits in completion order",
+		edits: []edit{
+			{"pipeline/batch/ordered.go", "j.res <- f(j.v)", "out <- f(j.v)"},
+			{"pipeline/batch/ordered.go", "for res := range queue {\n\t\t\tout <- <-res\n\t\t}\n\t\tclose(out)\n\t\twg.Wait()", "for range queue {\n\t\t}\n\t\twg.Wait()\n\t\tclose(out)"},
+		},
+		tests: []test{ordered, determin, batch}},
+
+	// Configuration validation.
+	{name: "config-capacity-bound-moved", why: "state.capacity_mb of 32 refused",
+		edits: one(configGo, "c.State.CapacityMB < 32", "c.State.CapacityMB <= 32"), tests: []test{config}},
+	{name: "config-shared-entries-unchecked", why: "state.shared_entries range check removed",
+		edits: one(configGo, "if c.State.SharedEntries < 1000 {", "if false {"), tests: []test{config}},
+	{name: "config-max-message-bytes-unchecked", why: "engine.max_message_bytes range check removed",
+		edits: one(configGo, "if c.Engine.MaxMessageBytes < 1024 {", "if false {"), tests: []test{config}},
+	{name: "config-yellow-no-upper-bound", why: "scoring.yellow above 100 accepted",
+		edits: one(configGo, "s.Yellow <= 0 || s.Yellow > 100", "s.Yellow <= 0"), tests: []test{config}},
+	{name: "config-red-zero-accepted", why: "scoring.red of 0 accepted",
+		edits: one(configGo, "s.Red <= 0 || s.Red > 100", "s.Red < 0 || s.Red > 100"), tests: []test{config}},
+	{name: "config-red-below-yellow", why: "scoring.red below scoring.yellow accepted",
+		edits: one(configGo, "} else if s.Red < s.Yellow {", "} else if false {"), tests: []test{config}},
+	{name: "config-aeo-factor-negative", why: "a negative scoring.aeo_factor accepted",
+		edits: one(configGo, "s.AEOFactor < 0 || s.AEOFactor > 1", "s.AEOFactor > 1"), tests: []test{config}},
+	{name: "config-full-tail-half", why: "scoring.calibration.full_tail of 0.5 accepted",
+		edits: one(configGo, "c.FullTail >= 0.5", "c.FullTail > 0.5"), tests: []test{config}},
+	{name: "config-min-declarations-unchecked", why: "a negative scoring.calibration.min_declarations accepted",
+		edits: one(configGo, "if s.Calibration.MinDeclarations < 0 {", "if false {"), tests: []test{config}},
+	{name: "config-random-rate-negative", why: "a negative random.rate accepted",
+		edits: one(configGo, "c.Random.Rate < 0 || c.Random.Rate > 1", "c.Random.Rate > 1"), tests: []test{config}},
+	{name: "config-weight-negative", why: "a negative detector weight accepted",
+		edits: one(configGo, "(*det.Weight < 0 || *det.Weight > 100)", "(*det.Weight > 100)"), tests: []test{config}},
+	{name: "config-stream-ints-zero", why: "stream partitions, workers, intervals of 0 accepted",
+		edits: one(configGo, "if v < 1 {\n\t\t\td.Problemf(k, \"must be >= 1, got %d\", v)", "if v < 0 {\n\t\t\td.Problemf(k, \"must be >= 1, got %d\", v)"),
+		tests: []test{config}},
+	{name: "config-linger-unchecked", why: "a negative stream.linger_ms accepted",
+		edits: one(configGo, "if st.LingerMS < 0 {", "if false {"), tests: []test{config}},
+	{name: "config-window-below-min-labels", why: "model.window below model.min_labels accepted",
+		edits: one(configGo, "m.Window < m.MinLabels || m.Window < 100", "m.Window < 100"), tests: []test{config}},
+	{name: "config-depth-zero", why: "model.depth of 0 accepted",
+		edits: one(configGo, "m.Depth < 1 || m.Depth > 12", "m.Depth < 0 || m.Depth > 12"), tests: []test{config}},
+	{name: "config-learning-rate-zero", why: "model.learning_rate of 0 accepted",
+		edits: one(configGo, "m.LearningRate <= 0 || m.LearningRate > 1", "m.LearningRate < 0 || m.LearningRate > 1"), tests: []test{config}},
+	{name: "config-bins-one", why: "model.bins of 1 accepted",
+		edits: one(configGo, "m.Bins < 2 || m.Bins > 255", "m.Bins < 1 || m.Bins > 255"), tests: []test{config}},
+	{name: "config-rates-yellow-one", why: "a scoring.rates.yellow of 1 accepted",
+		edits: one(configGo, "r.Yellow < 0 || r.Yellow >= 1", "r.Yellow < 0 || r.Yellow > 1"), tests: []test{config}},
+	{name: "config-rates-window-bound-moved", why: "a scoring.rates.window of 1000 refused",
+		edits: one(configGo, "r.Window < 1000", "r.Window <= 1000"), tests: []test{config}},
+	{name: "config-log-format-unchecked", why: "any stream.log_format accepted",
+		edits: one(configGo, "st.LogFormat != \"json\" && st.LogFormat != \"console\"", "st.LogFormat == \"\""), tests: []test{config}},
+	{name: "ruleset-id-covers-stream", why: "the stream section (deployment settings) changes the ruleset id",
+		edits: one(configGo, "if m.Content[i].Value == \"stream\" {", "if m.Content[i].Value == \"(none)\" {"), tests: []test{config}},
+	{name: "config-validation-share-negative", why: "a negative model.validation_share accepted",
+		edits: one(configGo, "m.ValidationShare < 0 || m.ValidationShare >= 0.5", "m.ValidationShare >= 0.5"), tests: []test{config}},
+
+	// Declaration decoding (spec: declaration.md).
+	{name: "decode-gross-mass-zero", why: "gross mass 0 accepted",
+		edits: one(decodeGo, "} else if it.GrossMassKg <= 0 {", "} else if it.GrossMassKg < 0 {"), tests: []test{decl}},
+	{name: "decode-duplicate-lines", why: "duplicate item lines accepted",
+		edits: one(decodeGo, "if d.Items[j].Line == d.Items[i].Line {", "if false && d.Items[j].Line == d.Items[i].Line {"), tests: []test{decl}},
+	{name: "decode-1000-items", why: "1,000 items accepted",
+		edits: one(decodeGo, "case len(items) > MaxItems:", "case len(items) > MaxItems+1:"), tests: []test{decl}},
+	{name: "decode-infinite-accepted", why: "numbers too large for a float64 (infinite) accepted",
+		edits: one("declaration/reader.go", "if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {", "if err != nil || math.IsNaN(f) {"), tests: []test{decl}},
+	{name: "decode-line-zero", why: "item line 0 accepted",
+		edits: one(decodeGo, "case line < 1 || line > 1e9:", "case line < 0 || line > 1e9:"), tests: []test{decl}},
+	{name: "decode-hs-11-digits", why: "an 11-digit HS code accepted",
+		edits: one(decodeGo, "n < 6 || n > 10 || !allDigits(it.HSCode)", "n < 6 || n > 11 || !allDigits(it.HSCode)"), tests: []test{decl}},
+	{name: "decode-importer-id-36", why: "a 36-character importer id accepted",
+		edits: one(decodeGo, "n < 1 || n > 35 {", "n < 1 || n > 36 {"), tests: []test{decl}},
+	{name: "decode-negative-value", why: "a slightly negative customs value accepted",
+		edits: one(decodeGo, "} else if it.CustomsValue < 0 {", "} else if it.CustomsValue < -0.75 {"), tests: []test{decl}},
+	{name: "decode-outcome-negative-revenue", why: "a slightly negative outcome revenue accepted",
+		edits: one("declaration/outcome.go", "ok && oc.Revenue < 0 {", "ok && oc.Revenue < -0.25 {"), tests: []test{decl}},
+
+	// The learned model, for the quality floors.
+	{name: "model-never-scores", why: "the learned model trains but never scores (rules alone)",
+		edits: one(engineGo, "if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {", "if t := e.model.cur.Load(); false && t != nil && t.lay == rs.lay {"),
+		tests: []test{engine, batch, quality}},
+
+	// Quality floors alone: the same bugs, judged by the detection-quality
+	// test only (run with -run '^quality-').
+	{name: "quality-history-not-learning", why: "the history detector stops learning from outcomes (quality test only)",
+		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
+		tests: []test{quality}},
+	{name: "quality-model-never-scores", why: "rules alone (quality test only)",
+		edits: one(engineGo, "if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {", "if t := e.model.cur.Load(); false && t != nil && t.lay == rs.lay {"),
+		tests: []test{quality}},
+}
+
+type result struct {
+	status string // killed, survived, error
+	detail string
+	took   time.Duration
+}
+
+func main() {
+	runRe := flag.String("run", "", "run only the mutants whose name matches this regular expression")
+	skipRe := flag.String("skip", "", "skip the mutants whose name matches this regular expression")
+	list := flag.Bool("list", false, "list the mutants and exit")
+	keep := flag.Bool("keep", false, "keep the scratch copy")
+	strict := flag.Bool("strict", false, "exit 1 when a mutant survives")
+	noBaseline := flag.Bool("no-baseline", false, "skip the run of the tests on the unmutated copy")
+	timeout := flag.Duration("timeout", 6*time.Minute, "go test -timeout for each test run")
+	verbose := flag.Bool("v", false, "print the output of failing baseline runs and of mutants that error")
+	check := flag.Bool("check", false, "only check that every mutant's text matches its file once, without running tests")
+	flag.Parse()
+
+	sel := mutants[:0:0]
+	for _, m := range mutants {
+		if (*runRe == "" || regexp.MustCompile(*runRe).MatchString(m.name)) && (*skipRe == "" || !regexp.MustCompile(*skipRe).MatchString(m.name)) {
+			sel = append(sel, m)
+		}
+	}
+	if *list {
+		for _, m := range sel {
+			files := map[string]bool{}
+			for _, e := range m.edits {
+				files[e.file] = true
+			}
+			var fs, ts []string
+			for f := range files {
+				fs = append(fs, f)
+			}
+			for _, t := range m.tests {
+				ts = append(ts, t.String())
+			}
+			fmt.Printf("%-36s %s\n%36s   %s; tests: %s\n", m.name, m.why, "", strings.Join(fs, ", "), strings.Join(ts, "; "))
+		}
+		return
+	}
+	if len(sel) == 0 {
+		fatalf("no mutant matches")
+	}
+	if *check {
+		root, err := repoRoot()
+		if err != nil {
+			fatalf("%v", err)
+		}
+		bad := 0
+		for _, m := range sel {
+			for _, e := range m.edits {
+				b, err := os.ReadFile(filepath.Join(root, e.file))
+				if n := bytes.Count(b, []byte(e.old)); err != nil || n != 1 {
+					bad++
+					fmt.Printf("%-36s error: pattern found %d times in %s (want once): %q\n", m.name, n, e.file, e.old)
+				}
+			}
+		}
+		fmt.Printf("%d mutants, %d patterns that do not match once\n", len(sel), bad)
+		if bad > 0 {
+			os.Exit(1)
+		}
+		return
+	}
+
+	root, err := repoRoot()
+	if err != nil {
+		fatalf("%v", err)
+	}
+	scratch, err := os.MkdirTemp("", "riskmon-mutants-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	if !*keep {
+		defer os.RemoveAll(scratch)
+	}
+	if err := copyTree(root, scratch); err != nil {
+		fatalf("copying %s: %v", root, err)
+	}
+	start := time.Now()
+	fmt.Printf("mutants: %d, scratch copy of %s in %s\n", len(sel), root, scratch)
+
+	errors := 0
+	baselineBad := map[string]bool{}
+	if !*noBaseline {
+		seen := map[string]bool{}
+		for _, m := range sel {
+			for _, t := range m.tests {
+				if seen[t.String()] {
+					continue
+				}
+				seen[t.String()] = true
+				t0 := time.Now()
+				ok, out := runTest(scratch, t, *timeout)
+				fmt.Printf("baseline %-70s %s (%.0fs)\n", t, map[bool]string{true: "ok", false: "FAILS"}[ok], time.Since(t0).Seconds())
+				if !ok {
+					baselineBad[t.String()] = true
+					errors++
+					if *verbose {
+						fmt.Println(indent(out))
+					}
+				}
+			}
+		}
+	}
+
+	results := make([]result, len(sel))
+	for i, m := range sel {
+		t0 := time.Now()
+		results[i] = runMutant(scratch, m, *timeout, baselineBad)
+		results[i].took = time.Since(t0)
+		r := results[i]
+		fmt.Printf("%-36s %-8s %s (%.0fs)\n", m.name, r.status, firstLine(r.detail), r.took.Seconds())
+		if r.status == "error" {
+			errors++
+			if *verbose {
+				fmt.Println(indent(r.detail))
+			}
+		}
+	}
+
+	killed, survived := 0, 0
+	fmt.Printf("\n| mutant | bug | result |\n|---|---|---|\n")
+	for i, m := range sel {
+		r := results[i]
+		switch r.status {
+		case "killed":
+			killed++
+		case "survived":
+			survived++
+		}
+		fmt.Printf("| %s | %s | %s: %s |\n", m.name, m.why, r.status, firstLine(r.detail))
+	}
+	fmt.Printf("\ntotal %d: %d killed, %d survived, %d errors, in %s\n", len(sel), killed, survived, len(sel)-killed-survived, time.Since(start).Round(time.Second))
+	if errors > 0 || (*strict && survived > 0) {
+		if !*keep {
+			os.RemoveAll(scratch) // os.Exit skips the deferred removal
+		}
+		os.Exit(1)
+	}
+}
+
+// runMutant applies m's edits to the scratch copy, runs its tests and puts
+// the files back.
+func runMutant(dir string, m mutant, timeout time.Duration, baselineBad map[string]bool) result {
+	orig := map[string][]byte{}
+	defer func() {
+		for f, b := range orig {
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+				fatalf("restoring %s: %v", f, err)
+			}
+		}
+	}()
+	for _, e := range m.edits {
+		path := filepath.Join(dir, e.file)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return result{status: "error", detail: err.Error()}
+		}
+		if _, saved := orig[e.file]; !saved {
+			orig[e.file] = b
+		}
+		if n := bytes.Count(b, []byte(e.old)); n != 1 {
+			return result{status: "error", detail: fmt.Sprintf("pattern found %d times in %s (want once): %q", n, e.file, e.old)}
+		}
+		if err := os.WriteFile(path, bytes.Replace(b, []byte(e.old), []byte(e.new), 1), 0o644); err != nil {
+			return result{status: "error", detail: err.Error()}
+		}
+	}
+	for _, t := range m.tests {
+		if baselineBad[t.String()] {
+			return result{status: "error", detail: "the baseline fails: " + t.String()}
+		}
+		ok, out := runTest(dir, t, timeout)
+		if ok {
+			continue
+		}
+		if strings.Contains(out, "[build failed]") || strings.Contains(out, "[setup failed]") {
+			return result{status: "error", detail: "does not build: " + t.String() + "\n" + out}
+		}
+		return result{status: "killed", detail: "by " + t.pkg + " " + failedTests(out)}
+	}
+	var ts []string
+	for _, t := range m.tests {
+		ts = append(ts, t.String())
+	}
+	return result{status: "survived", detail: strings.Join(ts, "; ")}
+}
+
+func runTest(dir string, t test, timeout time.Duration) (bool, string) {
+	args := []string{"test", "-count=1", "-vet=off", "-timeout", timeout.String()}
+	if t.run != "" {
+		args = append(args, "-run", t.run)
+	}
+	args = append(args, t.pkg)
+	c := exec.Command("go", args...)
+	c.Dir = dir
+	c.Env = append(os.Environ(), t.env...)
+	out, err := c.CombinedOutput()
+	return err == nil, string(out)
+}
+
+var failRe = regexp.MustCompile(`(?m)^--- FAIL: (\S+)`)
+
+// failedTests names the top-level tests that failed, or the timeout.
+func failedTests(out string) string {
+	var names []string
+	for _, m := range failRe.FindAllStringSubmatch(out, -1) {
+		names = append(names, m[1])
+	}
+	if strings.Contains(out, "panic: test timed out") {
+		names = append(names, "(test timed out)")
+	} else if len(names) == 0 && strings.Contains(out, "panic:") {
+		names = append(names, "(panic)")
+	}
+	if len(names) == 0 {
+		return "(failed)"
+	}
+	return strings.Join(names, ", ")
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the riskmon module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// copyTree copies the repository's files, without .git.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, info.Mode().Perm())
+	})
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if len(s) > 4000 {
+		s = "…" + s[len(s)-4000:]
+	}
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "mutants: "+format+"\n", args...)
+	os.Exit(1)
+}
