@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"testing"
 
 	"github.com/riskmon/riskmon/config"
@@ -11,8 +12,14 @@ import (
 // Inspection-rate targets hold the red and yellow shares (random picks
 // apart) near the targets, before and after a reload that changes the
 // score scale halfway; fixed thresholds, given the same reload, do not.
+//
+// 30,000 declarations; 100,000 with RISKMON_QUALITY=1 (.ci/run sets it).
 func TestRateTargets(t *testing.T) {
-	decls, _ := testkit.GenDecls(t, 30000, 5)
+	n := 30000
+	if os.Getenv("RISKMON_QUALITY") != "" {
+		n = 100000
+	}
+	decls, _ := testkit.GenDecls(t, n, 5)
 	half := len(decls) / 2
 	// The reload: unit_value's weight up, route's down, splitting's up.
 	heavier := func(c *config.Config) {
