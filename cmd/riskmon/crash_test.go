@@ -1,109 +1,295 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/riskmon/riskmon/pipeline/stream"
+	"github.com/riskmon/riskmon/internal/testkit"
 	"github.com/riskmon/riskmon/synth"
 )
 
-// TestCrashSafety streams declarations while riskmon processes are killed
-// with SIGKILL at random moments and restarted; afterwards every valid
-// declaration has an assessment and every invalid one a dead letter. The
-// broker runs in the test process, outside the killed ones. It takes about a
-// minute (each restart waits for the killed member's session to expire), so
-// it runs when RISKMON_CRASH=1, as .ci/run does.
+// TestCrashSafety kills riskmon processes with SIGKILL while they consume,
+// and restarts them; afterwards every valid declaration has an assessment
+// and every invalid one a dead letter, however many times it was delivered.
+//
+// A kill must hit a working consumer: a process that has joined its group,
+// holds partitions and has outputs in flight. Joining takes up to the 10 s
+// session timeout of the member killed before, so the test waits for the
+// "joined the consumer group" line, lets the process work for a random
+// moment, checks on its metrics that it has consumed declarations whose
+// outputs are not yet acknowledged, and kills it. The window is widened on
+// purpose by a fault-injecting proxy between riskmon and the broker: the
+// broker's answers to produce requests are delayed 0.3–1 s, so outputs stay
+// in flight that long (fetches are not slowed: see TestNetworkSlowLink for
+// what a slow link does to them), and the producers' connections are reset
+// at random moments and right before half the kills, so that produces
+// fail, are retried after a backoff and complete out of order (an offset
+// committed past an unacknowledged one is lost by the next kill). One kill
+// in four lands instead at a random moment in the first 12 s of a process,
+// joined or not.
+//
+// Four groups ("lanes") consume the same input, each with its own output
+// topics and its own succession of processes, so that twenty kills of
+// working consumers fit in about a minute despite the rejoin wait. It runs
+// on the embedded broker's engine in the test process (which outlives the
+// killed processes), in about 75 s, and, when RISKMON_KAFKA is set, on a
+// dedicated Apache Kafka broker started with deploy/local-kafka/start (port
+// 19292) whose second listener advertises the proxy, in about 100 s with
+// the broker's start. So it runs when RISKMON_CRASH=1, as .ci/run does;
+// RISKMON_CRASH_VERBOSE=1 logs each kill with the killed process's log.
 func TestCrashSafety(t *testing.T) {
 	if os.Getenv("RISKMON_CRASH") == "" {
 		t.Skip("set RISKMON_CRASH=1 to run (.ci/run does)")
 	}
-	addr := os.Getenv("RISKMON_KAFKA") // a real broker when set; else one in this process
-	if addr == "" {
-		b, err := stream.StartEmbedded("127.0.0.1:0", 2)
-		if err != nil {
-			t.Fatal(err)
+	t.Run("embedded", func(t *testing.T) {
+		testCrashSafety(t, testkit.KfakeBehindProxy(t, 2))
+	})
+	t.Run("kafka", func(t *testing.T) {
+		if os.Getenv("RISKMON_KAFKA") == "" {
+			t.Skip("set RISKMON_KAFKA to run on Apache Kafka (a dedicated broker is started on port 19292)")
 		}
-		defer b.Close()
-		addr = b.Addr
-	}
+		testCrashSafety(t, testkit.KafkaBehindProxy(t, 19292))
+	})
+}
+
+// crashKills is how many kills of working consumers a run makes at least.
+const crashKills = 20
+
+// crashLane is one consumer group with its output topics.
+type crashLane struct {
+	id                  int
+	group, asmt, dl     string
+	mu                  sync.Mutex
+	assessed            map[string]int // declaration id → assessments read
+	dead                map[string]int // input position → dead letters read
+	kills, onConsumer   int
+	inFlightAtKill      []int
+	killedBeforeJoining int
+	final               *riskmonProc
+}
+
+// riskmonProc is a riskmon process of the test.
+type riskmonProc struct {
+	cmd    *exec.Cmd
+	stderr *testkit.SyncBuffer
+}
+
+func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
+	const lanes, partitions = 4, 2
 	sfx := fmt.Sprint(time.Now().UnixNano())
-	tDecl, tAsmt, tDL := "decl-"+sfx, "asmt-"+sfx, "dl-"+sfx
-	topics := []string{"--declarations-topic", tDecl, "--outcomes-topic", "outc-" + sfx, "--assessments-topic", tAsmt, "--dead-letter-topic", tDL,
-		"--partitions", "2", "--group", "crash-" + sfx}
-	start := func() *exec.Cmd {
-		cmd, _ := startRiskmon(t, append([]string{"run", "--brokers", addr, "--metrics-addr", "127.0.0.1:0", "--log-level", "error"}, topics...)...)
-		return cmd
+	tDecl, tOutc := "decl-"+sfx, "outc-"+sfx
+	var ls []*crashLane
+	topics := []string{tDecl, tOutc}
+	for i := range lanes {
+		l := &crashLane{id: i, group: fmt.Sprintf("crash-%s-%d", sfx, i), asmt: fmt.Sprintf("asmt-%s-%d", sfx, i), dl: fmt.Sprintf("dl-%s-%d", sfx, i),
+			assessed: map[string]int{}, dead: map[string]int{}}
+		ls = append(ls, l)
+		topics = append(topics, l.asmt, l.dl)
+	}
+	createTopics(t, b, partitions, topics...)
+
+	start := func(l *crashLane) (*riskmonProc, error) {
+		cmd := exec.Command(os.Args[0], "run", "--brokers", b.Addr, "--metrics-addr", "127.0.0.1:0", "--log-level", "info",
+			"--declarations-topic", tDecl, "--outcomes-topic", tOutc, "--assessments-topic", l.asmt, "--dead-letter-topic", l.dl,
+			"--partitions", strconv.Itoa(partitions), "--group", l.group)
+		cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
+		p := &riskmonProc{cmd: cmd, stderr: &testkit.SyncBuffer{}}
+		cmd.Stderr = p.stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return p, nil
 	}
 
-	const valid, invalid = 4000, 40
+	// The feed: declarations with one invalid message every 100, 100 a
+	// second per partition, until the kills are done. The test's own
+	// clients go around the proxy.
 	var msgs []kafka.Message
-	synth.Generate(synth.Options{Count: valid, Seed: 5}, func(r synth.Record) error {
+	valid := 0
+	synth.Generate(synth.Options{Count: 40_000, Seed: 5}, func(r synth.Record) error {
 		msgs = append(msgs, kafka.Message{Key: []byte(r.Decl.Importer.ID), Value: r.Decl.AppendJSON(nil)})
-		if len(msgs)%100 == 0 && invalid > 0 {
+		valid++
+		if len(msgs)%100 == 0 {
 			msgs = append(msgs, kafka.Message{Key: []byte("bad"), Value: []byte(fmt.Sprintf(`{"id":"BAD-%d"}`, len(msgs)))})
 		}
 		return nil
 	})
-	// The first process creates the topics; then the feed starts, 400 a second.
-	first := start()
-	time.Sleep(2 * time.Second)
+	stopFeed := make(chan struct{})
+	var fedValid, fedInvalid atomic.Int64
 	fed := make(chan error, 1)
 	go func() {
-		w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: tDecl, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
-			BatchTimeout: 2 * time.Millisecond, Transport: &kafka.Transport{}, MaxAttempts: 20}
+		w := &kafka.Writer{Addr: kafka.TCP(b.Direct), Topic: tDecl, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+			BatchTimeout: 2 * time.Millisecond, Transport: b.Transport(), MaxAttempts: 20}
 		defer w.Close()
-		for i := 0; i < len(msgs); i += 40 {
-			if err := w.WriteMessages(context.Background(), msgs[i:min(i+40, len(msgs))]...); err != nil {
+		for i := 0; i < len(msgs); i += 20 {
+			select {
+			case <-stopFeed:
+				fed <- nil
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			batch := msgs[i:min(i+20, len(msgs))]
+			if err := w.WriteMessages(context.Background(), batch...); err != nil {
 				fed <- err
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			for _, m := range batch {
+				if string(m.Key) == "bad" {
+					fedInvalid.Add(1)
+				} else {
+					fedValid.Add(1)
+				}
+			}
 		}
-		fed <- nil
+		fed <- fmt.Errorf("the feed ran out of declarations before %d kills", crashKills)
 	}()
-	r := rand.New(rand.NewPCG(1, 2))
-	cmd := first
-	kills := 0
-	for ; kills < 6; kills++ {
-		time.Sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		cmd = start()
+
+	// Faults: the broker's produce acknowledgements delayed 0.3–1 s,
+	// changing every few seconds, and every connection reset at random
+	// moments.
+	stopFaults := make(chan struct{})
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		r := rand.New(rand.NewPCG(7, 8))
+		for {
+			b.Proxy.SetProduceLatency(time.Duration(300+r.IntN(700)) * time.Millisecond)
+			select {
+			case <-stopFaults:
+				b.Proxy.Clear()
+				return
+			case <-time.After(time.Duration(2000+r.IntN(4000)) * time.Millisecond):
+			}
+			// The producers' connections only: a reset of the others breaks
+			// the joins in progress, which wait up to the session timeout
+			// of the member killed before, and leaves a ghost member that
+			// holds the partitions for another session timeout.
+			// TestNetworkFaults resets every connection.
+			if r.IntN(2) == 0 {
+				b.Proxy.ResetProducers()
+			}
+		}
+	}()
+
+	var consumingKills atomic.Int64
+	deadline := time.Now().Add(4 * time.Minute)
+	var wg sync.WaitGroup
+	runStart := time.Now()
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(l.id), 99))
+			for consumingKills.Load() < crashKills && time.Now().Before(deadline) {
+				p, err := start(l)
+				if err != nil {
+					t.Errorf("lane %d: %v", l.id, err)
+					return
+				}
+				started := time.Now()
+				var joined bool
+				var inFlight int
+				if r.IntN(4) == 0 {
+					// A random moment, joined or not.
+					time.Sleep(time.Duration(r.IntN(12_000)) * time.Millisecond)
+					joined = p.joined()
+					_, inFlight, _ = p.inFlight()
+				} else {
+					for !p.joined() && time.Now().Before(deadline) {
+						time.Sleep(50 * time.Millisecond)
+					}
+					time.Sleep(time.Duration(300+r.IntN(2500)) * time.Millisecond)
+					if r.IntN(2) == 0 {
+						// Produces fail now, and are retried after a backoff
+						// while later ones succeed.
+						b.Proxy.ResetProducers()
+						time.Sleep(time.Duration(100+r.IntN(900)) * time.Millisecond)
+					}
+					// Outputs in flight: declarations consumed whose outputs
+					// the broker has not acknowledged.
+					for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+						if consumed, n, err := p.inFlight(); err == nil && consumed > 0 && n > 0 {
+							inFlight = n
+							break
+						}
+					}
+					joined = p.joined()
+				}
+				p.cmd.Process.Signal(syscall.SIGKILL)
+				p.cmd.Wait()
+				if os.Getenv("RISKMON_CRASH_VERBOSE") != "" {
+					t.Logf("lane %d: killed %v after its start, joined %v, %d outputs in flight; its log:\n%s", l.id, time.Since(started).Round(time.Millisecond), joined, inFlight, p.stderr.String())
+				}
+				l.mu.Lock()
+				l.kills++
+				if joined && inFlight > 0 {
+					l.onConsumer++
+					l.inFlightAtKill = append(l.inFlightAtKill, inFlight)
+					consumingKills.Add(1)
+				} else if !joined {
+					l.killedBeforeJoining++
+				}
+				l.mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
+	killing := time.Since(runStart)
+	close(stopFeed)
 	if err := <-fed; err != nil {
 		t.Fatalf("feed: %v", err)
 	}
+	close(stopFaults)
+	<-faultsDone
+	if n := consumingKills.Load(); n < crashKills {
+		t.Errorf("only %d kills of a working consumer in %v", n, killing.Round(time.Second))
+	}
 
-	// Read everything back until every declaration is accounted for.
-	nInvalid := len(msgs) - valid
-	assessed := map[string]int{}
-	dead := map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// A last process per lane consumes what is left; the outputs are read
+	// until every input is accounted for.
+	for _, l := range ls {
+		p, err := start(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.final = p
+	}
+	nValid, nInvalid := int(fedValid.Load()), int(fedInvalid.Load())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	read := func(topic string, into map[string]int, keyOf func([]byte) string, want int) {
-		for p := 0; p < 2 && len(into) < want; p++ {
-			rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
-			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-			for {
-				m, err := rd.ReadMessage(pctx)
-				if err != nil {
-					break
+	readAll := func(l *crashLane, topic string, into map[string]int, keyOf func([]byte) string) {
+		for p := range partitions {
+			go func() {
+				rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Direct}, Dialer: b.Dialer(), Topic: topic, Partition: p,
+					MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+				defer rd.Close()
+				for {
+					m, err := rd.ReadMessage(ctx)
+					if err != nil {
+						return
+					}
+					l.mu.Lock()
+					into[keyOf(m.Value)]++
+					l.mu.Unlock()
 				}
-				into[keyOf(m.Value)]++
-			}
-			pcancel()
-			rd.Close()
+			}()
 		}
 	}
 	idOf := func(v []byte) string {
@@ -121,36 +307,148 @@ func TestCrashSafety(t *testing.T) {
 		json.Unmarshal(v, &d)
 		return fmt.Sprintf("%d/%d", d.Partition, d.Offset)
 	}
-	for ctx.Err() == nil {
-		clear(assessed)
-		clear(dead)
-		read(tAsmt, assessed, idOf, valid)
-		read(tDL, dead, posOf, nInvalid)
-		if len(assessed) == valid && len(dead) == nInvalid {
-			break
-		}
-		time.Sleep(2 * time.Second)
+	for _, l := range ls {
+		readAll(l, l.asmt, l.assessed, idOf)
+		readAll(l, l.dl, l.dead, posOf)
 	}
-	peak := "?"
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
-		for _, l := range strings.Split(string(st), "\n") {
-			if strings.HasPrefix(l, "VmHWM:") {
-				peak = strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+	complete := func() bool {
+		for _, l := range ls {
+			l.mu.Lock()
+			done := len(l.assessed) >= nValid && len(l.dead) >= nInvalid
+			l.mu.Unlock()
+			if !done {
+				return false
 			}
 		}
+		return true
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	dupA, dupD := 0, 0
-	for _, n := range assessed {
-		dupA += n - 1
+	for ctx.Err() == nil && !complete() {
+		time.Sleep(200 * time.Millisecond)
 	}
-	for _, n := range dead {
-		dupD += n - 1
+	time.Sleep(time.Second) // duplicates still on their way
+	cancel()
+	for _, l := range ls {
+		l.final.cmd.Process.Signal(syscall.SIGTERM)
+		l.final.cmd.Wait()
 	}
-	t.Logf("on %s, SIGKILLed %d times (peak RSS of the last riskmon process %s): sent %d valid and %d invalid declarations; %d assessed (%d lost, %d assessed twice or more), %d dead letters (%d lost, %d duplicated)",
-		addr, kills, peak, valid, nInvalid, len(assessed), valid-len(assessed), dupA, len(dead), nInvalid-len(dead), dupD)
-	if len(assessed) != valid || len(dead) != nInvalid {
-		t.Fatalf("lost declarations: %d of %d assessed, %d of %d dead-lettered", len(assessed), valid, len(dead), nInvalid)
+
+	var kills, onConsumer, beforeJoin, lost, lostDL, dups, dupDL int
+	var inFlight []int
+	for _, l := range ls {
+		l.mu.Lock()
+		laneDup, laneDupDL := 0, 0
+		for _, n := range l.assessed {
+			laneDup += n - 1
+		}
+		for _, n := range l.dead {
+			laneDupDL += n - 1
+		}
+		t.Logf("lane %d: %d kills (%d of a working consumer, %d before joining); %d of %d assessed (%d lost, %d duplicates), %d of %d dead letters (%d lost, %d duplicates)",
+			l.id, l.kills, l.onConsumer, l.killedBeforeJoining, len(l.assessed), nValid, nValid-len(l.assessed), laneDup, len(l.dead), nInvalid, nInvalid-len(l.dead), laneDupDL)
+		kills += l.kills
+		onConsumer += l.onConsumer
+		beforeJoin += l.killedBeforeJoining
+		lost += nValid - len(l.assessed)
+		lostDL += nInvalid - len(l.dead)
+		dups += laneDup
+		dupDL += laneDupDL
+		inFlight = append(inFlight, l.inFlightAtKill...)
+		l.mu.Unlock()
 	}
+	st := b.Proxy.Stats()
+	t.Logf("on %s (riskmon through the proxy at %s): %d SIGKILLs in %v, %d of a working consumer (outputs in flight at the kill: %s), %d before the process had joined; proxy: %d connections, %d reset; "+
+		"%d lanes × (%d valid + %d invalid declarations): %d lost, %d assessed more than once; %d dead letters lost, %d duplicated",
+		b.Kind, b.Addr, kills, killing.Round(time.Second), onConsumer, summarize(inFlight), beforeJoin, st.Accepted, st.Resets,
+		lanes, nValid, nInvalid, lost, dups, lostDL, dupDL)
+	if lost > 0 || lostDL > 0 {
+		t.Fatalf("lost: %d declarations without an assessment, %d invalid ones without a dead letter", lost, lostDL)
+	}
+}
+
+// createTopics creates topics with the given partitions, around the proxy.
+func createTopics(t *testing.T, b *testkit.ProxiedBroker, partitions int, topics ...string) {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(b.Direct), Transport: b.Transport(), Timeout: 30 * time.Second}
+	req := &kafka.CreateTopicsRequest{}
+	for _, tp := range topics {
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1})
+	}
+	resp, err := c.CreateTopics(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tp, err := range resp.Errors {
+		if err != nil {
+			t.Fatalf("creating %s: %v", tp, err)
+		}
+	}
+}
+
+// joined reports whether the process has logged that it joined its group
+// with partitions.
+func (p *riskmonProc) joined() bool {
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if !strings.Contains(l, "joined the consumer group") {
+			continue
+		}
+		var e struct {
+			Partitions int `json:"partitions"`
+		}
+		if json.Unmarshal([]byte(l), &e) == nil && e.Partitions > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// inFlight reads the process's metrics: declarations consumed, and how many
+// of them have no acknowledged output yet (dead letters count when
+// produced, so this undercounts a little).
+func (p *riskmonProc) inFlight() (consumed, inFlight int, err error) {
+	var url string
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		var e struct {
+			Message string `json:"message"`
+			Metrics string `json:"metrics"`
+		}
+		if json.Unmarshal([]byte(l), &e) == nil && e.Message == "riskmon started" {
+			url = e.Metrics
+		}
+	}
+	if url == "" {
+		return 0, 0, fmt.Errorf("not started")
+	}
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var done float64
+	var cons float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, _ := strconv.ParseFloat(value, 64)
+		switch {
+		case name == "riskmon_declarations_consumed_total":
+			cons = v
+		case strings.HasPrefix(name, "riskmon_assessments_total{"), strings.HasPrefix(name, "riskmon_dead_letters_total{"):
+			done += v
+		}
+	}
+	return int(cons), int(cons - done), sc.Err()
+}
+
+// summarize gives the least, the median and the most of a list.
+func summarize(xs []int) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	s := slices.Sorted(slices.Values(xs))
+	return fmt.Sprintf("min %d, median %d, max %d", s[0], s[len(s)/2], s[len(s)-1])
 }

@@ -183,10 +183,18 @@ func (c *consumer) commit(cs []commitPos) error {
 // reads its bare-consume baseline with the same settings. MaxBytes is well
 // above any message a broker would accept, so that an oversized one is
 // fetched and dead-lettered rather than blocking the partition.
+//
+// MaxWait is also the deadline kafka-go sets for a whole fetch round trip
+// (it asks the broker to hold an empty fetch for MaxWait less one second of
+// allowance for the network, or most of it when MaxWait is short). At
+// 100 ms, any link slower than about 100 ms round trip timed out every
+// fetch and nothing was consumed, silently; 2 s tolerates about a second.
+// MinBytes 1 makes the broker answer as soon as a message is there, so a
+// long MaxWait adds no latency.
 func PartitionReaderConfig(brokers []string, topic string, part int) kafka.ReaderConfig {
 	return kafka.ReaderConfig{
 		Brokers: brokers, Topic: topic, Partition: part,
-		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond, ReadBatchTimeout: 2 * time.Second,
+		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 2 * time.Second, ReadBatchTimeout: 10 * time.Second,
 		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 	}
 }

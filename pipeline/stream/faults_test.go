@@ -1,0 +1,312 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/internal/testkit"
+)
+
+// TestNetworkFaults runs the stream with a fault-injecting proxy between it
+// and the broker (the broker advertises the proxy, so every connection of
+// the stream crosses it; the test's own clients go around it) and injects,
+// one after the other: latency, slow produce acknowledgements, a bandwidth
+// limit, connection resets and a blackhole longer than the session timeout.
+// Nothing may be lost; the blackhole must make the stream not ready, and the
+// stream must become ready again and catch up once it ends, without a
+// restart. The figures (throughput under each fault, time to not ready, time
+// to ready and to catch up, duplicates) are logged, not asserted: the
+// machine may be busy.
+//
+// It takes about a minute per broker, so it runs when RISKMON_FAULTS=1: on
+// the embedded broker's engine in the test process, and with RISKMON_KAFKA
+// set also on a dedicated Apache Kafka broker (deploy/local-kafka/start on
+// port 19392, with a second listener that advertises the proxy).
+func TestNetworkFaults(t *testing.T) {
+	if os.Getenv("RISKMON_FAULTS") == "" {
+		t.Skip("set RISKMON_FAULTS=1 to run (about a minute per broker)")
+	}
+	t.Run("embedded", func(t *testing.T) {
+		testNetworkFaults(t, testkit.KfakeBehindProxy(t, 2))
+	})
+	t.Run("kafka", func(t *testing.T) {
+		if os.Getenv("RISKMON_KAFKA") == "" {
+			t.Skip("set RISKMON_KAFKA to run on Apache Kafka (a dedicated broker is started on port 19392)")
+		}
+		testNetworkFaults(t, testkit.KafkaBehindProxy(t, 19392))
+	})
+}
+
+// faultFeed writes declarations around the proxy and reads the
+// assessments topic, around the proxy too, as they come.
+type faultFeed struct {
+	t     *testing.T
+	b     *testkit.ProxiedBroker
+	h     *streamHarness
+	w     *kafka.Writer
+	decls []*declaration.Declaration
+	next  int
+
+	mu       sync.Mutex
+	assessed map[string]int // declaration id → assessments read
+	messages int
+}
+
+// send produces the next n declarations.
+func (f *faultFeed) send(n int) {
+	f.t.Helper()
+	msgs := keyedMessages(f.decls[f.next : f.next+n])
+	f.next += n
+	for len(msgs) > 0 {
+		k := min(len(msgs), 200)
+		if err := f.w.WriteMessages(context.Background(), msgs[:k]...); err != nil {
+			f.t.Fatalf("feed: %v", err)
+		}
+		msgs = msgs[k:]
+	}
+}
+
+// read follows every partition of the assessments topic until ctx ends.
+func (f *faultFeed) read(ctx context.Context) {
+	topic := f.h.cfg.Stream.AssessmentsTopic
+	for _, p := range partitionsOf(f.t, []string{f.b.Direct}, topic) {
+		go func() {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{f.b.Direct}, Dialer: f.b.Dialer(), Topic: topic, Partition: p.ID,
+				MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					return
+				}
+				f.mu.Lock()
+				f.assessed[string(m.Key)]++
+				f.messages++
+				f.mu.Unlock()
+			}
+		}()
+	}
+}
+
+// acked is the number of distinct declarations assessed so far.
+func (f *faultFeed) acked() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.assessed)
+}
+
+// waitAcked waits until at least n declarations are assessed, and
+// reports how long it took and how much of that time the stream was ready.
+func (f *faultFeed) waitAcked(n int, within time.Duration) (took time.Duration, readyShare float64, ok bool) {
+	start := time.Now()
+	samples, ready := 0, 0
+	for time.Since(start) < within {
+		if r, _ := f.h.stream.ReadyState(); r {
+			ready++
+		}
+		samples++
+		if f.acked() >= n {
+			return time.Since(start), float64(ready) / float64(samples), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start), float64(ready) / float64(max(samples, 1)), false
+}
+
+// waitReady waits until the stream's readiness is want, and returns how long
+// it took and the last reason.
+func (f *faultFeed) waitReady(want bool, within time.Duration) (time.Duration, string, bool) {
+	start := time.Now()
+	for {
+		r, why := f.h.stream.ReadyState()
+		if r == want {
+			return time.Since(start), why, true
+		}
+		if time.Since(start) > within {
+			return time.Since(start), why, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func testNetworkFaults(t *testing.T, b *testkit.ProxiedBroker) {
+	p := b.Proxy
+	decls, _ := testkit.GenDecls(t, 14_000, 43)
+	h := startStream(t, []string{b.Addr}, func(c *config.Config) { c.Stream.Partitions = 2 })
+	defer h.stop()
+	w := &kafka.Writer{Addr: kafka.TCP(b.Direct), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
+		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: b.Transport(), MaxAttempts: 10}
+	defer w.Close()
+	f := &faultFeed{t: t, b: b, h: h, w: w, decls: decls, assessed: map[string]int{}}
+	if took, why, ok := f.waitReady(true, 60*time.Second); !ok {
+		t.Fatalf("not ready after %v: %s", took, why)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.read(ctx)
+	var report []string
+	logf := func(format string, a ...any) {
+		s := fmt.Sprintf(format, a...)
+		report = append(report, s)
+		t.Log(s)
+	}
+
+	// Throughput: 2,000 declarations at once (500 with slow acknowledgements,
+	// which cap it near 100 a second), under each fault in turn.
+	// The latency stays below the 100 ms round trip beyond which fetches
+	// fail (TestNetworkSlowLink).
+	phase := func(name string, n int, set func()) {
+		t.Helper()
+		set()
+		defer p.Clear()
+		want := f.next + n
+		start := time.Now()
+		f.send(n)
+		_, ready, ok := f.waitAcked(want, 2*time.Minute)
+		took := time.Since(start)
+		if !ok {
+			t.Fatalf("%s: %d of %d assessed after %v", name, f.acked(), want, took)
+		}
+		logf("%-40s %5d declarations in %6.2fs: %6.0f/s, ready %3.0f%% of the time", name, n, took.Seconds(), float64(n)/took.Seconds(), 100*ready)
+	}
+	phase("warm-up, no fault", 500, func() {})
+	phase("no fault", 2000, func() {})
+	phase("latency 10 ms each way", 2000, func() { p.SetLatency(10 * time.Millisecond) })
+	phase("produce acknowledgements 500 ms late", 500, func() { p.SetProduceLatency(500 * time.Millisecond) })
+	phase("bandwidth 1 MB/s each way", 2000, func() { p.SetBandwidth(1 << 20) })
+
+	// Resets: every connection, every 0.3–1 s for 5 s, while 2,000
+	// declarations arrive.
+	{
+		want := f.next + 2000
+		start := time.Now()
+		done := make(chan int)
+		go func() {
+			resets := 0
+			for i := 0; time.Since(start) < 5*time.Second; i++ {
+				time.Sleep(time.Duration(300+(i*137)%700) * time.Millisecond)
+				resets += p.ResetAll()
+			}
+			done <- resets
+		}()
+		for range 10 {
+			f.send(200)
+			time.Sleep(400 * time.Millisecond)
+		}
+		resets := <-done
+		took, ready, ok := f.waitAcked(want, 2*time.Minute)
+		if !ok {
+			t.Fatalf("after resets: %d of %d assessed after %v", f.acked(), want, took)
+		}
+		logf("%-40s %5d declarations, %d connections reset: all assessed %.1fs after the first reset, ready %.0f%% of the time",
+			"resets every 0.3-1 s for 5 s", 2000, resets, time.Since(start).Seconds(), 100*ready)
+	}
+
+	// A blackhole of 15 s, longer than the session timeout: the stream
+	// must go not ready, then come back by itself and catch up.
+	{
+		if _, why, ok := f.waitReady(true, time.Minute); !ok {
+			t.Fatalf("not ready before the blackhole: %s", why)
+		}
+		want := f.next + 2000
+		f.send(1000)
+		p.SetBlackhole(true)
+		start := time.Now()
+		f.send(1000) // around the proxy: the broker has them
+		toNotReady, why, ok := f.waitReady(false, time.Minute)
+		if !ok {
+			p.SetBlackhole(false)
+			t.Fatalf("still ready %v into a blackhole: %s", toNotReady, why)
+		}
+		logf("blackhole: not ready after %.1fs (%s)", toNotReady.Seconds(), why)
+		time.Sleep(15*time.Second - time.Since(start))
+		inBlackhole := want - f.acked()
+		p.SetBlackhole(false)
+		healed := time.Now()
+		toReady, why, ok := f.waitReady(true, 2*time.Minute)
+		if !ok {
+			t.Fatalf("not ready %v after the blackhole ended: %s", toReady, why)
+		}
+		if _, _, ok := f.waitAcked(want, 2*time.Minute); !ok {
+			t.Fatalf("after the blackhole: %d of %d assessed %v after it ended", f.acked(), want, time.Since(healed))
+		}
+		logf("blackhole of 15 s: %d of the %d declarations sent around it were waiting at its end; ready again %.1fs after it ended (%s); all assessed %.1fs after it ended",
+			inBlackhole, 2000, toReady.Seconds(), why, time.Since(healed).Seconds())
+	}
+
+	// Nothing lost: every declaration fed has an assessment in the topic,
+	// read again from the start with an independent reader.
+	seen := map[string]bool{}
+	consumeEach(t, []string{b.Direct}, h.cfg.Stream.AssessmentsTopic, time.Minute, func(m kafka.Message) bool {
+		seen[string(m.Key)] = true
+		return len(seen) < f.next
+	})
+	time.Sleep(time.Second) // duplicates still on their way
+	f.mu.Lock()
+	ids, messages := len(f.assessed), f.messages
+	f.mu.Unlock()
+	st := p.Stats()
+	logf("%d declarations fed, %d assessed (%d lost), %d assessment messages (%d duplicates); proxy: %d connections, %d reset",
+		f.next, len(seen), f.next-len(seen), messages, messages-ids, st.Accepted, st.Resets)
+	t.Logf("on %s:\n%s", b.Kind, strings.Join(report, "\n"))
+	if len(seen) != f.next {
+		t.Fatalf("lost: %d of %d declarations assessed", len(seen), f.next)
+	}
+}
+
+// TestNetworkSlowLink streams through a link with a round trip of 60 to
+// 240 ms. kafka-go's partition reader takes ReaderConfig.MaxWait (100 ms
+// in consumer.go) as the deadline of a whole fetch, round trip included:
+// beyond it every fetch times out, the reader reconnects and tries again,
+// and the stream consumes nothing while it stays ready (the timeouts are
+// logged at debug). It fails until that is fixed, so it runs only when
+// RISKMON_SLOW_LINK=1.
+func TestNetworkSlowLink(t *testing.T) {
+	if os.Getenv("RISKMON_SLOW_LINK") == "" {
+		t.Skip("set RISKMON_SLOW_LINK=1 to run (it fails: fetches time out beyond a 100 ms round trip)")
+	}
+	b := testkit.KfakeBehindProxy(t, 1)
+	decls, _ := testkit.GenDecls(t, 1200, 47)
+	h := startStream(t, []string{b.Addr}, nil)
+	defer h.stop()
+	w := &kafka.Writer{Addr: kafka.TCP(b.Direct), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
+		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: b.Transport(), MaxAttempts: 10}
+	defer w.Close()
+	f := &faultFeed{t: t, b: b, h: h, w: w, decls: decls, assessed: map[string]int{}}
+	if took, why, ok := f.waitReady(true, 60*time.Second); !ok {
+		t.Fatalf("not ready after %v: %s", took, why)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.read(ctx)
+	stalled := 0
+	for _, each := range []time.Duration{30 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond} {
+		b.Proxy.SetLatency(each)
+		want := f.next + 300
+		f.send(300)
+		took, ready, ok := f.waitAcked(want, 20*time.Second)
+		_, why := h.stream.ReadyState()
+		if ok {
+			t.Logf("round trip %v: 300 declarations in %.1fs, ready %.0f%% of the time", 2*each, took.Seconds(), 100*ready)
+			continue
+		}
+		stalled++
+		t.Logf("round trip %v: %d of 300 declarations assessed in %v, ready %.0f%% of the time (%s)", 2*each, 300-(want-f.acked()), took, 100*ready, why)
+		b.Proxy.SetLatency(0)
+		if _, _, ok := f.waitAcked(want, time.Minute); !ok {
+			t.Fatalf("still stalled with the latency lifted")
+		}
+	}
+	if stalled > 0 {
+		t.Errorf("the stream stalled on %d of 3 round trips", stalled)
+	}
+}
