@@ -124,9 +124,7 @@ func runTrackerModel(t *testing.T, seed uint64) {
 				assigned = append(assigned, p)
 			}
 		}
-		for _, m := range append(inflight, retrying...) {
-			stale = append(stale, m)
-		}
+		stale = append(append(stale, inflight...), retrying...)
 		inflight, retrying = nil, nil
 		rng.Shuffle(len(assigned), func(i, j int) { assigned[i], assigned[j] = assigned[j], assigned[i] })
 		tr.assign(epoch, assigned)
