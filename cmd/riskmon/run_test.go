@@ -91,6 +91,21 @@ func startRiskmon(t *testing.T, args ...string) (*exec.Cmd, *testkit.SyncBuffer)
 	return cmd, stderr
 }
 
+// waitMetrics waits up to 10 s for riskmon's /metrics at base to contain
+// want, and returns the body; it fails the test with riskmon's log if not.
+func waitMetrics(t *testing.T, base, want string, stderr *testkit.SyncBuffer) string {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		body := waitHTTP(t, base+"/metrics", 200, 5*time.Second)
+		if strings.Contains(body, want) {
+			return body
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("metrics never showed %q\n%s", want, stderr.String())
+	return ""
+}
+
 func waitHTTP(t *testing.T, url string, want int, within time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -231,17 +246,7 @@ func TestReloadProcess(t *testing.T) {
 	if !strings.Contains(before, `riskmon_ruleset_info{name="first"`) {
 		t.Fatalf("ruleset metric missing:\n%s", before)
 	}
-	metricsAfter := func(want string) string {
-		for i := 0; i < 50; i++ {
-			body := waitHTTP(t, base+"/metrics", 200, 5*time.Second)
-			if strings.Contains(body, want) {
-				return body
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("metrics never showed %q\n%s", want, stderr.String())
-		return ""
-	}
+	metricsAfter := func(want string) string { return waitMetrics(t, base, want, stderr) }
 	os.WriteFile(cfgFile, []byte("name: second\nscoring: {red: 10, yellow: 50}\ndetectors: [{name: uv, kind: nope}]\n"), 0o644)
 	cmd.Process.Signal(syscall.SIGHUP)
 	body := metricsAfter(`riskmon_config_reloads_total{result="failure"} 1`)
@@ -302,18 +307,7 @@ func TestReloadTriggers(t *testing.T) {
 	defer broker.Close()
 	_, metrics := waitStarted(t, stderr)
 	base := "http://" + metrics
-	metricsShow := func(want string) string {
-		t.Helper()
-		for i := 0; i < 100; i++ {
-			body := waitHTTP(t, base+"/metrics", 200, 5*time.Second)
-			if strings.Contains(body, want) {
-				return body
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("metrics never showed %q\n%s", want, stderr.String())
-		return ""
-	}
+	metricsShow := func(want string) string { t.Helper(); return waitMetrics(t, base, want, stderr) }
 	metricsShow(`riskmon_config_reloads_total{result="success"} 1`)
 	if !strings.Contains(stderr.String(), `"trigger":"signal"`) {
 		t.Errorf("the early SIGHUP was not applied:\n%s", stderr.String())

@@ -98,16 +98,7 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 		}
 		ev.ChannelRows = append(ev.ChannelRows, row(ch.String()+"+", sel))
 	}
-	sort.Slice(s, func(i, j int) bool {
-		if s[i].Score != s[j].Score {
-			return s[i].Score > s[j].Score
-		}
-		hi, hj := xxhash.Sum64String(s[i].ID), xxhash.Sum64String(s[j].ID)
-		if hi != hj {
-			return hi < hj
-		}
-		return s[i].ID < s[j].ID
-	})
+	rank(s)
 	for _, rate := range EvalRates {
 		k := int(math.Round(rate / 100 * float64(ev.N)))
 		ev.Rows = append(ev.Rows, row(fmt.Sprintf("%g%%", rate), s[:k]))
@@ -130,4 +121,20 @@ func (ev *Evaluation) Table() string {
 		}
 	}
 	return b.String()
+}
+
+// rank orders scored declarations as an inspector working down the list
+// would take them: highest score first, ties broken by a hash of the id (so
+// exactly k % is selected, the same on every run), then by the id.
+func rank(s []Scored) {
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Score != s[j].Score {
+			return s[i].Score > s[j].Score
+		}
+		hi, hj := xxhash.Sum64String(s[i].ID), xxhash.Sum64String(s[j].ID)
+		if hi != hj {
+			return hi < hj
+		}
+		return s[i].ID < s[j].ID
+	})
 }

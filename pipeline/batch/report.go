@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/riskmon/riskmon/declaration"
 )
 
@@ -337,16 +335,7 @@ type curvePoint struct{ Rate, Precision, Revenue float64 }
 // reports precision and revenue share every curveStep percent.
 func curve(scores []Scored, truth map[string]*declaration.Outcome) []curvePoint {
 	s := append([]Scored(nil), scores...)
-	sort.Slice(s, func(i, j int) bool {
-		if s[i].Score != s[j].Score {
-			return s[i].Score > s[j].Score
-		}
-		hi, hj := xxhash.Sum64String(s[i].ID), xxhash.Sum64String(s[j].ID)
-		if hi != hj {
-			return hi < hj
-		}
-		return s[i].ID < s[j].ID
-	})
+	rank(s)
 	var total float64
 	for _, x := range s {
 		if o := truth[x.ID]; o != nil {

@@ -48,6 +48,26 @@ func TestNetworkFaults(t *testing.T) {
 
 // faultFeed writes declarations around the proxy and reads the
 // assessments topic, around the proxy too, as they come.
+// startFaultFeed starts a stream on the proxied broker and a feed of decls
+// to it, waits until the stream is ready and starts reading its
+// assessments; all of it stops when the test ends.
+func startFaultFeed(t *testing.T, b *testkit.ProxiedBroker, decls []*declaration.Declaration, mutate func(*config.Config)) *faultFeed {
+	t.Helper()
+	h := startStream(t, []string{b.Addr}, mutate)
+	t.Cleanup(h.stop)
+	w := &kafka.Writer{Addr: kafka.TCP(b.Direct), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
+		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: b.Transport(), MaxAttempts: 10}
+	t.Cleanup(func() { w.Close() })
+	f := &faultFeed{t: t, b: b, h: h, w: w, decls: decls, assessed: map[string]int{}}
+	if took, why, ok := f.waitReady(true, 60*time.Second); !ok {
+		t.Fatalf("not ready after %v: %s", took, why)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f.read(ctx)
+	return f
+}
+
 type faultFeed struct {
 	t     *testing.T
 	b     *testkit.ProxiedBroker
@@ -141,18 +161,8 @@ func (f *faultFeed) waitReady(want bool, within time.Duration) (time.Duration, s
 func testNetworkFaults(t *testing.T, b *testkit.ProxiedBroker) {
 	p := b.Proxy
 	decls, _ := testkit.GenDecls(t, 14_000, 43)
-	h := startStream(t, []string{b.Addr}, func(c *config.Config) { c.Stream.Partitions = 2 })
-	defer h.stop()
-	w := &kafka.Writer{Addr: kafka.TCP(b.Direct), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: b.Transport(), MaxAttempts: 10}
-	defer w.Close()
-	f := &faultFeed{t: t, b: b, h: h, w: w, decls: decls, assessed: map[string]int{}}
-	if took, why, ok := f.waitReady(true, 60*time.Second); !ok {
-		t.Fatalf("not ready after %v: %s", took, why)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.read(ctx)
+	f := startFaultFeed(t, b, decls, func(c *config.Config) { c.Stream.Partitions = 2 })
+	h := f.h
 	var report []string
 	logf := func(format string, a ...any) {
 		s := fmt.Sprintf(format, a...)
@@ -162,8 +172,7 @@ func testNetworkFaults(t *testing.T, b *testkit.ProxiedBroker) {
 
 	// Throughput: 2,000 declarations at once (500 with slow acknowledgements,
 	// which cap it near 100 a second), under each fault in turn.
-	// The latency stays below the 100 ms round trip beyond which fetches
-	// fail (TestNetworkSlowLink).
+	// (TestNetworkSlowLink covers round trips of 60 to 240 ms.)
 	phase := func(name string, n int, set func()) {
 		t.Helper()
 		set()
@@ -264,30 +273,16 @@ func testNetworkFaults(t *testing.T, b *testkit.ProxiedBroker) {
 }
 
 // TestNetworkSlowLink streams through a link with a round trip of 60 to
-// 240 ms. kafka-go's partition reader takes ReaderConfig.MaxWait (100 ms
-// in consumer.go) as the deadline of a whole fetch, round trip included:
-// beyond it every fetch times out, the reader reconnects and tries again,
-// and the stream consumes nothing while it stays ready (the timeouts are
-// logged at debug). It fails until that is fixed, so it runs only when
-// RISKMON_SLOW_LINK=1.
+// 240 ms. kafka-go's partition reader takes ReaderConfig.MaxWait as the
+// deadline of a whole fetch, round trip included: at 100 ms (before
+// PartitionReaderConfig raised it to 2 s) every fetch beyond a 100 ms round
+// trip timed out, the reader reconnected and tried again, and the stream
+// consumed nothing while it stayed ready.
 func TestNetworkSlowLink(t *testing.T) {
-	if os.Getenv("RISKMON_SLOW_LINK") == "" {
-		t.Skip("set RISKMON_SLOW_LINK=1 to run (it fails: fetches time out beyond a 100 ms round trip)")
-	}
 	b := testkit.KfakeBehindProxy(t, 1)
 	decls, _ := testkit.GenDecls(t, 1200, 47)
-	h := startStream(t, []string{b.Addr}, nil)
-	defer h.stop()
-	w := &kafka.Writer{Addr: kafka.TCP(b.Direct), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
-		BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: b.Transport(), MaxAttempts: 10}
-	defer w.Close()
-	f := &faultFeed{t: t, b: b, h: h, w: w, decls: decls, assessed: map[string]int{}}
-	if took, why, ok := f.waitReady(true, 60*time.Second); !ok {
-		t.Fatalf("not ready after %v: %s", took, why)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.read(ctx)
+	f := startFaultFeed(t, b, decls, nil)
+	h := f.h
 	stalled := 0
 	for _, each := range []time.Duration{30 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond} {
 		b.Proxy.SetLatency(each)
