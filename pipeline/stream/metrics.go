@@ -118,6 +118,11 @@ func NewMetrics(e *engine.Engine) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	// Known label values start at 0, so that a rate or an alert on them
+	// has a series before the first event.
+	for _, r := range []string{"success", "failure"} {
+		m.Reloads.WithLabelValues(r)
+	}
 	cfg := e.Config()
 	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
 	m.ReloadOK.Set(1)
