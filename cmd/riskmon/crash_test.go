@@ -123,7 +123,7 @@ func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
 	// clients go around the proxy.
 	var msgs []kafka.Message
 	valid := 0
-	synth.Generate(synth.Options{Count: 40_000, Seed: 5}, func(r synth.Record) error {
+	synth.Generate(synth.Options{Count: 80_000, Seed: 5}, func(r synth.Record) error { // 400 s of feed: room for a slow machine
 		msgs = append(msgs, kafka.Message{Key: []byte(r.Decl.Importer.ID), Value: r.Decl.AppendJSON(nil)})
 		valid++
 		if len(msgs)%100 == 0 {
