@@ -104,6 +104,12 @@ func (p *progress) finish() {
 	p.mu.Unlock()
 }
 
+// add counts b's bytes and lines.
+func (p *progress) add(b []byte) {
+	p.bytes.Add(int64(len(b)))
+	p.count.Add(int64(bytes.Count(b, []byte{'\n'})))
+}
+
 // reader counts the bytes and lines read through it.
 func (p *progress) reader(r io.Reader) io.Reader { return &countingReader{r: r, p: p} }
 
@@ -114,10 +120,7 @@ type countingReader struct {
 
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	if n > 0 {
-		c.p.bytes.Add(int64(n))
-		c.p.count.Add(int64(bytes.Count(b[:n], []byte{'\n'})))
-	}
+	c.p.add(b[:n])
 	return n, err
 }
 
@@ -131,8 +134,7 @@ type countingWriter struct {
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
-	c.p.bytes.Add(int64(n))
-	c.p.count.Add(int64(bytes.Count(b[:n], []byte{'\n'})))
+	c.p.add(b[:n])
 	return n, err
 }
 
