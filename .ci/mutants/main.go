@@ -145,10 +145,10 @@ var mutants = []mutant{
 		edits: one(engineGo, "\te.rs.Store(rs)\n\treturn nil\n}", "\t_ = rs\n\treturn nil\n}"),
 		tests: []test{engine, batch, stream, cmd}},
 	{name: "reload-forgets-calibration", why: "a reload resets the calibration of detectors whose name and kind are unchanged",
-		edits: one(engineGo, "if n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {", "if false && n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {"),
+		edits: one(engineGo, "rs.takeCalibration(old.calibration(), old.kind)", "_ = old"),
 		tests: []test{engine, batch, cmd}},
 	{name: "reload-ignores-kind-change", why: "a detector whose kind changed keeps the old kind's calibration",
-		edits: one(engineGo, "if n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {", "if n == d.Name && oldCal[n] != nil {"),
+		edits: one(engineGo, "|| kinds[name] != rs.kind[name] {", "{"),
 		tests: []test{engine, batch, cmd}},
 	{name: "checkpoint-ignores-ruleset", why: "checkpoint restore ignores a ruleset mismatch",
 		edits: one("pipeline/engine/checkpoint.go", "if meta.Ruleset != cfg.Ruleset {", "if false && meta.Ruleset != cfg.Ruleset {"),
@@ -256,7 +256,7 @@ var mutants = []mutant{
 
 	// The learned model, for the quality floors.
 	{name: "model-never-scores", why: "the learned model trains but never scores (rules alone)",
-		edits: one(engineGo, "if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {", "if t := e.model.cur.Load(); false && t != nil && t.lay == rs.lay {"),
+		edits: one(engineGo, "if model != nil && model.lay == rs.lay {", "if false && model != nil && model.lay == rs.lay {"),
 		tests: []test{engine, batch, quality}},
 
 	// Quality floors alone: the same bugs, judged by the detection-quality
@@ -265,7 +265,7 @@ var mutants = []mutant{
 		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
 		tests: []test{quality}},
 	{name: "quality-model-never-scores", why: "rules alone (quality test only)",
-		edits: one(engineGo, "if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {", "if t := e.model.cur.Load(); false && t != nil && t.lay == rs.lay {"),
+		edits: one(engineGo, "if model != nil && model.lay == rs.lay {", "if false && model != nil && model.lay == rs.lay {"),
 		tests: []test{quality}},
 }
 

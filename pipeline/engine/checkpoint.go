@@ -74,14 +74,7 @@ func (e *Engine) SaveState(dir string) error {
 	}
 	rs := e.rs.Load()
 	meta := checkpointMeta{Format: checkpointFormat, Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(),
-		Kinds: rs.kinds(), Calibration: map[string]calibratorCounts{}, Rates: e.rates.save()}
-	for i, c := range rs.cals {
-		cc := calibratorCounts{N: c.n.Load(), Tree: make([]uint64, len(c.tree))}
-		for j := range c.tree {
-			cc.Tree[j] = c.tree[j].Load()
-		}
-		meta.Calibration[rs.detectors[i]] = cc
-	}
+		Kinds: rs.kind, Calibration: rs.calibration(), Rates: e.rates.save()}
 	b, _ := json.MarshalIndent(meta, "", " ")
 	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), b, 0o644); err != nil {
 		return err
@@ -134,18 +127,7 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 	if err != nil {
 		return nil, false, "", err
 	}
-	rs := e.rs.Load()
-	kinds := rs.kinds()
-	for i, name := range rs.detectors {
-		cc, ok := meta.Calibration[name]
-		if !ok || len(cc.Tree) != len(rs.cals[i].tree) || meta.Kinds[name] != kinds[name] {
-			continue
-		}
-		for j, v := range cc.Tree {
-			rs.cals[i].tree[j].Store(v)
-		}
-		rs.cals[i].n.Store(cc.N)
-	}
+	e.rs.Load().takeCalibration(meta.Calibration, meta.Kinds)
 	e.rates.restore(meta.Rates)
 	modelKept, err := e.model.restore(dir, e)
 	if err != nil {

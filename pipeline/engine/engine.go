@@ -65,7 +65,7 @@ type ruleset struct {
 	detectors []string
 	measurers []detectors.Measurer // per detector, nil when it measures nothing
 	lay       *layout              // the model's features for these detectors
-	isProfile map[string]bool      // detectors of kind profile, by name
+	kind      map[string]string    // each enabled detector's kind, by name
 }
 
 // NewEngine builds the detectors of cfg on a new state store.
@@ -104,9 +104,11 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &ruleset{cfg: cfg, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt, isProfile: map[string]bool{}}
+	rs := &ruleset{cfg: cfg, aeo: map[string]struct{}{}, randSalt: cfg.Random.Salt, kind: map[string]string{}}
 	for _, dc := range cfg.Detectors {
-		rs.isProfile[dc.Name] = dc.Kind == "profile"
+		if dc.IsEnabled() {
+			rs.kind[dc.Name] = dc.Kind
+		}
 	}
 	cal := cfg.Scoring.Calibration
 	enabled := map[string]bool{}
@@ -156,8 +158,9 @@ func (rs *ruleset) setDetectors(dets []detectors.Detector, calibrated func(detec
 
 // Reload swaps in a new configuration between two declarations. The
 // detectors' learned state is kept: it lives in the store and the shared
-// table under each detector's name, so a detector keeps its history when its
-// name and kind are unchanged; calibration counts carry over the same way.
+// table under each detector's kind and name, so a detector keeps its history
+// when its kind and name are unchanged; calibration counts carry over the
+// same way.
 // A detector whose parameters changed the shape of its state sees the old
 // records as missing ("no history"), never as anomalies.
 func (e *Engine) Reload(cfg *config.Config) error {
@@ -166,40 +169,40 @@ func (e *Engine) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	kinds := map[string]string{}
-	for _, d := range old.cfg.Detectors {
-		kinds[d.Name] = d.Kind
-	}
-	oldCal := map[string]*calibrator{}
-	for i, n := range old.detectors {
-		oldCal[n] = old.cals[i]
-	}
-	for _, d := range cfg.Detectors {
-		for i, n := range rs.detectors {
-			if n == d.Name && kinds[n] == d.Kind && oldCal[n] != nil {
-				c := oldCal[n]
-				for j := range c.tree {
-					rs.cals[i].tree[j].Store(c.tree[j].Load())
-				}
-				rs.cals[i].n.Store(c.n.Load())
-			}
-		}
-	}
+	rs.takeCalibration(old.calibration(), old.kind)
 	e.model.setLayout(cfg.Model, rs.lay)
 	e.rates.configure(cfg.Scoring.Rates)
 	e.rs.Store(rs)
 	return nil
 }
 
-// kinds maps each enabled detector's name to its kind.
-func (rs *ruleset) kinds() map[string]string {
-	m := map[string]string{}
-	for _, d := range rs.cfg.Detectors {
-		if d.IsEnabled() {
-			m[d.Name] = d.Kind
+// calibration is the detectors' calibration counts, by name.
+func (rs *ruleset) calibration() map[string]calibratorCounts {
+	m := map[string]calibratorCounts{}
+	for i, c := range rs.cals {
+		cc := calibratorCounts{N: c.n.Load(), Tree: make([]uint64, len(c.tree))}
+		for j := range c.tree {
+			cc.Tree[j] = c.tree[j].Load()
 		}
+		m[rs.detectors[i]] = cc
 	}
 	return m
+}
+
+// takeCalibration starts each detector's calibrator from the counts of the
+// detector of the same name, when that one was of the same kind (kinds: by
+// name): a reload, or a checkpoint of another ruleset.
+func (rs *ruleset) takeCalibration(counts map[string]calibratorCounts, kinds map[string]string) {
+	for i, name := range rs.detectors {
+		cc, ok := counts[name]
+		if !ok || len(cc.Tree) != len(rs.cals[i].tree) || kinds[name] != rs.kind[name] {
+			continue
+		}
+		for j, v := range cc.Tree {
+			rs.cals[i].tree[j].Store(v)
+		}
+		rs.cals[i].n.Store(cc.N)
+	}
 }
 
 // Config returns the active configuration.
@@ -249,15 +252,16 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	var ids [16]string
 	var stats [16]entityStats
 	var x []float64
+	model := e.model.cur.Load()
 	if rs.cfg.Model.Enabled {
 		x = floats(xbuf[:], len(rs.lay.names))
 		e.model.featurize(rs.lay, d, raw, rs.measurers, combined, aeo, x, ids[:], stats[:])
-		if t := e.model.cur.Load(); t != nil && t.lay == rs.lay {
-			t.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
+		if model != nil && model.lay == rs.lay {
+			model.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
 		}
 	}
 	stratum := rs.channel(d, a, forced, hasForce, e.rates.thresholds(&rs.cfg.Scoring))
-	e.rates.observe(a.Score, forced, hasForce, stratum, e.model.cur.Load())
+	e.rates.observe(a.Score, forced, hasForce, stratum, model)
 	rs.rememberSelection(e, a)
 	if x != nil {
 		e.model.remember(d, stratum, x, ids[:len(entityKinds)])

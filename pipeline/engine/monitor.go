@@ -67,7 +67,7 @@ func (rs *ruleset) rememberSelection(e *Engine, a *declaration.Assessment) {
 		if f.Detector == "aeo" && f.Points == 0 {
 			continue // the AEO note, not a detector's finding
 		}
-		if rs.isProfile[f.Detector] && f.Rule != "" {
+		if rs.kind[f.Detector] == "profile" && f.Rule != "" {
 			if np < len(profs) && !contains(profs[:np], f.Rule) {
 				profs[np] = f.Rule
 				np++

@@ -41,7 +41,7 @@ type rateKeeper struct {
 	strata      [3]float64 // by channel given before random selection
 	total       float64
 	seen        uint64
-	sinceHalve  int
+	sinceDecay  int
 	sinceUpdate int
 	ready       bool // thresholds computed from enough declarations
 	scale       any  // what set the score scale at the last observation (the model)
@@ -112,7 +112,7 @@ func (k *rateKeeper) observe(score float64, forced declaration.Channel, hasForce
 	k.total++
 	k.seen++
 	if k.rates != nil {
-		if k.sinceHalve++; k.sinceHalve >= k.rates.Window/8 {
+		if k.sinceDecay++; k.sinceDecay >= k.rates.Window/8 {
 			k.decay(decayStep)
 		}
 		if k.sinceUpdate++; k.sinceUpdate >= rateEvery || !k.ready {
@@ -134,7 +134,7 @@ func (k *rateKeeper) decay(f float64) {
 		k.strata[i] *= f
 	}
 	k.total *= f
-	k.sinceHalve = 0
+	k.sinceDecay = 0
 }
 
 // update recomputes the thresholds. Under k.mu.
@@ -219,14 +219,14 @@ type rateState struct {
 	Strata     []float64 `json:"strata"`
 	Total      float64   `json:"total"`
 	Seen       uint64    `json:"seen"`
-	SinceHalve int       `json:"since_halve"`
+	SinceDecay int       `json:"since_decay"`
 }
 
 func (k *rateKeeper) save() *rateState {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return &rateState{Bins: append([]float64(nil), k.bins[:]...), Forced: append([]float64(nil), k.forced[:]...),
-		Strata: append([]float64(nil), k.strata[:]...), Total: k.total, Seen: k.seen, SinceHalve: k.sinceHalve}
+		Strata: append([]float64(nil), k.strata[:]...), Total: k.total, Seen: k.seen, SinceDecay: k.sinceDecay}
 }
 
 func (k *rateKeeper) restore(st *rateState) {
@@ -238,6 +238,6 @@ func (k *rateKeeper) restore(st *rateState) {
 	copy(k.bins[:], st.Bins)
 	copy(k.forced[:], st.Forced)
 	copy(k.strata[:], st.Strata)
-	k.total, k.seen, k.sinceHalve = st.Total, st.Seen, st.SinceHalve
+	k.total, k.seen, k.sinceDecay = st.Total, st.Seen, st.SinceDecay
 	k.update()
 }
