@@ -172,15 +172,13 @@ func (m *Monitor) Table(scores []Scored, truth map[string]*declaration.Outcome) 
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		fmt.Fprintf(&b, "  %s:", title)
-		for _, n := range names {
+		items := make([]string, len(names))
+		for i, n := range names {
 			t := ts[n]
-			fmt.Fprintf(&b, " %s %d/%d (%s, lift %s),", n, t.Hits, t.Inspected, strings.TrimSpace(fmtRate(t.HitRate())),
+			items[i] = fmt.Sprintf("%s %d/%d (%s, lift %s)", n, t.Hits, t.Inspected, strings.TrimSpace(fmtRate(t.HitRate())),
 				strings.TrimSpace(fmtLift(t.HitRate(), random)))
 		}
-		s := strings.TrimSuffix(b.String(), ",")
-		b.Reset()
-		b.WriteString(s + "\n")
+		fmt.Fprintf(&b, "  %s: %s\n", title, strings.Join(items, ", "))
 	}
 	list("hits/inspections by profile", m.Profiles)
 	list("hits/inspections by detector", m.Detectors)
