@@ -350,16 +350,7 @@ func cmdRun(args []string) error {
 	if *watch && *cfgPath == "" {
 		return errors.New("--config.watch needs --config FILE")
 	}
-	load := func() (*config.Config, error) {
-		c, err := loadConfig(*cfgPath)
-		if err == nil {
-			err = sf.apply(c)
-		}
-		if err == nil {
-			err = rf.apply(c)
-		}
-		return c, err
-	}
+	load := configLoader(*cfgPath, sf, rf, nil, nil)
 	cfg, err := load()
 	if err != nil {
 		return err
@@ -382,6 +373,31 @@ func cmdRun(args []string) error {
 	err = sv.stream.Run(ctx, sv.brokers)
 	log.Info().Msg("stopped")
 	return err
+}
+
+// configLoader reads the configuration as at start-up and at each reload:
+// the file, then before (when set) on the file's settings, then the
+// environment and the flags over them, then after (when set).
+func configLoader(path string, sf *streamFlags, rf *rateFlags, before, after func(*config.Config)) func() (*config.Config, error) {
+	return func() (*config.Config, error) {
+		c, err := loadConfig(path)
+		if err != nil {
+			return nil, err
+		}
+		if before != nil {
+			before(c)
+		}
+		if err := sf.apply(c); err != nil {
+			return nil, err
+		}
+		if err := rf.apply(c); err != nil {
+			return nil, err
+		}
+		if after != nil {
+			after(c)
+		}
+		return c, nil
+	}
 }
 
 // reloadOnHUP reloads the configuration on each SIGHUP.
@@ -432,20 +448,14 @@ func (sv *service) reload(trigger string) error {
 	if err == nil {
 		err = sv.engine.Reload(cfg)
 	}
-	// Each outcome updates the state gauges before the reload counter, so
-	// a scrape that sees the counter move sees the state with it.
+	// A scrape gathers the metrics concurrently: it may see the counter
+	// move before the gauge does, or the reverse.
 	if err != nil {
 		m.ReloadOK.Set(0)
 		m.Reloads.WithLabelValues("failure").Inc()
 		sv.log.Error().Err(err).Str("trigger", trigger).Str("ruleset", old.Ruleset).Msg("configuration reload refused; the running configuration stays")
 		return err
 	}
-	// The old series goes before the new one comes: a scrape in between
-	// sees neither, never both.
-	if old.Ruleset != cfg.Ruleset {
-		m.Ruleset.DeleteLabelValues(old.Name, old.Ruleset)
-	}
-	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
 	m.ReloadOK.Set(1)
 	m.Reloads.WithLabelValues("success").Inc()
 	sv.log.Info().Str("trigger", trigger).Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
@@ -466,18 +476,15 @@ func cmdDemo(args []string) error {
 	if *rate < 1 {
 		return fmt.Errorf("--rate must be >= 1, got %d", *rate)
 	}
-	cfg, err := loadConfig(*cfgPath)
+	// The live summary is the output, so the log says little; the demo
+	// always runs on the embedded broker.
+	quiet := func(c *config.Config) { c.Stream.LogFormat, c.Stream.LogLevel = "console", "error" }
+	embeddedOnly := func(c *config.Config) { c.Stream.Brokers = nil }
+	load := configLoader(*cfgPath, sf, rf, quiet, embeddedOnly)
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
-	cfg.Stream.LogFormat, cfg.Stream.LogLevel = "console", "error" // the live summary is the output
-	if err := sf.apply(cfg); err != nil {
-		return err
-	}
-	if err := rf.apply(cfg); err != nil {
-		return err
-	}
-	cfg.Stream.Brokers = nil // the demo always runs on the embedded broker
 	live := newLiveSummary()
 	tty := isTerminal(os.Stdout)
 	log := newLogger(cfg.Stream)
@@ -492,18 +499,6 @@ func cmdDemo(args []string) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
-	}
-	load := func() (*config.Config, error) {
-		c, err := loadConfig(*cfgPath)
-		if err == nil {
-			c.Stream.LogFormat, c.Stream.LogLevel = "console", "error"
-			err = sf.apply(c)
-		}
-		if err == nil {
-			err = rf.apply(c)
-			c.Stream.Brokers = nil
-		}
-		return c, err
 	}
 	sv, err := startService(ctx, cfg, log, load)
 	if err != nil {

@@ -30,7 +30,6 @@ type Metrics struct {
 	StateBytes      prometheus.GaugeFunc
 	SharedEntries   prometheus.GaugeFunc
 	SharedDropped   prometheus.CounterFunc
-	Ruleset         *prometheus.GaugeVec // name, ruleset
 	Ready           prometheus.Gauge
 	Reloads         *prometheus.CounterVec // result
 	ReloadOK        prometheus.Gauge
@@ -85,12 +84,10 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "Shared statistics held in memory (peer baselines, route counts, history rates)."}, func() float64 { return float64(e.Shared().Len()) }),
 		SharedDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_shared_statistics_evictions_total",
 			Help: "Shared statistics dropped to stay within state.shared_entries."}, func() float64 { return float64(e.Shared().Dropped()) }),
-		Ruleset: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskmon_ruleset_info",
-			Help: "The active detector configuration: 1 for its name and ruleset id."}, []string{"name", "ruleset"}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_ready",
 			Help: "1 when consuming and producing, 0 otherwise."}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_config_reloads_total",
-			Help: "Configuration reloads (SIGHUP), by result: success or failure (the old configuration stays)."}, []string{"result"}),
+			Help: "Configuration reloads (SIGHUP, POST /-/reload, --config.watch), by result: success or failure (the old configuration stays)."}, []string{"result"}),
 		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_config_last_reload_successful",
 			Help: "1 if the last configuration reload succeeded (or none was tried), 0 if it failed."}),
 		ModelTrainings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "riskmon_model_trainings_total",
@@ -114,7 +111,7 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
 		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
-		m.StateBytes, m.SharedEntries, m.SharedDropped, m.Ruleset, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
+		m.StateBytes, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -123,8 +120,6 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	for _, r := range []string{"success", "failure"} {
 		m.Reloads.WithLabelValues(r)
 	}
-	cfg := e.Config()
-	m.Ruleset.WithLabelValues(cfg.Name, cfg.Ruleset).Set(1)
 	m.ReloadOK.Set(1)
 	return m
 }
@@ -152,6 +147,21 @@ func (m *Metrics) ObserveOutcome(o *declaration.Outcome, at engine.Attribution) 
 	for _, d := range at.Detectors {
 		m.DetectorInspections.WithLabelValues(d, result).Inc()
 	}
+}
+
+// rulesetCollector reports the engine's active configuration at scrape
+// time: a reload swaps it in one step, so a scrape sees the old ruleset or
+// the new one, never both and never neither.
+type rulesetCollector struct{ e *engine.Engine }
+
+var rulesetInfo = prometheus.NewDesc("riskmon_ruleset_info",
+	"The active detector configuration: 1 for its name and ruleset id.", []string{"name", "ruleset"}, nil)
+
+func (rulesetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rulesetInfo }
+
+func (c rulesetCollector) Collect(ch chan<- prometheus.Metric) {
+	cfg := c.e.Config()
+	ch <- prometheus.MustNewConstMetric(rulesetInfo, prometheus.GaugeValue, 1, cfg.Name, cfg.Ruleset)
 }
 
 // rateCollector reports the channel thresholds, the inspection-rate targets
