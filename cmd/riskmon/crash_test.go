@@ -345,6 +345,17 @@ func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
 		}
 		t.Logf("lane %d: %d kills (%d of a working consumer, %d before joining); %d of %d assessed (%d lost, %d duplicates), %d of %d dead letters (%d lost, %d duplicates)",
 			l.id, l.kills, l.onConsumer, l.killedBeforeJoining, len(l.assessed), nValid, nValid-len(l.assessed), laneDup, len(l.dead), nInvalid, nInvalid-len(l.dead), laneDupDL)
+		if len(l.assessed) < nValid || len(l.dead) < nInvalid {
+			// What the last process of the lane said, debug lines aside:
+			// whether it joined, with which partitions, and what failed.
+			var said []string
+			for _, line := range strings.Split(l.final.stderr.String(), "\n") {
+				if line != "" && !strings.Contains(line, `"level":"debug"`) {
+					said = append(said, line)
+				}
+			}
+			t.Logf("lane %d: the last process's log:\n%s", l.id, strings.Join(said[max(0, len(said)-40):], "\n"))
+		}
 		kills += l.kills
 		onConsumer += l.onConsumer
 		beforeJoin += l.killedBeforeJoining
