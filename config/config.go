@@ -83,7 +83,8 @@ type Stream struct {
 	Partitions        int  `yaml:"partitions"`
 	ReplicationFactor int  `yaml:"replication_factor"`
 	// Workers assess declarations in parallel, each owning the importers
-	// that hash to it. One worker gives exactly replay's results on a single
+	// that hash to it; 0 (the default) is one per core (GOMAXPROCS). One
+	// worker gives exactly `replay --batch 1`'s results on a single
 	// partition; more interleave updates of shared statistics by arrival.
 	Workers int `yaml:"workers"`
 	// LingerMS: how long the producer waits to fill a batch (kafka-go's
@@ -346,7 +347,7 @@ func defaults() *Config {
 			Bins: 64, EarlyStoppingRounds: 20, ValidationShare: 0.2},
 		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
 			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",
-			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 1, LingerMS: 2, CommitIntervalMS: 500,
+			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 0, LingerMS: 2, CommitIntervalMS: 500,
 			ShutdownSeconds: 15, CheckpointSeconds: 60, LogFormat: "json", LogLevel: "info"},
 	}
 }
@@ -570,11 +571,14 @@ func (st *Stream) validate(d *Decoder) {
 		}
 	}
 	for k, v := range map[string]int{"stream.partitions": st.Partitions, "stream.replication_factor": st.ReplicationFactor,
-		"stream.workers": st.Workers, "stream.commit_interval_ms": st.CommitIntervalMS, "stream.shutdown_seconds": st.ShutdownSeconds,
+		"stream.commit_interval_ms": st.CommitIntervalMS, "stream.shutdown_seconds": st.ShutdownSeconds,
 		"stream.checkpoint_seconds": st.CheckpointSeconds} {
 		if v < 1 {
 			d.Problemf(k, "must be >= 1, got %d", v)
 		}
+	}
+	if st.Workers < 0 {
+		d.Problemf("stream.workers", "must be >= 0 (0: one per core), got %d", st.Workers)
 	}
 	if st.LingerMS < 0 {
 		d.Problemf("stream.linger_ms", "must be >= 0, got %d", st.LingerMS)

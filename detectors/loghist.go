@@ -98,7 +98,9 @@ func histCachedStats(b []byte) (median, mad float64) {
 	binary.LittleEndian.PutUint32(b[8:], math.Float32bits(float32(median)))
 	binary.LittleEndian.PutUint32(b[12:], math.Float32bits(float32(mad)))
 	binary.LittleEndian.PutUint32(b[16:], n)
-	return median, mad
+	// The caller that recomputes gets what every later caller will read:
+	// which caller recomputes depends on timing when workers read at once.
+	return float64(float32(median)), float64(float32(mad))
 }
 
 // histStats returns the median and the median absolute deviation of ln(x),

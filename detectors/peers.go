@@ -54,19 +54,15 @@ func (p *peers) deviation(levels int, key keyFunc, lx float64) (s peerStat, ok b
 }
 
 // learn adds lx to every group of the hierarchy, and returns what deviation
-// would have returned before (read from the same values, at no extra cost).
+// returned before. The update adds, and only adds: it may be deferred
+// (Table.Deferred) and must not depend on when it runs.
 func (p *peers) learn(levels int, key keyFunc, lx float64) (s peerStat, ok bool) {
+	s, ok = p.deviation(levels, key, lx)
 	sc := p.pool.Get().(*scratch)
 	defer p.pool.Put(sc)
 	for level := 0; level < levels; level++ {
 		sc.key = key(sc.key[:0], level)
-		p.table.update(sc.key, func(old []byte) []byte {
-			if !ok && histCount(old) >= p.minPeers {
-				med, mad := histCachedStats(old)
-				s, ok = peerStat{z: (lx - med) / math.Max(1.4826*mad, p.minSpread), median: med, n: histCount(old), level: level}, true
-			}
-			return histAdd(old, lx)
-		})
+		p.table.update(sc.key, func(old []byte) []byte { return histAdd(old, lx) })
 	}
 	return s, ok
 }

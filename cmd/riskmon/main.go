@@ -220,9 +220,14 @@ func cmdReplay(args []string) error {
 	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file (for go tool pprof)")
 	report := fs.String("report", "", "also write a self-contained HTML report here")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "assess each micro-batch on this many goroutines, by importer (the assessments do not depend on it)")
+	batchSize := fs.Int("batch", engine.BatchSize, "declarations per micro-batch; 1 assesses one at a time on one core, exactly as stream mode's single worker")
 	rf := addRateFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *workers < 1 || *batchSize < 1 {
+		return fmt.Errorf("--workers and --batch must be >= 1, got %d and %d", *workers, *batchSize)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -269,7 +274,8 @@ func cmdReplay(args []string) error {
 		return err
 	}
 	defer in.Close()
-	opts := batch.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil || *report != "", KeepFindings: *report != ""}
+	opts := batch.ReplayOptions{Input: in, InputName: *input, Errors: os.Stderr, KeepScores: truthByID != nil || *report != "", KeepFindings: *report != "",
+		Workers: *workers, Batch: *batchSize}
 	var outcomesByID map[string]*declaration.Outcome // the report's score distributions without truth
 	if *report != "" && truthByID == nil && *outcomes != "" {
 		if outcomesByID, err = readTruth(*outcomes); err != nil {
@@ -391,8 +397,10 @@ func readTruth(path string) (map[string]*declaration.Outcome, error) {
 }
 
 func cmdGen(args []string) error {
-	fs := newFlags("gen", "--count N [--seed S] [--output FILE] [--outcomes FILE] [--truth FILE]")
+	fs := newFlags("gen", "--count N [--seed S] [--importers N] [--days D] [--output FILE] [--outcomes FILE] [--truth FILE]")
 	count := fs.Int("count", 0, "number of declarations")
+	importers := fs.Int("importers", 0, "distinct importers the stream names, each lodging at least once, with a long tail of small traders (plus about count/1500 missing traders; needs count >= 1.02 x N; default: about count/25 traders, not all of whom lodge)")
+	days := fs.Int("days", 0, "span of the stream in days (default max(30, count/300): 300 declarations a day)")
 	seed := fs.Uint64("seed", 1, "random seed: same seed, same bytes")
 	output := fs.String("output", "-", "declarations, JSON Lines ('-' for stdout)")
 	outcomes := fs.String("outcomes", "", "write the outcomes of a random inspected sample here")
@@ -406,6 +414,12 @@ func cmdGen(args []string) error {
 	}
 	if *inspect <= 0 || *inspect > 1 {
 		return fmt.Errorf("--inspect-rate must be in (0, 1], got %g", *inspect)
+	}
+	if *importers < 0 || *importers > *count {
+		return fmt.Errorf("--importers must be in [0, --count], got %d", *importers)
+	}
+	if *days < 0 {
+		return fmt.Errorf("--days must be >= 0 (0: the default), got %d", *days)
 	}
 	var closers []io.Closer
 	defer func() {
@@ -441,7 +455,7 @@ func cmdGen(args []string) error {
 	}
 	p := startProgress("gen", "declarations", int64(*count), false)
 	w.Declarations = p.writer(w.Declarations)
-	err = synth.Write(synth.Options{Count: *count, Seed: *seed, InspectRate: *inspect}, w)
+	err = synth.Write(synth.Options{Count: *count, Seed: *seed, InspectRate: *inspect, Importers: *importers, Days: *days}, w)
 	p.finish()
 	if err != nil {
 		return err

@@ -55,7 +55,7 @@ var settings = []setting{
 	{"dead-letter-topic", "string", "dead-letter topic", func(c *config.Config) any { return &c.Stream.DeadLetterTopic }},
 	{"group", "string", "consumer group", func(c *config.Config) any { return &c.Stream.Group }},
 	{"metrics-addr", "address", "metrics and health address", func(c *config.Config) any { return &c.Stream.MetricsAddr }},
-	{"workers", "int", "assessment workers, by importer hash (1: exact replay order)", func(c *config.Config) any { return &c.Stream.Workers }},
+	{"workers", "int", "assessment workers, by importer hash (0: one per core; 1: exactly replay --batch 1)", func(c *config.Config) any { return &c.Stream.Workers }},
 	{"partitions", "int", "partitions of topics riskmon creates", func(c *config.Config) any { return &c.Stream.Partitions }},
 	{"log-format", "string", "json or console", func(c *config.Config) any { return &c.Stream.LogFormat }},
 	{"log-level", "string", "debug, info, warn or error", func(c *config.Config) any { return &c.Stream.LogLevel }},

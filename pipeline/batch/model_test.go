@@ -178,15 +178,17 @@ func TestModelAssessments(t *testing.T) {
 
 // A checkpoint keeps the model, its training window and the entity history:
 // a replay stopped halfway, saved, restored and continued assesses the
-// second half exactly as an uninterrupted replay does.
+// second half exactly as an uninterrupted replay does. (It stops between two
+// micro-batches: a batch cut in two is two batches.)
 func TestModelCheckpoint(t *testing.T) {
 	decls, outcomes, _ := modelStream(t, 5000)
 	whole, ids, _ := replayModel(t, decls, outcomes)
 
+	half := 10 * engine.BatchSize
 	lines := strings.SplitAfter(string(decls), "\n")
-	first := []byte(strings.Join(lines[:2500], ""))
-	second := []byte(strings.Join(lines[2500:], ""))
-	last, err := declaration.DecodeDeclaration([]byte(strings.TrimSpace(lines[2499])))
+	first := []byte(strings.Join(lines[:half], ""))
+	second := []byte(strings.Join(lines[half:], ""))
+	last, err := declaration.DecodeDeclaration([]byte(strings.TrimSpace(lines[half-1])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,12 +236,12 @@ func TestModelCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(out.String(), "")), "\n")
-	if len(got) != 2500 {
+	if len(got) != 5000-half {
 		t.Fatalf("%d assessments in the second half", len(got))
 	}
 	for i, l := range got {
-		if want := whole[ids[2500+i]]; l != want {
-			t.Fatalf("after the restart, %s differs:\n%s\n%s", ids[2500+i], want, l)
+		if want := whole[ids[half+i]]; l != want {
+			t.Fatalf("after the restart, %s differs:\n%s\n%s", ids[half+i], want, l)
 		}
 	}
 }

@@ -45,6 +45,13 @@ type ReplayOptions struct {
 	// its own selection decides what it learns from (selection bias).
 	ClosedLoop   map[string]*declaration.Outcome
 	InspectDelay time.Duration
+	// Workers assess each micro-batch in parallel, by importer (0: one per
+	// core). The assessments do not depend on it.
+	Workers int
+	// Batch is the number of declarations in a micro-batch (0:
+	// engine.BatchSize). 1 assesses one declaration at a time, exactly as
+	// stream mode's single worker does, on one core.
+	Batch int
 }
 
 // Scored is what evaluation needs of one assessment.
@@ -140,32 +147,46 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 			due.push(oc)
 		}
 		var eventTime time.Time
-		for c := range decoded {
-			out := make(assessedChunk, 0, len(c))
-			for i := range c {
-				r := &c[i]
-				st.Lines++
-				if r.err != nil {
-					st.Invalid++
-					fmt.Fprintf(errw, "%s line %d: %v\n", o.InputName, r.line, r.err)
-					if dlw != nil {
-						dl := declaration.DeadLetter{Source: o.InputName, Line: r.line, Reason: r.err.Error(), Kind: declaration.ErrorKind(r.err), Original: r.data}
-						dlw.Write(append(dl.AppendJSON(nil), '\n'))
-					}
-					continue
+		size := o.Batch
+		if size <= 0 {
+			size = engine.BatchSize
+		}
+		engineWorkers := o.Workers
+		if engineWorkers <= 0 {
+			engineWorkers = runtime.GOMAXPROCS(0)
+		}
+		var batch []*declaration.Declaration
+		applyDue := func() {
+			for due.Len() > 0 && !due.peek().InspectedAt.After(eventTime) {
+				oc := due.pop()
+				st.Monitor.Observe(oc, e.ApplyOutcome(oc))
+				st.OutcomesApplied++
+			}
+		}
+		// flush assesses a batch after the outcomes due by the time its
+		// first declaration was lodged (outcomes never arrive early).
+		flush := func() {
+			if len(batch) == 0 {
+				return
+			}
+			if batch[0].LodgedAt.After(eventTime) {
+				eventTime = batch[0].LodgedAt
+			}
+			applyDue()
+			var out assessedChunk
+			if size == 1 {
+				out = assessedChunk{e.Assess(batch[0])}
+			} else {
+				out = e.AssessBatch(batch, engineWorkers)
+			}
+			for i, a := range out {
+				d := batch[i]
+				if d.LodgedAt.After(eventTime) {
+					eventTime = d.LodgedAt
 				}
-				if r.d.LodgedAt.After(eventTime) {
-					eventTime = r.d.LodgedAt
-				}
-				for due.Len() > 0 && !due.peek().InspectedAt.After(eventTime) {
-					oc := due.pop()
-					st.Monitor.Observe(oc, e.ApplyOutcome(oc))
-					st.OutcomesApplied++
-				}
-				a := e.Assess(r.d)
 				if t := o.ClosedLoop[a.DeclarationID]; t != nil && a.Channel != declaration.Green {
 					oc := *t
-					oc.InspectedAt = r.d.LodgedAt.Add(o.InspectDelay)
+					oc.InspectedAt = d.LodgedAt.Add(o.InspectDelay)
 					due.push(&oc)
 					st.OutcomesRead++
 				}
@@ -182,10 +203,30 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 					}
 					st.Scores = append(st.Scores, sc)
 				}
-				out = append(out, a)
 			}
 			assessedCh <- out
+			batch = batch[:0:0]
 		}
+		for c := range decoded {
+			for i := range c {
+				r := &c[i]
+				st.Lines++
+				if r.err != nil {
+					st.Invalid++
+					fmt.Fprintf(errw, "%s line %d: %v\n", o.InputName, r.line, r.err)
+					if dlw != nil {
+						dl := declaration.DeadLetter{Source: o.InputName, Line: r.line, Reason: r.err.Error(), Kind: declaration.ErrorKind(r.err), Original: r.data}
+						dlw.Write(append(dl.AppendJSON(nil), '\n'))
+					}
+					continue
+				}
+				if batch = append(batch, r.d); len(batch) == size {
+					flush()
+				}
+			}
+		}
+		flush()
+		applyDue() // the stream ends at its last event time: what was due by then came
 	}()
 	encoded := ordered(assessedCh, workers, func(c assessedChunk) []byte {
 		var b []byte

@@ -47,11 +47,10 @@ func testEngine(t *testing.T, yml string, dets ...detectors.Detector) *engine.En
 }
 
 // Outcomes are applied once the stream's event time (the latest lodged_at
-// seen) reaches their inspected_at, before the declaration that moved it.
+// seen) reaches their inspected_at: one declaration at a time, before the
+// declaration that moved it; in micro-batches, before the batch whose first
+// declaration moved it; at the end, those due by the last event time.
 func TestReplayOutcomeTiming(t *testing.T) {
-	var log []string
-	a := &recorder{log: &log}
-	e := testEngine(t, noRandom, a)
 	decls := ""
 	for i, ts := range []string{"2026-03-01T10:00:00Z", "2026-03-03T10:00:00Z", "2026-03-02T10:00:00Z", "2026-03-05T10:00:00Z"} {
 		decls += fmt.Sprintf(`{"id":"D%d","lodged_at":%q,"office":"O","importer":{"id":"I"},"currency":"USD","items":[{"line":1,"hs_code":"851713","origin":"CN","gross_mass_kg":1,"customs_value":1}]}`+"\n", i+1, ts)
@@ -62,29 +61,39 @@ not an outcome
 {"declaration_id":"X2","inspected_at":"2026-03-03T09:00:00Z","result":"clean"}
 {"declaration_id":"X4","inspected_at":"2026-04-01T00:00:00Z","result":"clean"}
 `
-	var errs bytes.Buffer
-	st, err := Replay(e, ReplayOptions{Input: strings.NewReader(decls), InputName: "d", Outcomes: strings.NewReader(outcomes), OutcomesName: "o",
-		Output: &bytes.Buffer{}, Errors: &errs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order []string
-	for _, l := range log {
-		if strings.HasPrefix(l, "outcome") || strings.HasPrefix(l, "score") {
-			order = append(order, strings.Fields(l)[len(strings.Fields(l))-2+boolInt(strings.HasPrefix(l, "outcome"))])
+	for _, c := range []struct {
+		batch int
+		want  string
+	}{
+		// D3 (03-02) does not move event time back: X1 (03-02 10:00) was
+		// already due at D2 (03-03 10:00), along with X2.
+		{1, "D1 X1 X2 D2 D3 X3 D4"},
+		{2, "D1 D2 X1 X2 D3 D4 X3"},
+		{4, "D1 D2 D3 D4 X1 X2 X3"},
+	} {
+		var log []string
+		e := testEngine(t, noRandom, &recorder{log: &log})
+		var errs bytes.Buffer
+		st, err := Replay(e, ReplayOptions{Input: strings.NewReader(decls), InputName: "d", Outcomes: strings.NewReader(outcomes), OutcomesName: "o",
+			Output: &bytes.Buffer{}, Errors: &errs, Batch: c.batch})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	// D3 (03-02) does not move event time back: X1 (03-02 10:00) was already
-	// due at D2 (03-03 10:00), along with X2.
-	want := "D1 X1 X2 D2 D3 X3 D4"
-	if got := strings.Join(order, " "); got != want {
-		t.Errorf("order %q, want %q", got, want)
-	}
-	if st.OutcomesApplied != 3 || st.OutcomesRead != 4 || st.OutcomesBad != 1 {
-		t.Errorf("outcome counts %+v", st)
-	}
-	if !strings.Contains(errs.String(), "o line 3: not valid JSON") {
-		t.Errorf("invalid outcome not reported with its line: %q", errs.String())
+		var order []string
+		for _, l := range log {
+			if strings.HasPrefix(l, "outcome") || strings.HasPrefix(l, "score") {
+				order = append(order, strings.Fields(l)[len(strings.Fields(l))-2+boolInt(strings.HasPrefix(l, "outcome"))])
+			}
+		}
+		if got := strings.Join(order, " "); got != c.want {
+			t.Errorf("batch %d: order %q, want %q", c.batch, got, c.want)
+		}
+		if st.OutcomesApplied != 3 || st.OutcomesRead != 4 || st.OutcomesBad != 1 {
+			t.Errorf("batch %d: outcome counts %+v", c.batch, st)
+		}
+		if !strings.Contains(errs.String(), "o line 3: not valid JSON") {
+			t.Errorf("invalid outcome not reported with its line: %q", errs.String())
+		}
 	}
 }
 

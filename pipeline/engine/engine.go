@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,10 @@ type ruleset struct {
 	measurers []detectors.Measurer // per detector, nil when it measures nothing
 	lay       *layout              // the model's features for these detectors
 	kind      map[string]string    // each enabled detector's kind, by name
+
+	custom  bool // detectors given by the caller (NewWithDetectors)
+	batchMu sync.Mutex
+	batch   *batchWorkers // the detectors again for each micro-batch worker
 }
 
 // NewEngine builds the detectors of cfg on a new state store.
@@ -94,6 +99,7 @@ func NewWithDetectors(cfg *config.Config, dets ...detectors.Detector) (*Engine, 
 		return nil, err
 	}
 	rs := e.rs.Load()
+	rs.custom = true
 	rs.setDetectors(dets, func(detectors.Detector) bool { return false })
 	e.model.setLayout(cfg.Model, rs.lay)
 	return e, nil
@@ -221,64 +227,115 @@ func (e *Engine) Shared() *detectors.Table { return e.shared }
 // detectors learn from d.
 func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	rs := e.rs.Load()
-	var buf [16]detectors.Finding
-	var rawBuf [16]float64
-	var spent [16]time.Duration
-	fs, raw := buf[:0], rawBuf[:0]
+	w := &work{d: d}
 	observe := e.observe.Load()
-	timed := observe != nil && e.seq.Add(1)%16 == 0 && len(rs.dets) <= len(spent)
-	for i, det := range rs.dets {
+	w.timed = observe != nil && e.seq.Add(1)%16 == 0 && len(rs.dets) <= len(w.spent)
+	model := e.model.cur.Load()
+	e.assess(rs, detSet{rs.dets, rs.measurers, e.store}, model, e.rates.thresholds(&rs.cfg.Scoring), w)
+	e.settle(rs, model, w)
+	if w.timed {
+		for i, name := range rs.detectors {
+			(*observe)(name, w.spent[i])
+		}
+	}
+	return w.a
+}
+
+// work is one declaration on its way through the engine.
+type work struct {
+	d        *declaration.Declaration
+	a        *declaration.Assessment
+	raw      []float64 // each detector's strongest raw strength
+	rawBuf   [16]float64
+	forced   declaration.Channel
+	hasForce bool
+	stratum  declaration.Channel
+	x        []float64 // the model's features, when the model stage is on
+	xbuf     [128]float64
+	ids      [16]string
+	stats    [16]entityStats
+	timed    bool
+	spent    [16]time.Duration
+}
+
+// detSet is a ruleset's detectors, their measurements (nil where a
+// detector measures nothing) and the store handle they write through: the
+// ruleset's own, or a micro-batch worker's copy.
+type detSet struct {
+	dets  []detectors.Detector
+	meas  []detectors.Measurer
+	store *detectors.Store
+}
+
+// assess scores w.d with the detectors of ds, chooses its channel with the
+// cuts c, and lets the detectors learn from it. It reads the shared counts
+// (calibration, rate keeper, the model's party counts) but leaves their
+// updates to settle.
+func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work) {
+	d, dets := w.d, ds.dets
+	var buf [16]detectors.Finding
+	fs := buf[:0]
+	w.raw = w.rawBuf[:0]
+	for i, det := range dets {
 		start := len(fs)
 		var t0 time.Time
-		if timed {
+		if w.timed {
 			t0 = time.Now()
 		}
 		fs = det.Score(d, fs)
-		if timed {
-			spent[i] = time.Since(t0)
+		if w.timed {
+			w.spent[i] = time.Since(t0)
 		}
 		strongest := 0.0
 		for j := start; j < len(fs); j++ {
 			strongest = max(strongest, fs[j].Score)
 			fs[j].Score = rs.cals[i].calibrate(fs[j].Score)
 		}
-		raw = append(raw, strongest)
+		w.raw = append(w.raw, strongest)
 	}
 	a := &declaration.Assessment{
 		DeclarationID: d.ID, ImporterID: d.Importer.ID, LodgedAt: d.LodgedAt, Ruleset: rs.cfg.Ruleset,
 	}
-	forced, hasForce, aeo, combined := rs.score(d, fs, a)
-	var xbuf [128]float64
-	var ids [16]string
-	var stats [16]entityStats
-	var x []float64
-	model := e.model.cur.Load()
+	w.a = a
+	var aeo bool
+	var combined float64
+	w.forced, w.hasForce, aeo, combined = rs.score(d, fs, a)
+	w.x = nil
 	if rs.cfg.Model.Enabled {
-		x = floats(xbuf[:], len(rs.lay.names))
-		e.model.featurize(rs.lay, d, raw, rs.measurers, combined, aeo, x, ids[:], stats[:])
+		w.x = floats(w.xbuf[:], len(rs.lay.names))
+		e.model.featurize(rs.lay, d, w.raw, ds.meas, combined, aeo, w.x, w.ids[:], w.stats[:])
 		if model != nil && model.lay == rs.lay {
-			model.scoreWith(d, x, ids[:len(entityKinds)], stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
+			model.scoreWith(d, w.x, w.ids[:len(entityKinds)], w.stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
 		}
 	}
-	stratum := rs.channel(d, a, forced, hasForce, e.rates.thresholds(&rs.cfg.Scoring))
-	e.rates.observe(a.Score, forced, hasForce, stratum, model)
-	rs.rememberSelection(e, a)
-	if x != nil {
-		e.model.remember(d, stratum, x, ids[:len(entityKinds)])
+	w.stratum = rs.channel(d, a, w.forced, w.hasForce, c)
+	rs.rememberSelection(ds.store, a)
+	if w.x != nil {
+		e.model.remember(ds.store, d, w.stratum, w.x, w.ids[:len(entityKinds)])
 	}
-	for i, det := range rs.dets {
-		rs.cals[i].observe(raw[i])
+	for i, det := range dets {
 		var t0 time.Time
-		if timed {
+		if w.timed {
 			t0 = time.Now()
 		}
 		det.Learn(d, a)
-		if timed {
-			(*observe)(rs.detectors[i], spent[i]+time.Since(t0))
+		if w.timed {
+			w.spent[i] += time.Since(t0)
 		}
 	}
 	a.AssessedAt = e.Now()
-	return a
+}
+
+// settle counts an assessed declaration in the counts shared by all
+// importers: the calibrators, the rate keeper and the model's party counts.
+func (e *Engine) settle(rs *ruleset, model *Trained, w *work) {
+	for i, r := range w.raw {
+		rs.cals[i].observe(r)
+	}
+	e.rates.observe(w.a.Score, w.forced, w.hasForce, w.stratum, model)
+	if w.x != nil {
+		e.model.countSeen(w.ids[:len(entityKinds)])
+	}
 }
 
 // ApplyOutcome hands an inspection outcome to the detectors that learn from

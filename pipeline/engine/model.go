@@ -183,9 +183,10 @@ func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []f
 	ownValues(d, aeo, x[lay.ownOff:])
 }
 
-// remember keeps the features of an assessed declaration until its outcome,
-// counts it in its stratum, and counts it as seen for the parties.
-func (ms *modelStage) remember(d *declaration.Declaration, stratum declaration.Channel, x []float64, ids []string) {
+// remember keeps the features of an assessed declaration until its outcome
+// (in store: the engine's, or a micro-batch worker's handle on it) and counts
+// it in its stratum. (countSeen counts it for the parties.)
+func (ms *modelStage) remember(store *detectors.Store, d *declaration.Declaration, stratum declaration.Channel, x []float64, ids []string) {
 	ms.assessed[stratum].Add(1)
 	b := make([]byte, 0, 8+4*len(x)+64)
 	b = append(b, byte(stratum))
@@ -199,7 +200,14 @@ func (ms *modelStage) remember(d *declaration.Declaration, stratum declaration.C
 		b = append(b, id...)
 	}
 	var kb [96]byte
-	ms.store.Set(pendingKey(kb[:0], d.ID), b)
+	store.Set(pendingKey(kb[:0], d.ID), b)
+}
+
+// countSeen counts an assessed declaration as seen for its parties (ids as
+// entityIDs gives them). The counts are shared across importers (a declarant
+// works for many): a micro-batch counts them in input order at its end.
+func (ms *modelStage) countSeen(ids []string) {
+	var kb [96]byte
 	var scratch [32]byte
 	buf := scratch[:0]
 	for k, kind := range entityKinds {

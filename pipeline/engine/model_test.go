@@ -56,7 +56,8 @@ func TestPendingRecord(t *testing.T) {
 	if ids[4] != "940350" { // the main item is the most valuable one
 		t.Errorf("hs6 entity %q, want the main item's 940350", ids[4])
 	}
-	ms.remember(d, declaration.Yellow, x, ids)
+	ms.remember(store, d, declaration.Yellow, x, ids)
+	ms.countSeen(ids)
 	raw, ok := store.Get(nil, pendingKey(nil, "D1"))
 	if !ok {
 		t.Fatal("no pending record")

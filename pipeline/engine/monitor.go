@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
 )
 
 // Outcome monitoring: the engine remembers, for each declaration it
@@ -57,7 +58,7 @@ const appliedMark = 0xfe
 // rememberSelection stores a's treatment of d: channel, selected_by, then
 // the names of the detectors with findings and of the matched profiles,
 // each once, length-prefixed.
-func (rs *ruleset) rememberSelection(e *Engine, a *declaration.Assessment) {
+func (rs *ruleset) rememberSelection(store *detectors.Store, a *declaration.Assessment) {
 	var buf [128]byte
 	b := append(buf[:0], byte(a.Channel), selectedByCode(a.SelectedBy))
 	var dets, profs [16]string
@@ -87,7 +88,7 @@ func (rs *ruleset) rememberSelection(e *Engine, a *declaration.Assessment) {
 		b = append(binary.AppendUvarint(b, uint64(len(n))), n...)
 	}
 	var kb [96]byte
-	e.store.Set(selectionKey(kb[:0], a.DeclarationID), b)
+	store.Set(selectionKey(kb[:0], a.DeclarationID), b)
 }
 
 func contains(xs []string, s string) bool {

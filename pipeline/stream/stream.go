@@ -156,7 +156,11 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	s.updateReady()
 	go cons.run(ctx)
 
-	workers := make([]chan job, c.Workers)
+	n := c.Workers
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	workers := make([]chan job, n)
 	s.Metrics.Workers.Set(float64(len(workers)))
 	var wg sync.WaitGroup
 	for i := range workers {

@@ -75,6 +75,10 @@ func startStream(t *testing.T, brokers []string, mutate func(*config.Config), mo
 	return h
 }
 
+// oneWorker makes a stream assess one declaration at a time, as replay
+// does with --batch 1: the tests that compare the two byte for byte use it.
+func oneWorker(c *config.Config) { c.Stream.Workers = 1 }
+
 // start runs the stream of a harness made by newStream.
 func (h *streamHarness) start() {
 	go func() { h.done <- h.stream.Run(h.ctx, h.brokers) }()
@@ -224,7 +228,7 @@ func testStreamAgainstReplay(t *testing.T, brokers []string) {
 	values = append(values, lines[1500:]...)
 	values = append(values, []byte{}) // an empty message
 
-	h := startStream(t, brokers, nil)
+	h := startStream(t, brokers, oneWorker)
 	defer h.stop()
 	produce(t, brokers, h.cfg.Stream.DeclarationsTopic, values)
 
@@ -234,7 +238,7 @@ func testStreamAgainstReplay(t *testing.T, brokers []string) {
 	// Replay the same declarations through a fresh engine.
 	e, _ := engine.New(config.Default())
 	var want bytes.Buffer
-	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard, Batch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	wantLines := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(want.String(), "")), "\n")
@@ -303,7 +307,7 @@ func TestStreamKafka(t *testing.T) {
 func TestStreamPartitionsAgainstReplay(t *testing.T) {
 	brokers := embedded(t, 4)
 	decls, raw := testkit.GenDecls(t, 4000, 23)
-	h := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
+	h := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions, c.Stream.Workers = 4, 1 })
 	defer h.stop()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
 		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
@@ -336,7 +340,7 @@ func TestStreamPartitionsAgainstReplay(t *testing.T) {
 
 	e, _ := engine.New(config.Default())
 	var want bytes.Buffer
-	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard, Batch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	type asmt struct {
@@ -492,7 +496,7 @@ func TestStreamCheckpoint(t *testing.T) {
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
 	e, _ := engine.New(config.Default())
 	var want bytes.Buffer
-	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard}); err != nil {
+	if _, err := batch.Replay(e, batch.ReplayOptions{Input: bytes.NewReader(raw), InputName: "x", Output: &want, Errors: io.Discard, Batch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	wantLines := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(want.String(), "")), "\n")
@@ -501,7 +505,7 @@ func TestStreamCheckpoint(t *testing.T) {
 	run := func(restore bool) (identical, sameChannel int) {
 		dir := t.TempDir()
 		var topics config.Stream
-		h := startStream(t, brokers, func(c *config.Config) { c.Stream.StateDir = dir })
+		h := startStream(t, brokers, func(c *config.Config) { c.Stream.StateDir, c.Stream.Workers = dir, 1 })
 		topics = h.cfg.Stream
 		produce(t, brokers, topics.DeclarationsTopic, lines[:2000])
 		consume(t, brokers, topics.AssessmentsTopic, 2000, 60*time.Second)

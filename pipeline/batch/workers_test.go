@@ -1,0 +1,57 @@
+package batch
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/pipeline/engine"
+)
+
+// Replay's assessments do not depend on the number of workers: the same
+// bytes for 1, 2 and 3, with the model training on the way and the shared
+// statistics dropping entries (a small table), so that what is dropped must
+// not depend on the workers either.
+func TestReplayWorkersIdentical(t *testing.T) {
+	decls, outcomes, _ := modelStream(t, 12000)
+	yml := strings.Replace(string(config.DefaultYAML()), "min_labels: 500 ", "min_labels: 200 ", 1)
+	yml = strings.Replace(yml, "shared_entries: 200000", "shared_entries: 1000", 1)
+	cfg, err := config.Parse([]byte(yml), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State.SharedEntries != 1000 || cfg.Model.MinLabels != 200 {
+		t.Fatal("the test configuration did not take")
+	}
+	var first []byte
+	for _, workers := range []int{1, 2, 3} {
+		e, err := engine.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if _, err := Replay(e, ReplayOptions{Input: bytes.NewReader(decls), InputName: "d", Outcomes: bytes.NewReader(outcomes), OutcomesName: "o",
+			Output: &out, Errors: io.Discard, Workers: workers}); err != nil {
+			t.Fatal(err)
+		}
+		if e.Model() == nil || e.Shared().Dropped() == 0 {
+			t.Fatalf("workers %d: model %v, %d shared entries dropped: the test does not exercise training and eviction", workers, e.Model(), e.Shared().Dropped())
+		}
+		got := assessedAt.ReplaceAll(out.Bytes(), nil)
+		if first == nil {
+			first = got
+			continue
+		}
+		if !bytes.Equal(got, first) {
+			a, b := bytes.Split(first, []byte("\n")), bytes.Split(got, []byte("\n"))
+			for i := range min(len(a), len(b)) {
+				if !bytes.Equal(a[i], b[i]) {
+					t.Fatalf("workers %d: assessment %d differs from workers 1:\n%s\n%s", workers, i+1, a[i], b[i])
+				}
+			}
+			t.Fatalf("workers %d: %d assessments, workers 1: %d", workers, len(b), len(a))
+		}
+	}
+}
