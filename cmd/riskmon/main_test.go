@@ -136,9 +136,9 @@ func TestStreamSettingsPrecedence(t *testing.T) {
 	}
 	fs = newFlags("run", "")
 	sf = addStreamFlags(fs)
-	fs.Parse([]string{"--workers", "0"})
-	if err := sf.apply(cfg); err == nil || !strings.Contains(err.Error(), "stream.workers: must be >= 1, got 0") {
-		t.Errorf("workers 0: %v", err)
+	fs.Parse([]string{"--workers", "-1"})
+	if err := sf.apply(cfg); err == nil || !strings.Contains(err.Error(), "stream.workers: must be >= 0 (0: one per core), got -1") {
+		t.Errorf("workers -1: %v", err)
 	}
 	// Stream settings do not change the ruleset id.
 	a, _ := loadConfig(cfgFile)
