@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/riskmon/riskmon/config"
@@ -136,32 +135,45 @@ func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 		return out
 	}
 	f := b.finding(0, s, "")
-	f.Reason = fmt.Sprintf("first digits of importer %s's last %.0f declared values depart from Benford's law (chi-square %.1f, p = %.1e, MAD %.3f): %d makes %.0f%% of them, against %.1f%% expected",
-		d.Importer.ID, n, chi2, p, mad, worst+1, 100*counts[worst]/n, 100*benfordP[worst])
+	var rb [320]byte
+	msg := append(append(rb[:0], "first digits of importer "...), d.Importer.ID...)
+	msg = appendF(append(msg, "'s last "...), n, 0)
+	msg = appendF(append(msg, " declared values depart from Benford's law (chi-square "...), chi2, 1)
+	msg = appendE1(append(msg, ", p = "...), p)
+	msg = appendF(append(msg, ", MAD "...), mad, 3)
+	msg = appendInt(append(msg, "): "...), worst+1)
+	msg = appendF(append(msg, " makes "...), 100*counts[worst]/n, 0)
+	msg = appendF(append(msg, "% of them, against "...), 100*benfordP[worst], 1)
+	f.Reason = string(append(msg, "% expected"...))
 	return append(out, f)
 }
 
 func (b *benford) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	var kb [64]byte
-	b.store.Update(b.key(kb[:0], d), nil, func(old []byte) []byte {
-		r := newRecord(9, old)
-		for i := range d.Items {
-			v := d.Items[i].CustomsValue
-			if v < b.p.MinValue {
-				continue
-			}
-			k := firstDigit(v) - 1
-			r.setU32(k, r.u32(k)+1)
+	var vb [4 * 9]byte
+	key := b.key(kb[:0], d)
+	// A read and a write, where Store.Update would take a lock and call a
+	// closure (which would move the buffers to the heap): the record is the
+	// importer\'s, and one importer\'s declarations are assessed by one
+	// goroutine at a time, so no other writer can come in between.
+	old, _ := b.store.Get(vb[:0], key)
+	r := fixed(old, vb[:], 4*9)
+	for i := range d.Items {
+		v := d.Items[i].CustomsValue
+		if v < b.p.MinValue {
+			continue
 		}
-		var n uint32
+		k := firstDigit(v) - 1
+		r.setU32(k, r.u32(k)+1)
+	}
+	var n uint32
+	for i := 0; i < 9; i++ {
+		n += r.u32(i)
+	}
+	if int(n) > b.p.MaxValues {
 		for i := 0; i < 9; i++ {
-			n += r.u32(i)
+			r.setU32(i, r.u32(i)/2)
 		}
-		if int(n) > b.p.MaxValues {
-			for i := 0; i < 9; i++ {
-				r.setU32(i, r.u32(i)/2)
-			}
-		}
-		return r
-	})
+	}
+	b.store.Set(key, r)
 }

@@ -2,9 +2,7 @@ package detectors
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"time"
 
@@ -85,10 +83,15 @@ type history struct {
 	store    *Store // per-declaration summaries, awaiting their outcome
 	rates    *Table // per-entity hit counts
 	halfLife time.Duration
+	weight   [numEntityKinds]float64 // Entities, by kind
 }
 
 func newHistory(b base, p HistoryParams, env *Env) (Detector, error) {
-	return &history{base: b, p: p, store: env.Store, rates: env.shared(), halfLife: days(p.HalfLifeDays)}, nil
+	h := &history{base: b, p: p, store: env.Store, rates: env.shared(), halfLife: days(p.HalfLifeDays)}
+	for k, name := range historyEntities {
+		h.weight[k] = p.Entities[name]
+	}
+	return h, nil
 }
 
 // Per-entity record: decayed hits and inspections, last update.
@@ -99,67 +102,97 @@ const (
 	hFields
 )
 
+// Entity kinds, as indexes of historyEntities.
+const (
+	kImporter = iota
+	kDeclarant
+	kExporter
+	kOffice
+	kHS6
+	kOrigin
+	kHS6Origin
+	numEntityKinds
+)
+
 // entity is something a declaration names; id2 is the origin of an
 // hs6_origin entity.
-type entity struct{ kind, id, id2 string }
+type entity struct {
+	kind    int
+	id, id2 string
+}
 
-func (e entity) String() string {
+// appendName appends the entity as a reason names it: its id, and for an
+// hs6_origin entity "/" and the origin.
+func (e *entity) appendName(b []byte) []byte {
+	b = append(b, e.id...)
 	if e.id2 != "" {
-		return e.id + "/" + e.id2
+		b = append(append(b, '/'), e.id2...)
 	}
-	return e.id
+	return b
 }
 
 // maxEntities bounds the work per declaration: the header's four entities
 // and those of the first items.
 const maxEntities = 4 + 3*6
 
-// entities lists what a declaration names, each once, into buf.
-func (h *history) entities(d *declaration.Declaration, buf *[maxEntities]entity) []entity {
-	out := buf[:0]
-	add := func(e entity) {
-		if e.id == "" || h.p.Entities[e.kind] == 0 || len(out) == len(buf) {
+// entityList is a declaration's entities, each once.
+type entityList struct {
+	buf [maxEntities]entity
+	n   int
+}
+
+func (l *entityList) add(h *history, kind int, id, id2 string) {
+	if id == "" || h.weight[kind] == 0 || l.n == len(l.buf) {
+		return
+	}
+	for i := 0; i < l.n; i++ {
+		if o := &l.buf[i]; o.kind == kind && o.id == id && o.id2 == id2 {
 			return
 		}
-		for _, o := range out {
-			if o == e {
-				return
-			}
-		}
-		out = append(out, e)
 	}
-	add(entity{kind: "importer", id: d.Importer.ID})
-	add(entity{kind: "declarant", id: d.DeclarantID})
-	add(entity{kind: "exporter", id: d.Exporter.ID})
-	add(entity{kind: "office", id: d.Office})
+	l.buf[l.n] = entity{kind, id, id2}
+	l.n++
+}
+
+// entities lists what a declaration names, each once, into l.
+func (h *history) entities(d *declaration.Declaration, l *entityList) []entity {
+	l.n = 0
+	l.add(h, kImporter, d.Importer.ID, "")
+	l.add(h, kDeclarant, d.DeclarantID, "")
+	l.add(h, kExporter, d.Exporter.ID, "")
+	l.add(h, kOffice, d.Office, "")
 	for i := range d.Items {
+		if l.n == len(l.buf) {
+			break
+		}
 		it := &d.Items[i]
-		add(entity{kind: "hs6", id: it.HS6()})
-		add(entity{kind: "origin", id: it.Origin})
-		add(entity{kind: "hs6_origin", id: it.HS6(), id2: it.Origin})
+		hs6 := it.HS6()
+		l.add(h, kHS6, hs6, "")
+		l.add(h, kOrigin, it.Origin, "")
+		l.add(h, kHS6Origin, hs6, it.Origin)
 	}
-	return out
+	return l.buf[:l.n]
 }
 
 // entityHash identifies an entity in the state: a 64-bit hash of its kind
-// and ids. The per-declaration record keeps hashes, not names, so that it
-// stays small (8 bytes an entity) while it waits for the outcome.
-func entityHash(e entity) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	d.WriteString(e.kind)
-	d.WriteString("\x00")
-	d.WriteString(e.id)
-	d.WriteString("\x00")
-	d.WriteString(e.id2)
-	return d.Sum64()
+// and ids (xxhash of kind, NUL, id, NUL, id2). The per-declaration record
+// keeps hashes, not names, so that it stays small (8 bytes an entity) while
+// it waits for the outcome.
+func entityHash(e *entity) uint64 {
+	var buf [96]byte
+	b := append(buf[:0], historyEntities[e.kind]...)
+	b = append(append(b, 0), e.id...)
+	b = append(append(b, 0), e.id2...)
+	return xxhash.Sum64(b)
 }
 
-func (h *history) entityKey(b []byte, e entity) []byte { return h.hashKey(b, entityHash(e)) }
+// hashKeyPrefix appends what an entity's key starts with; the key is that
+// and the entity's hash (putHash).
+func (h *history) hashKeyPrefix(b []byte) []byte { return append(appendKey(b, h.stateKey, "e"), 0) }
 
-func (h *history) hashKey(b []byte, x uint64) []byte {
-	return binary.LittleEndian.AppendUint64(append(appendKey(b, h.stateKey, "e"), 0), x)
-}
+func putHash(prefix []byte, x uint64) []byte { return binary.LittleEndian.AppendUint64(prefix, x) }
+
+func (h *history) hashKey(b []byte, x uint64) []byte { return putHash(h.hashKeyPrefix(b), x) }
 
 func (h *history) read(key []byte, now uint32) (hits, n float64) {
 	h.rates.view(key, func(v []byte) {
@@ -182,7 +215,7 @@ func (h *history) baseRate(now uint32) float64 {
 }
 
 type entityRisk struct {
-	e        entity
+	e        int // index in the declaration's entities
 	hits, n  float64
 	rate     float64
 	strength float64
@@ -191,11 +224,15 @@ type entityRisk struct {
 func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	now := unixSec(d.LodgedAt)
 	base := h.baseRate(now)
-	var risks []entityRisk
-	var eb [maxEntities]entity
-	var kb [128]byte
-	for _, e := range h.entities(d, &eb) {
-		hits, n := h.read(h.entityKey(kb[:0], e), now)
+	var rb [maxEntities]entityRisk
+	nr := 0
+	var el entityList
+	var kb [96]byte
+	prefix := h.hashKeyPrefix(kb[:0])
+	ents := h.entities(d, &el)
+	for i := range ents {
+		e := &ents[i]
+		hits, n := h.read(putHash(prefix, entityHash(e)), now)
 		if hits <= 0 {
 			continue
 		}
@@ -204,19 +241,37 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 		if lift < h.p.MinLift {
 			continue
 		}
-		s := h.p.Entities[e.kind] * clamp01(math.Log(lift)/math.Log(h.p.MaxLift))
-		risks = append(risks, entityRisk{e, hits, n, rate, s})
+		s := h.weight[e.kind] * clamp01(math.Log(lift)/math.Log(h.p.MaxLift))
+		// Insert in order of strength, after the equally strong (a stable
+		// sort, strongest first).
+		k := nr
+		for ; k > 0 && rb[k-1].strength < s; k-- {
+			rb[k] = rb[k-1]
+		}
+		rb[k] = entityRisk{i, hits, n, rate, s}
+		nr++
 	}
-	if len(risks) == 0 {
+	if nr == 0 {
 		return out
 	}
-	sort.SliceStable(risks, func(i, j int) bool { return risks[i].strength > risks[j].strength })
-	var parts []string
-	for _, r := range risks[:min(3, len(risks))] {
-		parts = append(parts, fmt.Sprintf("%s %s: %.1f hits in %.1f inspections (smoothed %.0f%%)", r.e.kind, r.e, r.hits, r.n, 100*r.rate))
+	risks := rb[:nr]
+	var b [512]byte
+	r := appendF(append(b[:0], "inspection history against "...), 100*base, 1)
+	r = append(r, "% overall: "...)
+	for i := range risks[:min(3, len(risks))] {
+		x := &risks[i]
+		e := &ents[x.e]
+		if i > 0 {
+			r = append(r, "; "...)
+		}
+		r = e.appendName(append(append(r, historyEntities[e.kind]...), ' '))
+		r = appendF(append(r, ": "...), x.hits, 1)
+		r = appendF(append(r, " hits in "...), x.n, 1)
+		r = appendF(append(r, " inspections (smoothed "...), 100*x.rate, 0)
+		r = append(r, "%)"...)
 	}
 	f := h.finding(0, risks[0].strength, "")
-	f.Reason = fmt.Sprintf("inspection history against %.1f%% overall: %s", 100*base, strings.Join(parts, "; "))
+	f.Reason = string(r)
 	return append(out, f)
 }
 
@@ -234,12 +289,21 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 		}
 	}
 	b := append(vb[:0], sel)
-	var eb [maxEntities]entity
-	for _, e := range h.entities(d, &eb) {
-		b = binary.LittleEndian.AppendUint64(b, entityHash(e))
+	var el entityList
+	ents := h.entities(d, &el)
+	for i := range ents {
+		b = binary.LittleEndian.AppendUint64(b, entityHash(&ents[i]))
 	}
 	var kb [96]byte
 	h.store.Set(appendKey(kb[:0], h.stateKey, "d", d.ID), b)
+}
+
+// ImporterTableKeys names the importer's inspection counts (ImporterState).
+func (h *history) ImporterTableKeys(importerID string, dst [][]byte) [][]byte {
+	if h.weight[kImporter] == 0 {
+		return dst
+	}
+	return append(dst, h.hashKey(nil, entityHash(&entity{kind: kImporter, id: importerID})))
 }
 
 // LearnOutcome updates the hit rates of the entities of the outcome's
@@ -247,7 +311,8 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 func (h *history) LearnOutcome(o *declaration.Outcome) {
 	now := unixSec(o.InspectedAt)
 	w := 1.0
-	var es []uint64
+	var eb [maxEntities]uint64
+	es := eb[:0]
 	var kb [128]byte
 	var vb [1 + 8*maxEntities]byte
 	if v, ok := h.store.Get(vb[:0], appendKey(kb[:0], h.stateKey, "d", o.DeclarationID)); ok && len(v) > 0 && (len(v)-1)%8 == 0 {
@@ -257,25 +322,28 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 		for i := 1; i+8 <= len(v); i += 8 {
 			es = append(es, binary.LittleEndian.Uint64(v[i:]))
 		}
-	} else if o.ImporterID != "" && h.p.Entities["importer"] > 0 {
-		es = []uint64{entityHash(entity{kind: "importer", id: o.ImporterID})}
+	} else if o.ImporterID != "" && h.weight[kImporter] > 0 {
+		es = append(es, entityHash(&entity{kind: kImporter, id: o.ImporterID}))
 	}
 	hit := 0.0
 	if o.Hit {
 		hit = w
 	}
+	halfLife := h.halfLife
+	// The update's closure holds only values (the table may run it later).
 	update := func(key []byte) {
 		h.rates.update(key, func(old []byte) []byte {
 			r := newRecord(hFields, old)
 			t := r.u32(hTime)
-			r.setF32(hHits, decay(r.f32(hHits), t, now, h.halfLife)+hit)
-			r.setF32(hN, decay(r.f32(hN), t, now, h.halfLife)+w)
+			r.setF32(hHits, decay(r.f32(hHits), t, now, halfLife)+hit)
+			r.setF32(hN, decay(r.f32(hN), t, now, halfLife)+w)
 			r.setU32(hTime, max(t, now))
 			return r
 		})
 	}
 	update(appendKey(kb[:0], h.stateKey, "g"))
+	prefix := h.hashKeyPrefix(kb[:0])
 	for _, x := range es {
-		update(h.hashKey(kb[:0], x))
+		update(putHash(prefix, x))
 	}
 }

@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"fmt"
 	"math"
 	"time"
 
@@ -125,8 +124,10 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 	if len(v) == 4*ibFields {
 		rec = record(v)
 	}
+	var rb [256]byte
 	ev := newEvidence()
-	add := ev.add
+	b := append(append(append(rb[:0], "importer "...), d.Importer.ID...), ": "...)
+	ok := false
 	line := 0
 	count := 0
 	ageDays := 0.0
@@ -136,12 +137,17 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 	}
 	if count < ib.p.NewCount && ageDays < ib.p.NewDays {
 		dr := dutyRatio(d)
-		s := ib.p.New + (ib.p.NewHighDuty-ib.p.New)*clamp01(dr/ib.p.HighDuty)
-		desc := "first declaration"
-		if count > 0 {
-			desc = fmt.Sprintf("declaration %d, first seen %.0f days ago", count+1, ageDays)
+		if b, ok = ev.add(b, ib.p.New+(ib.p.NewHighDuty-ib.p.New)*clamp01(dr/ib.p.HighDuty)); ok {
+			b = append(b, "new importer ("...)
+			if count > 0 {
+				b = append(appendInt(append(b, "declaration "...), count+1), ", first seen "...)
+				b = append(appendF(b, ageDays, 0), " days ago"...)
+			} else {
+				b = append(b, "first declaration"...)
+			}
+			b = appendF(append(b, ") declaring duties of "...), 100*dr, 0)
+			b = append(b, "% of value"...)
 		}
-		add(s, fmt.Sprintf("new importer (%s) declaring duties of %.0f%% of value", desc, 100*dr))
 	}
 	if rec != nil && count >= ib.p.SpikeMinCount {
 		t := rec.u32(ibLast)
@@ -150,23 +156,32 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 		slow := dailyRate(decay(rec.f32(ibSlow), t, now, ib.slow), ib.p.SlowHalfLifeDays, age)
 		if slow > 0 && fast/slow >= ib.p.SpikeRatio {
 			r := fast / slow
-			add(ib.p.Spike*clamp01((r-ib.p.SpikeRatio)/ib.p.SpikeRatio+0.5),
-				fmt.Sprintf("declaring %.1f times its usual rate (%.1f a day recently, %.1f a day over months)", r, fast, slow))
+			if b, ok = ev.add(b, ib.p.Spike*clamp01((r-ib.p.SpikeRatio)/ib.p.SpikeRatio+0.5)); ok {
+				b = appendF(append(b, "declaring "...), r, 1)
+				b = appendF(append(b, " times its usual rate ("...), fast, 1)
+				b = appendF(append(b, " a day recently, "...), slow, 1)
+				b = append(b, " a day over months)"...)
+			}
 		}
 	}
 	if rec != nil && count >= ib.p.KnownMinCount {
 		for i := range d.Items {
 			it := &d.Items[i]
-			if f, b := bitIn(rec, ibHS4, 256, it.HS4()); rec.u32(f)&b == 0 {
-				add(ib.p.NewCommodity, fmt.Sprintf("first declaration of HS %s in %d", it.HS4(), count))
+			if f, bit := bitIn(rec, ibHS4, 256, it.HS4()); rec.u32(f)&bit == 0 {
+				if b, ok = ev.add(b, ib.p.NewCommodity); ok {
+					b = appendInt(append(append(append(b, "first declaration of HS "...), it.HS4()...), " in "...), count)
+				}
 				line = it.Line
 				break
 			}
 		}
 		for i := range d.Items {
 			it := &d.Items[i]
-			if f, b := bitIn(rec, ibOrigins, 128, it.Origin); rec.u32(f)&b == 0 {
-				add(ib.p.NewOrigin, fmt.Sprintf("first goods from %s in %d declarations", it.Origin, count))
+			if f, bit := bitIn(rec, ibOrigins, 128, it.Origin); rec.u32(f)&bit == 0 {
+				if b, ok = ev.add(b, ib.p.NewOrigin); ok {
+					b = appendInt(append(append(append(b, "first goods from "...), it.Origin...), " in "...), count)
+					b = append(b, " declarations"...)
+				}
 				if line == 0 {
 					line = it.Line
 				}
@@ -176,7 +191,7 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 	}
 	if s := ev.strength(); s > 0 {
 		f := ib.finding(line, s, "")
-		f.Reason = ev.reason("importer " + d.Importer.ID + ": ")
+		f.Reason = string(b)
 		out = append(out, f)
 	}
 	return out
@@ -194,22 +209,27 @@ func dailyRate(count, halfLifeDays, ageDays float64) float64 {
 func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	now := unixSec(d.LodgedAt)
 	var kb [64]byte
-	ib.store.Update(ib.key(kb[:0], d), nil, func(old []byte) []byte {
-		rec := newRecord(ibFields, old)
-		if rec.u32(ibCount) == 0 {
-			rec.setU32(ibFirst, now)
-		}
-		t := rec.u32(ibLast)
-		rec.setF32(ibFast, decay(rec.f32(ibFast), t, now, ib.fast)+1)
-		rec.setF32(ibSlow, decay(rec.f32(ibSlow), t, now, ib.slow)+1)
-		rec.setU32(ibLast, max(t, now))
-		rec.setU32(ibCount, rec.u32(ibCount)+1)
-		for i := range d.Items {
-			f, b := bitIn(rec, ibHS4, 256, d.Items[i].HS4())
-			rec.setU32(f, rec.u32(f)|b)
-			f, b = bitIn(rec, ibOrigins, 128, d.Items[i].Origin)
-			rec.setU32(f, rec.u32(f)|b)
-		}
-		return rec
-	})
+	var vb [4 * ibFields]byte
+	key := ib.key(kb[:0], d)
+	// A read and a write, where Store.Update would take a lock and call a
+	// closure (which would move the buffers to the heap): the record is the
+	// importer\'s, and one importer\'s declarations are assessed by one
+	// goroutine at a time, so no other writer can come in between.
+	old, _ := ib.store.Get(vb[:0], key)
+	rec := fixed(old, vb[:], 4*ibFields)
+	if rec.u32(ibCount) == 0 {
+		rec.setU32(ibFirst, now)
+	}
+	t := rec.u32(ibLast)
+	rec.setF32(ibFast, decay(rec.f32(ibFast), t, now, ib.fast)+1)
+	rec.setF32(ibSlow, decay(rec.f32(ibSlow), t, now, ib.slow)+1)
+	rec.setU32(ibLast, max(t, now))
+	rec.setU32(ibCount, rec.u32(ibCount)+1)
+	for i := range d.Items {
+		f, b := bitIn(rec, ibHS4, 256, d.Items[i].HS4())
+		rec.setU32(f, rec.u32(f)|b)
+		f, b = bitIn(rec, ibOrigins, 128, d.Items[i].Origin)
+		rec.setU32(f, rec.u32(f)|b)
+	}
+	ib.store.Set(key, rec)
 }

@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/riskmon/riskmon/config"
@@ -79,82 +78,125 @@ func perUnit(it *declaration.Item) bool {
 	return it.Quantity > 0 && it.QuantityUnit != "" && it.QuantityUnit != "KGM"
 }
 
-func (m *massQuantity) unitKey(it *declaration.Item) keyFunc {
-	return func(b []byte, level int) []byte {
-		if level == 0 {
-			return appendKey(b, m.stateKey, "u", it.QuantityUnit, it.HS6())
-		}
-		return appendKey(b, m.stateKey, "u", it.QuantityUnit, it.HS4())
-	}
+// unitGroups builds the keys of an item's groups of gross kg per unit:
+// unit × HS6, then unit × HS4.
+func (m *massQuantity) unitGroups(b []byte, it *declaration.Item) groups {
+	b = appendKey(b, m.stateKey, "u", it.QuantityUnit, it.HS6())
+	return groups{key: b, ends: [3]int{len(b), len(b) - 2}, levels: 2}
 }
 
-func (m *massQuantity) ratioKey(it *declaration.Item) keyFunc {
-	return func(b []byte, level int) []byte {
-		if level == 0 {
-			return appendKey(b, m.stateKey, "r", it.HS6())
-		}
-		return appendKey(b, m.stateKey, "r", it.HS4())
-	}
+// ratioGroups builds the keys of an item's groups of gross/net ratio: HS6,
+// then HS4.
+func (m *massQuantity) ratioGroups(b []byte, it *declaration.Item) groups {
+	b = appendKey(b, m.stateKey, "r", it.HS6())
+	return groups{key: b, ends: [3]int{len(b), len(b) - 2}, levels: 2}
 }
 
-func hsLevel(it *declaration.Item, level int) string {
+// appendHSLevel appends the name of an item's group at level.
+func appendHSLevel(b []byte, it *declaration.Item, level int) []byte {
 	if level == 0 {
-		return "HS " + it.HS6()
+		return append(append(b, "HS "...), it.HS6()...)
 	}
-	return "HS " + it.HS4() + " (all subheadings)"
+	return append(append(append(b, "HS "...), it.HS4()...), " (all subheadings)"...)
 }
 
 func (m *massQuantity) Score(d *declaration.Declaration, out []Finding) []Finding {
+	var kb [128]byte
+	var rb [320]byte
 	for i := range d.Items {
 		it := &d.Items[i]
-		best := m.finding(it.Line, 0, "")
-		consider := func(strength float64, reason func() string) {
-			if strength > best.Score {
-				best.Score, best.Reason = strength, reason()
-			}
-		}
-		if it.HasNetMass && it.NetMassKg > it.GrossMassKg*(1+m.p.NetTolerance) {
-			consider(m.p.NetAboveGross, func() string {
-				return fmt.Sprintf("net mass %s kg is above gross mass %s kg, which is physically impossible", FormatNumber(it.NetMassKg), FormatNumber(it.GrossMassKg))
-			})
+		// The strongest of the three checks; its reason is written once
+		// it is known.
+		best, why := 0.0, 0
+		var unitLx, ratioLx float64
+		var unitPS, ratioPS peerStat
+		if it.HasNetMass && it.NetMassKg > it.GrossMassKg*(1+m.p.NetTolerance) && m.p.NetAboveGross > best {
+			best, why = m.p.NetAboveGross, 1
 		}
 		if perUnit(it) {
 			lx := math.Log(it.GrossMassKg / it.Quantity)
-			if ps, ok := m.peers.deviation(2, m.unitKey(it), lx); ok {
-				s, dir, what := ramp(ps.z, m.p.HighZ, m.p.RampZ), "above", "the quantity may be understated"
+			g := m.unitGroups(kb[:0], it)
+			if ps, ok := m.peers.deviation(&g, lx); ok {
+				s := ramp(ps.z, m.p.HighZ, m.p.RampZ)
 				if ps.z < 0 {
-					s, dir, what = m.p.LowFactor*ramp(-ps.z, m.p.LowZ, m.p.RampZ), "below", "the quantity may be overstated"
+					s = m.p.LowFactor * ramp(-ps.z, m.p.LowZ, m.p.RampZ)
 				}
-				consider(s, func() string {
-					return fmt.Sprintf("gross mass per %s %s kg is %.1f robust deviations %s the %s kg/%s median for %s (%d peers): %s",
-						it.QuantityUnit, FormatNumber(math.Exp(lx)), math.Abs(ps.z), dir, FormatNumber(math.Exp(ps.median)), it.QuantityUnit, hsLevel(it, ps.level), ps.n, what)
-				})
+				if s > best {
+					best, why, unitLx, unitPS = s, 2, lx, ps
+				}
 			}
 		}
 		if it.HasNetMass && it.NetMassKg > 0 && it.NetMassKg <= it.GrossMassKg {
 			lx := math.Log(it.GrossMassKg / it.NetMassKg)
-			if ps, ok := m.peers.deviation(2, m.ratioKey(it), lx); ok {
-				consider(m.p.RatioFactor*ramp(math.Abs(ps.z), m.p.RatioZ, m.p.RampZ), func() string {
-					return fmt.Sprintf("gross/net mass ratio %.2f is %.1f robust deviations from the %.2f median for %s (%d peers)",
-						math.Exp(lx), math.Abs(ps.z), math.Exp(ps.median), hsLevel(it, ps.level), ps.n)
-				})
+			g := m.ratioGroups(kb[:0], it)
+			if ps, ok := m.peers.deviation(&g, lx); ok {
+				if s := m.p.RatioFactor * ramp(math.Abs(ps.z), m.p.RatioZ, m.p.RampZ); s > best {
+					best, why, ratioLx, ratioPS = s, 3, lx, ps
+				}
 			}
 		}
-		if best.Score > 0 {
-			out = append(out, best)
+		if best <= 0 {
+			continue
 		}
+		r := rb[:0]
+		switch why {
+		case 1:
+			r = AppendNumber(append(r, "net mass "...), it.NetMassKg)
+			r = AppendNumber(append(r, " kg is above gross mass "...), it.GrossMassKg)
+			r = append(r, " kg, which is physically impossible"...)
+		case 2:
+			ps := &unitPS
+			dir, what := "above", "the quantity may be understated"
+			if ps.z < 0 {
+				dir, what = "below", "the quantity may be overstated"
+			}
+			r = append(append(append(r, "gross mass per "...), it.QuantityUnit...), ' ')
+			r = AppendNumber(r, math.Exp(unitLx))
+			r = appendF(append(r, " kg is "...), math.Abs(ps.z), 1)
+			r = append(append(append(r, " robust deviations "...), dir...), " the "...)
+			r = AppendNumber(r, math.Exp(ps.median))
+			r = append(append(append(r, " kg/"...), it.QuantityUnit...), " median for "...)
+			r = appendHSLevel(r, it, ps.level)
+			r = append(append(appendInt(append(r, " ("...), ps.n), " peers): "...), what...)
+		case 3:
+			ps := &ratioPS
+			r = appendF(append(r, "gross/net mass ratio "...), math.Exp(ratioLx), 2)
+			r = appendF(append(r, " is "...), math.Abs(ps.z), 1)
+			r = appendF(append(r, " robust deviations from the "...), math.Exp(ps.median), 2)
+			r = appendHSLevel(append(r, " median for "...), it, ps.level)
+			r = append(appendInt(append(r, " ("...), ps.n), " peers)"...)
+		}
+		f := m.finding(it.Line, best, "")
+		f.Reason = string(r)
+		out = append(out, f)
 	}
 	return out
 }
 
+// Learn adds every item to its groups. A group is read first (refreshing
+// its cached statistics, as the update of an item did before the groups
+// were read apart) only when an earlier item of the declaration changed it:
+// otherwise Score's read left it as this read would (see seenGroups).
 func (m *massQuantity) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
+	var kb [128]byte
+	var seen seenGroups
 	for i := range d.Items {
 		it := &d.Items[i]
 		if perUnit(it) {
-			m.peers.learn(2, m.unitKey(it), math.Log(it.GrossMassKg/it.Quantity))
+			lx := math.Log(it.GrossMassKg / it.Quantity)
+			g := m.unitGroups(kb[:0], it)
+			if seen.seen(g.coarsest()) {
+				m.peers.reference(&g)
+			}
+			m.peers.add(&g, lx)
 		}
 		if it.HasNetMass && it.NetMassKg > 0 && it.NetMassKg <= it.GrossMassKg {
-			m.peers.learn(2, m.ratioKey(it), math.Log(it.GrossMassKg/it.NetMassKg))
+			lx := math.Log(it.GrossMassKg / it.NetMassKg)
+			g := m.ratioGroups(kb[:0], it)
+			if seen.seen(g.coarsest()) {
+				m.peers.reference(&g)
+			}
+			m.peers.add(&g, lx)
 		}
 	}
 }

@@ -127,12 +127,22 @@ const (
 	rtFields
 )
 
-func (r *route) pairKey(b []byte, it *declaration.Item) []byte {
-	return appendKey(b, r.stateKey, "p", it.HS6(), it.Origin)
+// keyPrefix appends what the keys of this detector's records start with:
+// its state key and a separator. A key is then the record's letter ('p' an
+// HS6 × origin pair, 'h' an HS6), a separator and the HS6, and for a pair a
+// separator and the origin.
+func (r *route) keyPrefix(b []byte) []byte { return append(append(b, r.stateKey...), 0) }
+
+// hsKeyOf appends an item's HS6 key to the prefix p (of length pre) and
+// returns it; pairOf turns it into the item's pair key (letter 'p', the
+// origin appended).
+func hsKeyOf(p []byte, pre int, it *declaration.Item) []byte {
+	return append(append(p[:pre], 'h', 0), it.HS6()...)
 }
 
-func (r *route) hsKey(b []byte, it *declaration.Item) []byte {
-	return appendKey(b, r.stateKey, "h", it.HS6())
+func pairOf(hsKey []byte, pre int, it *declaration.Item) []byte {
+	hsKey[pre] = 'p'
+	return append(append(hsKey, 0), it.Origin...)
 }
 
 // counts reads a record aged to time now.
@@ -147,49 +157,115 @@ func (r *route) counts(key []byte, now uint32) (slow, fast, pref float64) {
 	return slow, fast, pref
 }
 
+// sameHS6 is the index of the first item before i with the HS6 of item i, or
+// -1; samePair the same for HS6 and origin.
+func sameHS6(d *declaration.Declaration, i int) int {
+	hs := d.Items[i].HS6()
+	for j := 0; j < i; j++ {
+		if d.Items[j].HS6() == hs {
+			return j
+		}
+	}
+	return -1
+}
+
+func samePair(d *declaration.Declaration, i int) int {
+	it := &d.Items[i]
+	for j := 0; j < i; j++ {
+		if d.Items[j].Origin == it.Origin && d.Items[j].HS6() == it.HS6() {
+			return j
+		}
+	}
+	return -1
+}
+
+// maxMemo items of a declaration have their counts remembered, so that items
+// sharing an HS6 (or a pair) read it once.
+const maxMemo = 16
+
+type routeCounts struct{ slow, fast, pref float64 }
+
 func (r *route) Score(d *declaration.Declaration, out []Finding) []Finding {
 	now := unixSec(d.LodgedAt)
-	var kbuf [64]byte
-	kb := kbuf[:0]
+	var kbuf [96]byte
+	kb := r.keyPrefix(kbuf[:0])
+	pre := len(kb)
+	var hsMemo, pairMemo [maxMemo]routeCounts
+	var rb [320]byte
 	for i := range d.Items {
 		it := &d.Items[i]
+		hs6 := it.HS6()
+		// Scoring changes no state: an HS6 or a pair an earlier item read
+		// reads the same (remembered for declarations of up to maxMemo
+		// items, which bounds the search).
+		var hc, pc routeCounts
+		j, k := -1, -1
+		if len(d.Items) <= maxMemo {
+			j, k = sameHS6(d, i), samePair(d, i)
+		}
+		kb = hsKeyOf(kb, pre, it)
+		if j >= 0 {
+			hc = hsMemo[j]
+		} else {
+			hc.slow, hc.fast, hc.pref = r.counts(kb, now)
+		}
+		if k >= 0 {
+			pc = pairMemo[k]
+		} else {
+			kb = pairOf(kb, pre, it)
+			pc.slow, pc.fast, pc.pref = r.counts(kb, now)
+		}
+		if i < maxMemo {
+			hsMemo[i], pairMemo[i] = hc, pc
+		}
+		hsSlow, hsFast := hc.slow, hc.fast
+		pSlow, pFast, pPref := pc.slow, pc.fast, pc.pref
 		ev := newEvidence()
-		add := ev.add
-		kb = r.hsKey(kb[:0], it)
-		hsSlow, hsFast, _ := r.counts(kb, now)
-		kb = r.pairKey(kb[:0], it)
-		pSlow, pFast, pPref := r.counts(kb, now)
+		b := append(append(append(rb[:0], "item from "...), it.Origin...), ": "...)
+		ok := false
 		if hsSlow >= r.p.MinHSCount {
 			share := pSlow / hsSlow
 			if share < r.p.RareShare {
-				add(r.p.Rare*(1-share/r.p.RareShare), fmt.Sprintf("origin %s makes %.1f%% of HS %s declarations (%.0f weighted)", it.Origin, 100*share, it.HS6(), hsSlow))
+				if b, ok = ev.add(b, r.p.Rare*(1-share/r.p.RareShare)); ok {
+					b = appendF(append(append(append(b, "origin "...), it.Origin...), " makes "...), 100*share, 1)
+					b = appendF(append(append(append(b, "% of HS "...), hs6...), " declarations ("...), hsSlow, 0)
+					b = append(b, " weighted)"...)
+				}
 			}
 			if hsFast > 0 {
 				recent := pFast / hsFast
 				if recent >= r.p.ShiftMinShare && recent >= r.p.ShiftRatio*share {
-					add(r.p.Shift*clamp01((recent/math.Max(share, 1e-9)-r.p.ShiftRatio)/r.p.ShiftRatio+0.5),
-						fmt.Sprintf("origin %s rose to %.0f%% of recent HS %s declarations from %.1f%% in the long run", it.Origin, 100*recent, it.HS6(), 100*share))
+					if b, ok = ev.add(b, r.p.Shift*clamp01((recent/math.Max(share, 1e-9)-r.p.ShiftRatio)/r.p.ShiftRatio+0.5)); ok {
+						b = appendF(append(append(append(b, "origin "...), it.Origin...), " rose to "...), 100*recent, 0)
+						b = appendF(append(append(append(b, "% of recent HS "...), hs6...), " declarations from "...), 100*share, 1)
+						b = append(b, "% in the long run"...)
+					}
 				}
 			}
 			if it.Preference != "" && pSlow >= 10 && pPref/pSlow < r.p.PrefMinShare {
-				add(r.p.Preference, fmt.Sprintf("preference %s claimed where only %.0f%% of HS %s from %s claim one", it.Preference, 100*pPref/pSlow, it.HS6(), it.Origin))
+				if b, ok = ev.add(b, r.p.Preference); ok {
+					b = appendF(append(append(append(b, "preference "...), it.Preference...), " claimed where only "...), 100*pPref/pSlow, 0)
+					b = append(append(append(append(append(b, "% of HS "...), hs6...), " from "...), it.Origin...), " claim one"...)
+				}
 			}
 		}
 		for _, g := range r.tradeDefence {
 			if hasPrefix(it.HSCode, g.prefixes) && !slices.Contains(g.traditional, it.Origin) {
-				add(r.p.TradeDefence, fmt.Sprintf("HS %s is under trade-defence duties and %s is not a traditional origin", it.HS6(), it.Origin))
+				if b, ok = ev.add(b, r.p.TradeDefence); ok {
+					b = append(append(append(append(append(b, "HS "...), hs6...), " is under trade-defence duties and "...), it.Origin...), " is not a traditional origin"...)
+				}
 				break
 			}
 		}
 		if d.DispatchCountry != "" && d.DispatchCountry != it.Origin {
-			add(r.p.Mismatch, "dispatched from "+d.DispatchCountry)
+			b = ev.addText(b, r.p.Mismatch, "dispatched from ", d.DispatchCountry)
 		}
 		if d.Exporter.Country != "" && d.Exporter.Country != it.Origin {
-			add(r.p.Mismatch, "exporter in "+d.Exporter.Country)
+			b = ev.addText(b, r.p.Mismatch, "exporter in ", d.Exporter.Country)
 		}
 		if s := ev.strength(); s > 0 {
 			f := r.finding(it.Line, s, "")
-			f.Reason = ev.reason("item from " + it.Origin + ": ")
+			f.Reason = string(b)
 			out = append(out, f)
 		}
 	}
@@ -205,31 +281,38 @@ func hasPrefix(hs string, prefixes []string) bool {
 	return false
 }
 
+// Learn counts every item in its HS6 and its pair, an update each, in item
+// order.
 func (r *route) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	now := unixSec(d.LodgedAt)
-	var kbuf [64]byte
-	kb := kbuf[:0]
+	var kbuf [96]byte
+	kb := r.keyPrefix(kbuf[:0])
+	pre := len(kb)
 	for i := range d.Items {
 		it := &d.Items[i]
 		pref := 0.0
 		if it.Preference != "" {
 			pref = 1
 		}
-		for _, k := range [2]int{0, 1} {
-			if k == 0 {
-				kb = r.hsKey(kb[:0], it)
-			} else {
-				kb = r.pairKey(kb[:0], it)
-			}
-			r.table.update(kb, func(old []byte) []byte {
-				rec := newRecord(rtFields, old)
-				t := rec.u32(rtTime)
-				rec.setF32(rtSlow, decay(rec.f32(rtSlow), t, now, r.slow)+1)
-				rec.setF32(rtFast, decay(rec.f32(rtFast), t, now, r.fast)+1)
-				rec.setF32(rtPref, decay(rec.f32(rtPref), t, now, r.slow)+pref)
-				rec.setU32(rtTime, max(t, now))
-				return rec
-			})
-		}
+		kb = hsKeyOf(kb, pre, it)
+		r.count(kb, now, pref)
+		kb = pairOf(kb, pre, it)
+		r.count(kb, now, pref)
 	}
+}
+
+// count adds a declaration at time now (pref: 1 when it claims a
+// preference) to the record of key. The update's closure holds only values:
+// the table may run it after count returns (the key is copied).
+func (r *route) count(key []byte, now uint32, pref float64) {
+	slow, fast := r.slow, r.fast
+	r.table.update(key, func(old []byte) []byte {
+		rec := newRecord(rtFields, old)
+		t := rec.u32(rtTime)
+		rec.setF32(rtSlow, decay(rec.f32(rtSlow), t, now, slow)+1)
+		rec.setF32(rtFast, decay(rec.f32(rtFast), t, now, fast)+1)
+		rec.setF32(rtPref, decay(rec.f32(rtPref), t, now, slow)+pref)
+		rec.setU32(rtTime, max(t, now))
+		return rec
+	})
 }

@@ -3,7 +3,6 @@ package detectors
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
@@ -144,7 +143,9 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	rec := record(raw)
 	now := unixSec(d.LodgedAt)
 	window := uint32(sp.p.WindowHours * 3600)
-	values := []float64{v}
+	var vals [1 + splitRing]float64
+	vals[0] = v
+	values := vals[:1]
 	sum := v
 	total := 1
 	for i := 0; i < splitRing; i++ {
@@ -164,12 +165,21 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 		return out
 	}
 	f := sp.finding(0, clamp01(float64(k-sp.p.MinBurst+1)/float64(sp.p.FullBurst-sp.p.MinBurst+1)), "")
-	parts := make([]string, len(values))
+	var rb [384]byte
+	r := appendInt(rb[:0], k)
+	r = appendInt(append(r, " of the "...), total)
+	r = append(append(append(r, " declarations of importer "...), d.Importer.ID...), " within "...)
+	r = appendF(r, sp.p.WindowHours, 0)
+	r = AppendNumber(append(r, " hours are each valued just under "...), t)
+	r = append(r, " ("...)
 	for i, x := range values {
-		parts[i] = FormatNumber(x)
+		if i > 0 {
+			r = append(r, ", "...)
+		}
+		r = AppendNumber(r, x)
 	}
-	f.Reason = fmt.Sprintf("%d of the %d declarations of importer %s within %.0f hours are each valued just under %s (%s; together %s)",
-		k, total, d.Importer.ID, sp.p.WindowHours, FormatNumber(t), strings.Join(parts, ", "), FormatNumber(sum))
+	r = AppendNumber(append(r, "; together "...), sum)
+	f.Reason = string(append(r, ')'))
 	return append(out, f)
 }
 
@@ -177,12 +187,17 @@ func (sp *splitting) Learn(d *declaration.Declaration, _ *declaration.Assessment
 	v := d.TotalValue()
 	now := unixSec(d.LodgedAt)
 	var kb [64]byte
-	sp.store.Update(sp.key(kb[:0], d), nil, func(old []byte) []byte {
-		rec := newRecord(splitFields, old)
-		i := int(rec.u32(splitNext)) % splitRing
-		rec.setU32(splitFirst+2*i, max(now, 1))
-		rec.setF32(splitFirst+2*i+1, v)
-		rec.setU32(splitNext, uint32(i+1))
-		return rec
-	})
+	var vb [4 * splitFields]byte
+	key := sp.key(kb[:0], d)
+	// A read and a write, where Store.Update would take a lock and call a
+	// closure (which would move the buffers to the heap): the record is the
+	// importer\'s, and one importer\'s declarations are assessed by one
+	// goroutine at a time, so no other writer can come in between.
+	old, _ := sp.store.Get(vb[:0], key)
+	rec := fixed(old, vb[:], 4*splitFields)
+	i := int(rec.u32(splitNext)) % splitRing
+	rec.setU32(splitFirst+2*i, max(now, 1))
+	rec.setF32(splitFirst+2*i+1, v)
+	rec.setU32(splitNext, uint32(i+1))
+	sp.store.Set(key, rec)
 }

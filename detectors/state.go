@@ -3,7 +3,6 @@ package detectors
 import (
 	"encoding/binary"
 	"math"
-	"strings"
 	"time"
 )
 
@@ -26,6 +25,18 @@ func (r record) setU32(i int, v uint32) { binary.LittleEndian.PutUint32(r[4*i:],
 func (r record) f32(i int) float64      { return float64(math.Float32frombits(r.u32(i))) }
 func (r record) setF32(i int, v float64) {
 	r.setU32(i, math.Float32bits(float32(v)))
+}
+
+// fixed returns v when it holds a record of n bytes, else buf[:n] zeroed: the
+// record to update in place (a missing or malformed record starts afresh,
+// as with newRecord).
+func fixed(v, buf []byte, n int) record {
+	if len(v) == n {
+		return record(v)
+	}
+	r := buf[:n]
+	clear(r)
+	return record(r)
 }
 
 func unixSec(t time.Time) uint32 {
@@ -54,24 +65,3 @@ func fnv32(s string) uint32 {
 	}
 	return h
 }
-
-// evidence combines a detector's own signals by noisy-OR and keeps their
-// reasons, so that one finding says everything that made it fire.
-type evidence struct {
-	keep float64 // Π(1 − s) over the signals so far; strength is 1 − keep
-	why  []string
-}
-
-func newEvidence() evidence { return evidence{keep: 1} }
-
-// add records a signal of strength s (ignored when s <= 0).
-func (e *evidence) add(s float64, reason string) {
-	if s > 0 {
-		e.keep *= 1 - s
-		e.why = append(e.why, reason)
-	}
-}
-
-func (e *evidence) strength() float64 { return 1 - e.keep }
-
-func (e *evidence) reason(prefix string) string { return prefix + strings.Join(e.why, "; ") }

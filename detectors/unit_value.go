@@ -1,7 +1,6 @@
 package detectors
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/riskmon/riskmon/config"
@@ -120,29 +119,24 @@ func (u *unitValue) measures(it *declaration.Item, out *[2]measure) []measure {
 	return ms
 }
 
-// key returns the peer-group keys of a measure: level 0 is currency × HS6 ×
-// origin, 1 is currency × HS6, 2 is currency × HS4.
-func (u *unitValue) key(d *declaration.Declaration, it *declaration.Item, m *measure) keyFunc {
-	return func(b []byte, level int) []byte {
-		b = appendKey(b, u.stateKey, d.Currency, m.unit, "")
-		switch level {
-		case 0:
-			return appendKey(b, it.HS6(), it.Origin)
-		case 1:
-			return append(b, it.HS6()...)
-		}
-		return append(b, it.HS4()...)
-	}
+// groups builds the peer-group keys of a measure into g: level 0 is
+// currency × HS6 × origin, 1 is currency × HS6, 2 is currency × HS4.
+func (u *unitValue) groups(b []byte, d *declaration.Declaration, it *declaration.Item, m *measure) groups {
+	b = appendKey(b, u.stateKey, d.Currency, m.unit, "")
+	p := len(b)
+	b = appendKey(b, it.HS6(), it.Origin)
+	return groups{key: b, ends: [3]int{len(b), p + len(it.HS6()), p + len(it.HS4())}, levels: 3}
 }
 
-func groupName(it *declaration.Item, level int) string {
+// appendGroupName appends the name of an item's peer group at level.
+func appendGroupName(b []byte, it *declaration.Item, level int) []byte {
 	switch level {
 	case 0:
-		return "HS " + it.HS6() + " from " + it.Origin
+		return append(append(append(append(b, "HS "...), it.HS6()...), " from "...), it.Origin...)
 	case 1:
-		return "HS " + it.HS6() + " (all origins)"
+		return append(append(append(b, "HS "...), it.HS6()...), " (all origins)"...)
 	}
-	return "HS " + it.HS4() + " (all subheadings)"
+	return append(append(append(b, "HS "...), it.HS4()...), " (all subheadings)"...)
 }
 
 // importerKey is where the importer's running mean deviation is kept.
@@ -164,6 +158,35 @@ func (u *unitValue) importerMean(d *declaration.Declaration) (mean float64, n in
 	return r.f32(0), int(r.u32(1))
 }
 
+// uvMemo remembers the reference groups Score read for the measures of a
+// declaration's items: an item whose finest group an earlier item read
+// reads the same (Score changes no state but the groups' cached statistics,
+// and a second read finds them fresh and returns what the first did).
+type uvMemo struct {
+	n    int
+	keys [8]struct {
+		unit, hs6, origin string
+		st                groupStat
+	}
+}
+
+func (u *unitValue) reference(memo *uvMemo, kb []byte, d *declaration.Declaration, it *declaration.Item, m *measure) groupStat {
+	hs6 := it.HS6()
+	for i := 0; i < memo.n; i++ {
+		if k := &memo.keys[i]; k.unit == m.unit && k.hs6 == hs6 && k.origin == it.Origin {
+			return k.st
+		}
+	}
+	g := u.groups(kb, d, it, m)
+	st := u.peers.reference(&g)
+	if memo.n < len(memo.keys) {
+		k := &memo.keys[memo.n]
+		k.unit, k.hs6, k.origin, k.st = m.unit, hs6, it.Origin, st
+		memo.n++
+	}
+	return st
+}
+
 func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 	var buf [2]measure
 	impMean, impN := u.importerMean(d)
@@ -171,17 +194,22 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 	if u.p.ImporterMin > 0 && impN >= u.p.ImporterMin {
 		impStrength = ramp(-impMean, u.p.ImporterZ, u.p.ImporterRamp)
 	}
+	var memo uvMemo
+	var kb [128]byte
+	var rb [384]byte
 	for i := range d.Items {
 		it := &d.Items[i]
-		var best Finding
+		best := 0.0
+		var bm measure
+		var bps peerStat
 		below := false
 		for _, m := range u.measures(it, &buf) {
-			ps, ok := u.peers.deviation(3, u.key(d, it, &m), m.lx)
-			if !ok {
+			st := u.reference(&memo, kb[:0], d, it, &m)
+			if !st.ok {
 				continue
 			}
+			ps := st.of(m.lx)
 			var strength float64
-			dir := "below"
 			if ps.z < 0 {
 				below = true
 				strength = ramp(-ps.z, u.p.LowZ, u.p.RampZ)
@@ -189,26 +217,42 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 					strength *= u.p.DutyFreeFactor
 				}
 			} else {
-				dir = "above"
 				strength = u.p.HighFactor * ramp(ps.z, u.p.HighZ, u.p.RampZ)
 			}
-			if strength > best.Score {
-				best = u.finding(it.Line, strength, "")
-				best.Reason = fmt.Sprintf("unit value %s %s/%s is %.1f robust deviations %s the %s %s/%s median for %s (%d peers)",
-					FormatNumber(math.Exp(m.lx)), d.Currency, m.unit, math.Abs(ps.z), dir,
-					FormatNumber(math.Exp(ps.median)), d.Currency, m.unit, groupName(it, ps.level), ps.n)
+			if strength > best {
+				best, bm, bps = strength, m, ps
 			}
+		}
+		var f Finding
+		r := rb[:0]
+		if best > 0 {
+			dir := "below"
+			if bps.z >= 0 {
+				dir = "above"
+			}
+			f = u.finding(it.Line, best, "")
+			r = AppendNumber(append(r, "unit value "...), math.Exp(bm.lx))
+			r = append(append(append(append(append(r, ' '), d.Currency...), '/'), bm.unit...), " is "...)
+			r = appendF(r, math.Abs(bps.z), 1)
+			r = append(append(append(r, " robust deviations "...), dir...), " the "...)
+			r = AppendNumber(r, math.Exp(bps.median))
+			r = append(append(append(append(append(r, ' '), d.Currency...), '/'), bm.unit...), " median for "...)
+			r = appendGroupName(r, it, bps.level)
+			r = append(appendInt(append(r, " ("...), bps.n), " peers)"...)
 		}
 		if below && impStrength > 0 && !(it.HasDuties && it.Duties == 0) {
-			if best.Score == 0 {
-				best = u.finding(it.Line, 0, "")
-				best.Reason = "unit value below the market"
+			if f.Score == 0 {
+				f = u.finding(it.Line, 0, "")
+				r = append(r[:0], "unit value below the market"...)
 			}
-			best.Score = 1 - (1-best.Score)*(1-impStrength)
-			best.Reason += fmt.Sprintf("; this importer's prices have averaged %.1f robust deviations below the market over its last %d items", -impMean, min(impN, 20))
+			f.Score = 1 - (1-f.Score)*(1-impStrength)
+			r = appendF(append(r, "; this importer's prices have averaged "...), -impMean, 1)
+			r = appendInt(append(r, " robust deviations below the market over its last "...), min(impN, 20))
+			r = append(r, " items"...)
 		}
-		if best.Score > 0 {
-			out = append(out, best)
+		if f.Score > 0 {
+			f.Reason = string(r)
+			out = append(out, f)
 		}
 	}
 	return out
@@ -230,7 +274,9 @@ func (u *unitValue) Measure(d *declaration.Declaration, out []float64) {
 	it := d.MainItem()
 	var buf [2]measure
 	if ms := u.measures(it, &buf); len(ms) > 0 {
-		if ps, ok := u.peers.deviation(3, u.key(d, it, &ms[0]), ms[0].lx); ok {
+		var kb [128]byte
+		g := u.groups(kb[:0], d, it, &ms[0])
+		if ps, ok := u.peers.deviation(&g, ms[0].lx); ok {
 			out[0], out[1] = ps.z, math.Log1p(float64(ps.n))
 		}
 	}
@@ -239,18 +285,31 @@ func (u *unitValue) Measure(d *declaration.Declaration, out []float64) {
 	}
 }
 
+// Learn adds every item's measures to their peer groups and folds the per-kg
+// deviations, as they stood before, into the importer's running mean.
 func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	var buf [2]measure
 	var zs [8]float64
 	nz := 0
+	var kb [128]byte
+	var seen seenGroups
 	for i := range d.Items {
 		it := &d.Items[i]
 		for j, m := range u.measures(it, &buf) {
-			ps, ok := u.peers.learn(3, u.key(d, it, &m), m.lx)
-			if ok && j == 0 && nz < len(zs) { // per kg
-				zs[nz] = max(-6, min(6, ps.z))
-				nz++
+			g := u.groups(kb[:0], d, it, &m)
+			changed := seen.seen(g.coarsest())
+			// The per-kg deviation counts for the importer: it is read (as
+			// Score read it, unless an earlier item changed the group). A
+			// per-unit group is read only to refresh what an earlier item
+			// changed, as its update did before it.
+			if perKg := j == 0 && nz < len(zs); perKg || changed {
+				ps, ok := u.peers.deviation(&g, m.lx)
+				if ok && perKg {
+					zs[nz] = max(-6, min(6, ps.z))
+					nz++
+				}
 			}
+			u.peers.add(&g, m.lx)
 		}
 	}
 	if u.p.ImporterMin > 0 && nz > 0 {
@@ -262,46 +321,22 @@ func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment)
 // importer's running mean (over about its last 20 items).
 func (u *unitValue) learnImporter(d *declaration.Declaration, zs []float64) {
 	var kb [64]byte
-	u.store.Update(u.importerKey(kb[:0], d), nil, func(old []byte) []byte {
-		r := newRecord(2, old)
-		mean, cnt := r.f32(0), int(r.u32(1))
-		for _, z := range zs {
-			cnt++
-			mean += (z - mean) / float64(min(cnt, 20))
-		}
-		r.setF32(0, mean)
-		r.setU32(1, uint32(cnt))
-		return r
-	})
+	var vb [8]byte
+	key := u.importerKey(kb[:0], d)
+	// A read and a write, where Store.Update would take a lock and call a
+	// closure (which would move the buffers to the heap): the record is the
+	// importer\'s, and one importer\'s declarations are assessed by one
+	// goroutine at a time, so no other writer can come in between.
+	old, _ := u.store.Get(vb[:0], key)
+	r := fixed(old, vb[:], 8)
+	mean, cnt := r.f32(0), int(r.u32(1))
+	for _, z := range zs {
+		cnt++
+		mean += (z - mean) / float64(min(cnt, 20))
+	}
+	r.setF32(0, mean)
+	r.setU32(1, uint32(cnt))
+	u.store.Set(key, r)
 }
 
 func clamp01(x float64) float64 { return min(max(x, 0), 1) }
-
-// FormatNumber writes a number the way a report would: thousands separators for
-// large values, three significant digits for small ones.
-func FormatNumber(v float64) string {
-	a := math.Abs(v)
-	switch {
-	case a >= 1000:
-		s := fmt.Sprintf("%.0f", a)
-		var out []byte
-		for i := range s {
-			if i > 0 && (len(s)-i)%3 == 0 {
-				out = append(out, ',')
-			}
-			out = append(out, s[i])
-		}
-		if v < 0 {
-			return "-" + string(out)
-		}
-		return string(out)
-	case a >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case a >= 10:
-		return fmt.Sprintf("%.1f", v)
-	case a >= 1:
-		return fmt.Sprintf("%.2f", v)
-	default:
-		return fmt.Sprintf("%.3g", v)
-	}
-}
