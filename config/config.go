@@ -75,8 +75,15 @@ type Stream struct {
 	OutcomesTopic     string   `yaml:"outcomes_topic"`
 	AssessmentsTopic  string   `yaml:"assessments_topic"`
 	DeadLetterTopic   string   `yaml:"dead_letter_topic"`
-	Group             string   `yaml:"group"`
-	MetricsAddr       string   `yaml:"metrics_addr"`
+	// ChangelogTopic receives the state riskmon keeps about each importer and
+	// its declarations, on the partition of the importer's declarations
+	// (compacted: the latest value of each key), so that an instance that is
+	// given a partition another instance held restores that state before it
+	// reads the partition. Empty: GROUP-changelog; "none": no changelog (a
+	// partition that moves arrives without its importers' history).
+	ChangelogTopic string `yaml:"changelog_topic"`
+	Group          string `yaml:"group"`
+	MetricsAddr    string `yaml:"metrics_addr"`
 	// CreateTopics creates missing topics at start-up with Partitions
 	// partitions and ReplicationFactor replicas.
 	CreateTopics      bool `yaml:"create_topics"`
@@ -657,4 +664,15 @@ func (m *Model) validate(d *Decoder) {
 	} else if m.ValidationShare == 0 && m.EarlyStoppingRounds > 0 {
 		d.Problemf("model.validation_share", "must be > 0 with early stopping (model.early_stopping_rounds %d): it judges the rounds", m.EarlyStoppingRounds)
 	}
+}
+
+// Changelog is the changelog topic's name ("" when there is none).
+func (s *Stream) Changelog() string {
+	switch s.ChangelogTopic {
+	case "none":
+		return ""
+	case "":
+		return s.Group + "-changelog"
+	}
+	return s.ChangelogTopic
 }

@@ -65,6 +65,16 @@ type Measurer interface {
 	Measure(d *declaration.Declaration, out []float64)
 }
 
+// ImporterState is implemented by detectors that keep, in the shared table,
+// records that belong to one importer (history: the importer's inspection
+// counts), so that stream mode can hand them over with the importer's other
+// state when its partition moves to another instance. (What a detector
+// writes to the store while assessing an importer's declaration is handed
+// over without it.)
+type ImporterState interface {
+	ImporterTableKeys(importerID string, dst [][]byte) [][]byte
+}
+
 // Measure names one measurement: Name is the feature's name after the
 // detector's ("unit_value:price_z"), Label says in an explanation what the
 // value is ("unit value, robust deviations from its peers").

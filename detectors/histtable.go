@@ -140,6 +140,22 @@ func (t *Table) apply(key []byte, f func(old []byte) []byte) {
 	s.m[s.entries[i].key] = int32(i)
 }
 
+// Get returns a copy of the value of key, or nil.
+func (t *Table) Get(key []byte) []byte {
+	var v []byte
+	t.view(key, func(b []byte) {
+		if b != nil {
+			v = append([]byte{}, b...)
+		}
+	})
+	return v
+}
+
+// Put sets the value of key (a state handover: see ImporterState).
+func (t *Table) Put(key, value []byte) {
+	t.apply(key, func([]byte) []byte { return value })
+}
+
 // A Recorder holds the table updates of one worker during a micro-batch,
 // each tagged with the position of the declaration that made it, so that
 // the updates of all workers can be applied afterwards in input order

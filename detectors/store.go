@@ -20,8 +20,32 @@ import (
 // Overlay (micro-batch replay) and reach the cache later, in input order.
 type Store struct {
 	*storeData
-	ov *Overlay // nil: writes go to the cache at once
+	ov  *Overlay // nil: writes go to the cache at once
+	tap *Tap     // when set, also told of every write
 }
+
+// A Tap is told of every write made through a handle (Tapped): stream mode
+// hands the writes made while assessing an importer's declaration to the
+// changelog of the importer's partition.
+type Tap struct {
+	Writes []Write
+}
+
+// Write is one write to the store: a key and its new value (nil: deleted).
+type Write struct {
+	Key, Value []byte
+}
+
+func (t *Tap) add(key, val []byte) {
+	w := Write{Key: append([]byte(nil), key...)}
+	if val != nil {
+		w.Value = append([]byte{}, val...)
+	}
+	t.Writes = append(t.Writes, w)
+}
+
+// Tapped returns a handle on the same cache that also tells t of its writes.
+func (s *Store) Tapped(t *Tap) *Store { return &Store{storeData: s.storeData, tap: t} }
 
 type storeData struct {
 	c     *fastcache.Cache
@@ -68,6 +92,9 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 	nv := f(old)
 	if nv != nil {
 		s.c.Set(key, nv)
+		if s.tap != nil {
+			s.tap.add(key, nv)
+		}
 	}
 	mu.Unlock()
 	if old != nil {
@@ -83,6 +110,9 @@ func (s *Store) Set(key, value []byte) {
 		return
 	}
 	s.c.Set(key, value)
+	if s.tap != nil {
+		s.tap.add(key, value)
+	}
 }
 
 // Delete removes key.
@@ -92,6 +122,9 @@ func (s *Store) Delete(key []byte) {
 		return
 	}
 	s.c.Del(key)
+	if s.tap != nil {
+		s.tap.add(key, nil)
+	}
 }
 
 // An Overlay holds one worker's writes during a micro-batch: the worker

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -412,10 +412,8 @@ func (p *riskmonProc) joined() bool {
 	return false
 }
 
-// inFlight reads the process's metrics: declarations consumed, and how many
-// of them have no acknowledged output yet (dead letters count when
-// produced, so this undercounts a little).
-func (p *riskmonProc) inFlight() (consumed, inFlight int, err error) {
+// scrape returns the process's /metrics ("" when it cannot be read).
+func (p *riskmonProc) scrape() string {
 	var url string
 	for _, l := range strings.Split(p.stderr.String(), "\n") {
 		var e struct {
@@ -427,19 +425,29 @@ func (p *riskmonProc) inFlight() (consumed, inFlight int, err error) {
 		}
 	}
 	if url == "" {
-		return 0, 0, fmt.Errorf("not started")
+		return ""
 	}
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		return 0, 0, err
+		return ""
 	}
 	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// inFlight reads the process's metrics: declarations consumed, and how many
+// of them have no acknowledged output yet (dead letters count when
+// produced, so this undercounts a little).
+func (p *riskmonProc) inFlight() (consumed, inFlight int, err error) {
+	body := p.scrape()
+	if body == "" {
+		return 0, 0, fmt.Errorf("metrics not readable")
+	}
 	var done float64
 	var cons float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range strings.Split(body, "\n") {
 		name, value, ok := strings.Cut(line, " ")
 		if !ok || strings.HasPrefix(line, "#") {
 			continue
@@ -452,7 +460,7 @@ func (p *riskmonProc) inFlight() (consumed, inFlight int, err error) {
 			done += v
 		}
 	}
-	return int(cons), int(cons - done), sc.Err()
+	return int(cons), int(cons - done), nil
 }
 
 // summarize gives the least, the median and the most of a list.

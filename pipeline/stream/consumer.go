@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type consumer struct {
 	lostAt     time.Time // when the last generation ended; zero while one is current
 	lastJoin   error     // the last failure to join, until a join succeeds
 	everJoined bool
+	held       map[int]bool // declarations partitions of the last generation
 }
 
 // fetchedMsg is a message with the epoch of the generation that fetched it.
@@ -56,6 +58,10 @@ func newConsumer(s *Stream, brokers []string) (*consumer, error) {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID: c.Group, Brokers: brokers, Dialer: s.Security.dialer(), Topics: []string{c.DeclarationsTopic, c.OutcomesTopic},
 		StartOffset: kafka.FirstOffset, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
+		// Co-partitioned first (see copartition); kafka-go's defaults after
+		// it, so that a group of older and newer instances (a rolling
+		// upgrade) still forms.
+		GroupBalancers:   []kafka.GroupBalancer{copartition{}, kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}},
 		RebalanceTimeout: rebalanceTimeout, JoinGroupBackoff: time.Second,
 		// Partitions added later (or a topic whose metadata was not there yet
 		// when the group formed) trigger a rebalance instead of being ignored.
@@ -67,6 +73,47 @@ func newConsumer(s *Stream, brokers []string) (*consumer, error) {
 		return nil, fmt.Errorf("consumer group %s: %w", c.Group, err)
 	}
 	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{})}, nil
+}
+
+// copartition is the group's assignment: partition i of every topic goes
+// to the same member (ranges of partition numbers over the members sorted
+// by id), so that outcomes keyed like the declarations reach the instance
+// that holds their declarations and their records (see changelog.go).
+// kafka-go's RangeGroupBalancer ranges over partitions in the order the
+// metadata lists them, which differs from topic to topic.
+type copartition struct{}
+
+func (copartition) ProtocolName() string      { return "riskmon-copartition" }
+func (copartition) UserData() ([]byte, error) { return nil, nil }
+
+func (copartition) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
+	members = slices.Clone(members)
+	slices.SortFunc(members, func(a, b kafka.GroupMember) int { return strings.Compare(a.ID, b.ID) })
+	out := kafka.GroupMemberAssignments{}
+	byTopic := map[string][]int{}
+	for _, p := range partitions {
+		byTopic[p.Topic] = append(byTopic[p.Topic], p.ID)
+	}
+	for topic, ids := range byTopic {
+		slices.Sort(ids)
+		var subscribed []kafka.GroupMember
+		for _, m := range members {
+			if slices.Contains(m.Topics, topic) {
+				subscribed = append(subscribed, m)
+			}
+		}
+		for i, id := range ids {
+			if len(subscribed) == 0 {
+				break
+			}
+			m := subscribed[i*len(subscribed)/len(ids)]
+			if out[m.ID] == nil {
+				out[m.ID] = map[string][]int{}
+			}
+			out[m.ID][topic] = append(out[m.ID][topic], id)
+		}
+	}
+	return out
 }
 
 // run takes part in generation after generation until ctx ends.
@@ -96,12 +143,26 @@ func (c *consumer) run(ctx context.Context) {
 		c.assigned, c.lostAt, c.lastJoin, c.everJoined = len(parts), time.Time{}, nil, true
 		c.mu.Unlock()
 		c.s.updateReady()
-		c.s.Log.Info().Str("group", c.s.Config.Group).Int32("generation", gen.ID).Int("partitions", len(parts)).Msg("joined the consumer group")
+		var mine []int
+		for _, a := range gen.Assignments[c.s.Config.DeclarationsTopic] {
+			mine = append(mine, a.ID)
+		}
+		slices.Sort(mine)
+		c.s.Log.Info().Str("group", c.s.Config.Group).Int32("generation", gen.ID).Int("partitions", len(parts)).
+			Ints("declarations_partitions", mine).Msg("joined the consumer group")
+		// A declarations partition this instance did not hold in the last
+		// generation starts with its state from the changelog.
+		held := map[int]bool{}
 		for topic, as := range gen.Assignments {
 			for _, a := range as {
-				gen.Start(func(gctx context.Context) { c.read(gctx, topic, a.ID, a.Offset, epoch) })
+				restore := topic == c.s.Config.DeclarationsTopic && c.s.Config.Changelog() != "" && !c.held[a.ID]
+				if topic == c.s.Config.DeclarationsTopic {
+					held[a.ID] = true
+				}
+				gen.Start(func(gctx context.Context) { c.read(gctx, topic, a.ID, a.Offset, epoch, restore) })
 			}
 		}
+		c.held = held
 		// A function started on the generation ends it by returning, so
 		// this one returns only once the generation is over.
 		gen.Start(func(gctx context.Context) {
@@ -115,8 +176,9 @@ func (c *consumer) run(ctx context.Context) {
 	}
 }
 
-// read fetches one assigned partition from offset for the generation gctx.
-func (c *consumer) read(gctx context.Context, topic string, part int, offset int64, epoch uint64) {
+// read fetches one assigned partition from offset for the generation gctx,
+// after restoring its state from the changelog when restore is set.
+func (c *consumer) read(gctx context.Context, topic string, part int, offset int64, epoch uint64, restore bool) {
 	// Returning ends the generation: wait for its end whatever happens here.
 	defer func() { <-gctx.Done() }()
 	ctx, cancel := context.WithCancel(gctx)
@@ -129,6 +191,14 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 		}
 	}()
 	s := c.s
+	if restore {
+		if err := c.restore(ctx, part); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.Log.Error().Err(err).Int("partition", part).Msg("state not restored from the changelog; reading the partition without it")
+		}
+	}
 	rc := PartitionReaderConfig(c.brokers, topic, part)
 	rc.Dialer = s.Security.dialer()
 	rc.ErrorLogger = kafkaErrorLogger(s.Log, "consumer")

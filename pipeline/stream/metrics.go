@@ -43,6 +43,10 @@ type Metrics struct {
 	OutcomesUnmatched   prometheus.Counter
 	OutcomesRepeated    prometheus.Counter
 	Workers             prometheus.Gauge
+
+	// State handover (see changelog.go).
+	ChangelogRecords  prometheus.Counter
+	ChangelogRestored prometheus.Counter
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) on a
@@ -107,9 +111,13 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "Outcomes of declarations whose outcome was already counted (redeliveries): counted once."}),
 		Workers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_workers",
 			Help: "Assessment workers of this instance (declarations are routed to them by importer)."}),
+		ChangelogRecords: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_changelog_records_total",
+			Help: "State records produced to the changelog topic (each importer's and declaration's state, handed over when a partition moves)."}),
+		ChangelogRestored: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_changelog_restored_records_total",
+			Help: "State records read back from the changelog topic when this instance was given a partition another instance held."}),
 	}
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
-		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
+		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
 		m.StateBytes, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {

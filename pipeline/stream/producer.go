@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -22,7 +23,14 @@ type ack struct {
 	fetched time.Time
 	a       *declaration.Assessment
 	d       *declaration.Declaration
+	// left counts the messages of this input not yet acknowledged, when it
+	// has several (its assessment and changelog records); 0: one message.
+	left atomic.Int32
 }
+
+// last counts one acknowledged message of k's input and says whether it was
+// the last one.
+func (k *ack) last() bool { return k.left.Load() == 0 || k.left.Add(-1) == 0 }
 
 // retryQueue holds outputs whose produce failed until the retry loop
 // produces them again. It is a slice behind a mutex, not a channel, so that
@@ -95,6 +103,15 @@ func (s *Stream) requeue(err error, msgs []kafka.Message) {
 // oversized dead-letters the input of an output too large for the producer.
 func (s *Stream) oversized(ctx context.Context, m kafka.Message, err error) {
 	k := m.WriterData.(*ack)
+	if m.Topic == s.Config.Changelog() {
+		// Records are a few hundred bytes: this does not happen, and if it
+		// did, the state of one key would not be handed over.
+		s.Log.Error().Err(err).Int("bytes", len(m.Value)).Msg("changelog record too large to produce; skipped")
+		if k.last() {
+			s.tracker.done(k.topic, k.part, k.offset, k.epoch)
+		}
+		return
+	}
 	if m.Topic == s.Config.DeadLetterTopic {
 		// Dead letters keep at most 64 KiB of the original, far below the
 		// producer's limit: this does not happen, and if it did, the input
@@ -133,6 +150,9 @@ func (s *Stream) completed(msgs []kafka.Message, err error) {
 	s.produceSucceeded()
 	for _, m := range msgs {
 		k := m.WriterData.(*ack)
+		if !k.last() {
+			continue // the input waits for its other messages
+		}
 		s.tracker.done(k.topic, k.part, k.offset, k.epoch)
 		if k.a == nil {
 			continue

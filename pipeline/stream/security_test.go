@@ -76,7 +76,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			dir := t.TempDir()
 			serverTLS, caFile := testCA(t, dir)
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser(mech, "riskmon", secret),
-				kfake.SeedTopics(1, "d", "o", "a", "dl", "d2", "o2", "a2", "dl2"))
+				kfake.SeedTopics(1, "d", "o", "a", "dl", "d2", "o2", "a2", "dl2", "riskmon-changelog", "riskmon-fresh-changelog"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			cancel()
 			<-done
 			if n != len(decls) {
-				t.Fatalf("%d of %d assessments over TLS and %s", n, len(decls), mech)
+				t.Fatalf("%d of %d assessments over TLS and %s\n%s", n, len(decls), mech, logs.String())
 			}
 			if strings.Contains(logs.String(), secret) {
 				t.Error("the password appears in the log")

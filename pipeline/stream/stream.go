@@ -9,6 +9,7 @@ package stream
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
@@ -83,7 +85,8 @@ type item struct {
 	err     error
 }
 
-// EnsureTopics creates the four topics when missing (stream.create_topics).
+// EnsureTopics creates the four topics and the changelog when missing
+// (stream.create_topics).
 func EnsureTopics(ctx context.Context, brokers []string, c config.Stream, sec *Security) error {
 	var conn *kafka.Conn
 	var err error
@@ -109,6 +112,10 @@ func EnsureTopics(ctx context.Context, brokers []string, c config.Stream, sec *S
 	for _, t := range []string{c.DeclarationsTopic, c.OutcomesTopic, c.AssessmentsTopic, c.DeadLetterTopic} {
 		topics = append(topics, kafka.TopicConfig{Topic: t, NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor})
 	}
+	if cl := c.Changelog(); cl != "" {
+		topics = append(topics, kafka.TopicConfig{Topic: cl, NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}})
+	}
 	err = cc.CreateTopics(topics...)
 	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("creating topics: %w", err)
@@ -133,7 +140,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		// Its own transport, so its topic metadata is not the (6 s cached)
 		// default transport's, shared with every other writer of the process.
 		Transport: s.Security.transport(),
-		Addr:      kafka.TCP(brokers...), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, Async: true,
+		Addr:      kafka.TCP(brokers...), Balancer: changelogBalancer{c.Changelog(), &kafka.Hash{}}, RequiredAcks: kafka.RequireAll, Async: true,
 		BatchTimeout: time.Duration(c.LingerMS) * time.Millisecond, BatchSize: 1000, Completion: s.completed,
 		// One attempt: a failed batch comes back to the completion hook at
 		// once, and the retry loop produces everything that failed again in
@@ -168,8 +175,9 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		wg.Add(1)
 		go func(in <-chan job) {
 			defer wg.Done()
+			w := s.Engine.NewWorker()
 			for j := range in {
-				s.assess(produceCtx, j)
+				s.assess(produceCtx, w, j)
 			}
 		}(workers[i])
 	}
@@ -369,7 +377,9 @@ func (s *Stream) route(outs []chan *item, workers []chan job, produceCtx context
 				continue
 			}
 			s.Metrics.ObserveOutcome(it.o, s.Engine.ApplyOutcome(it.o))
-			s.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)
+			if !s.handOverOutcome(produceCtx, it) {
+				s.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)
+			}
 			continue
 		}
 		s.Metrics.Declarations.Inc()
@@ -381,12 +391,26 @@ func (s *Stream) route(outs []chan *item, workers []chan job, produceCtx context
 	}
 }
 
-func (s *Stream) assess(ctx context.Context, j job) {
-	a := s.Engine.Assess(j.d)
-	s.produce(ctx, kafka.Message{
-		Topic: s.Config.AssessmentsTopic, Key: []byte(a.DeclarationID), Value: a.AppendJSON(nil),
-		WriterData: &ack{topic: j.msg.Topic, part: j.msg.Partition, offset: j.msg.Offset, epoch: j.epoch, fetched: j.fetched, a: a, d: j.d},
-	})
+func (s *Stream) assess(ctx context.Context, w *engine.Worker, j job) {
+	a, writes := w.Assess(j.d)
+	k := &ack{topic: j.msg.Topic, part: j.msg.Partition, offset: j.msg.Offset, epoch: j.epoch, fetched: j.fetched, a: a, d: j.d}
+	msgs := []kafka.Message{{Topic: s.Config.AssessmentsTopic, Key: []byte(a.DeclarationID), Value: a.AppendJSON(nil), WriterData: k}}
+	if cl := s.Config.Changelog(); cl != "" {
+		// The importer's partition, for the records its outcomes change.
+		var pb, old [4]byte
+		binary.LittleEndian.PutUint32(pb[:], uint32(j.msg.Partition))
+		pk := engine.PartitionKey(nil, j.d.Importer.ID)
+		if v, ok := s.Engine.Store().Get(old[:0], pk); !ok || string(v) != string(pb[:]) {
+			s.Engine.Store().Set(pk, pb[:])
+			writes = append(writes, detectors.Write{Key: pk, Value: pb[:]})
+		}
+		for _, wr := range writes {
+			msgs = append(msgs, changelogMessage(cl, j.msg.Partition, engine.Record{Key: wr.Key, Value: wr.Value}, k))
+		}
+		s.Metrics.ChangelogRecords.Add(float64(len(writes)))
+	}
+	k.left.Store(int32(len(msgs)))
+	s.produce(ctx, msgs...)
 }
 
 func (s *Stream) deadLetter(ctx context.Context, it *item) {

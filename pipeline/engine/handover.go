@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"github.com/riskmon/riskmon/declaration"
+	"github.com/riskmon/riskmon/detectors"
+)
+
+// State handover (stream mode's changelog): what an instance must pass on
+// when an importer's partition moves to another instance is what it keeps
+// about that importer and its declarations. Everything the detectors and
+// the engine write to the store while assessing a declaration is of that
+// kind (the importer's records, and the declaration's own until its
+// outcome: its entities, features and treatment), so a Worker reports
+// those writes; what an outcome changes that belongs to the importer is
+// named by OutcomeRecords. Statistics shared by all importers (peer groups,
+// routes, entity hit rates other than the importer's, calibration, the
+// model) are not handed over: every instance learns them from its own
+// share of the stream.
+
+// Record is one piece of handed-over state: a key of the store or of the
+// shared table, and its value (nil: deleted).
+type Record struct {
+	Table      bool
+	Key, Value []byte
+}
+
+// Worker assesses declarations like Engine.Assess, on a copy of the
+// detectors whose store writes it reports. A stream worker owns one; calls
+// of one Worker must not overlap.
+type Worker struct {
+	e   *Engine
+	rs  *ruleset
+	set detSet
+	tap detectors.Tap
+}
+
+// NewWorker returns a worker for e.
+func (e *Engine) NewWorker() *Worker { return &Worker{e: e} }
+
+// Assess assesses d and returns, with the assessment, the store writes made
+// for it (valid until the next call). A worker follows reloads: it builds
+// its detectors again when the ruleset has changed.
+func (w *Worker) Assess(d *declaration.Declaration) (*declaration.Assessment, []detectors.Write) {
+	e := w.e
+	rs := e.rs.Load()
+	if rs.custom {
+		return e.Assess(d), nil
+	}
+	if rs != w.rs {
+		store := e.store.Tapped(&w.tap)
+		dets, err := detectors.Build(rs.cfg, &detectors.Env{Config: rs.cfg, Store: store, Shared: e.shared})
+		if err != nil || len(dets) != len(rs.dets) {
+			return e.Assess(d), nil // built once already from the same configuration: cannot happen
+		}
+		meas := make([]detectors.Measurer, len(dets))
+		for i, det := range dets {
+			meas[i], _ = det.(detectors.Measurer)
+		}
+		w.rs, w.set = rs, detSet{dets, meas, store}
+	}
+	w.tap.Writes = w.tap.Writes[:0]
+	wk := &work{d: d}
+	model := e.model.cur.Load()
+	e.assess(rs, w.set, model, e.rates.thresholds(&rs.cfg.Scoring), wk)
+	e.settle(rs, model, wk)
+	if wk.x != nil { // the importer's own party counts, which settle updated
+		var kb [96]byte
+		for k, kind := range entityKinds {
+			if (kind == "importer" || kind == "importer_hs6") && wk.ids[k] != "" {
+				key := entityKey(kb[:0], k, wk.ids[k])
+				if v, ok := e.store.Get(nil, key); ok {
+					w.tap.Writes = append(w.tap.Writes, detectors.Write{Key: append([]byte(nil), key...), Value: v})
+				}
+			}
+		}
+	}
+	return wk.a, w.tap.Writes
+}
+
+// PartitionKey is the store key under which stream mode keeps the input
+// partition of an importer's declarations (the changelog partition its
+// outcome records go to).
+func PartitionKey(dst []byte, importerID string) []byte {
+	return append(append(dst[:0], 0xff, 'K'), importerID...)
+}
+
+// OutcomeRecords are the records of importerID that applying an outcome of
+// declaration declID changed: the importer's inspection counts (the
+// detectors' and the model's) and the declaration's own record, now marked
+// learned, so that a new owner does not learn a redelivery twice.
+func (e *Engine) OutcomeRecords(importerID, declID string) []Record {
+	var out []Record
+	var kb [96]byte
+	if importerID != "" {
+		for _, d := range e.rs.Load().dets {
+			if s, ok := d.(detectors.ImporterState); ok {
+				for _, k := range s.ImporterTableKeys(importerID, nil) {
+					if v := e.shared.Get(k); v != nil {
+						out = append(out, Record{Table: true, Key: k, Value: v})
+					}
+				}
+			}
+		}
+		k := entityKey(kb[:0], 0, importerID)
+		if v, ok := e.store.Get(nil, k); ok {
+			out = append(out, Record{Key: append([]byte(nil), k...), Value: v})
+		}
+	}
+	k := pendingKey(kb[:0], declID)
+	if v, ok := e.store.Get(nil, k); ok {
+		out = append(out, Record{Key: append([]byte(nil), k...), Value: v})
+	}
+	return out
+}
+
+// Restore writes a handed-over record into the engine's state.
+func (e *Engine) Restore(r Record) {
+	switch {
+	case r.Table && r.Value != nil:
+		e.shared.Put(r.Key, r.Value)
+	case r.Table:
+	case r.Value == nil:
+		e.store.Delete(r.Key)
+	default:
+		e.store.Set(r.Key, r.Value)
+	}
+}

@@ -1,0 +1,187 @@
+package stream
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/riskmon/riskmon/pipeline/engine"
+)
+
+// The changelog (stream.changelog_topic): failover that does not forget.
+//
+// Every store write the engine makes while assessing a declaration (the
+// importer's records, the declaration's own until its outcome) is produced
+// to the changelog, keyed by the store key, on the partition number of the
+// declaration's input partition, in the same produce call as the
+// assessment: the input offset is committed only once the assessment and
+// every changelog record of it are acknowledged. An applied outcome
+// produces the importer's records it changed (its inspection counts, the
+// declaration's record marked learned) to the importer's partition, and its
+// offset waits for them the same way. The topic is compacted: it keeps the
+// latest value of each key.
+//
+// When an instance is given a declarations partition it did not hold in the
+// previous generation, it first reads the changelog's partition of the same
+// number to its end and writes every record into its state, then reads the
+// declarations: the importers arrive with their history whichever instance
+// held them before, even one whose disk is gone.
+
+// Changelog record values start with what the key is a key of.
+const (
+	recordStore = 's'
+	recordTable = 't'
+)
+
+func changelogMessage(topic string, part int, r engine.Record, k *ack) kafka.Message {
+	var v []byte
+	if r.Value != nil {
+		kind := byte(recordStore)
+		if r.Table {
+			kind = recordTable
+		}
+		v = append(append(make([]byte, 0, 1+len(r.Value)), kind), r.Value...)
+	}
+	return kafka.Message{Topic: topic, Partition: part, Key: r.Key, Value: v, WriterData: k}
+}
+
+func decodeRecord(m kafka.Message) (engine.Record, error) {
+	r := engine.Record{Key: m.Key}
+	if len(m.Key) == 0 {
+		return r, errors.New("changelog record without a key")
+	}
+	if m.Value == nil {
+		return r, nil // a deletion
+	}
+	switch m.Value[0] {
+	case recordStore:
+	case recordTable:
+		r.Table = true
+	default:
+		return r, fmt.Errorf("changelog record of unknown kind %q", m.Value[0])
+	}
+	r.Value = m.Value[1:]
+	return r, nil
+}
+
+// changelogBalancer sends changelog records to the partition they name and
+// everything else through next.
+type changelogBalancer struct {
+	topic string
+	next  kafka.Balancer
+}
+
+func (b changelogBalancer) Balance(m kafka.Message, partitions ...int) int {
+	if b.topic != "" && m.Topic == b.topic {
+		for _, p := range partitions {
+			if p == m.Partition {
+				return p
+			}
+		}
+	}
+	return b.next.Balance(m, partitions...)
+}
+
+// handOverOutcome produces the records an applied outcome changed to the
+// changelog partition of its importer, with the outcome's input offset
+// waiting for them; false when there is nothing to produce (no changelog,
+// or an importer this instance never saw: its owner has the records).
+func (s *Stream) handOverOutcome(ctx context.Context, it *item) bool {
+	cl := s.Config.Changelog()
+	if cl == "" || it.o.ImporterID == "" {
+		return false
+	}
+	pb, ok := s.Engine.Store().Get(nil, engine.PartitionKey(nil, it.o.ImporterID))
+	if !ok || len(pb) != 4 {
+		return false
+	}
+	part := int(binary.LittleEndian.Uint32(pb))
+	recs := s.Engine.OutcomeRecords(it.o.ImporterID, it.o.DeclarationID)
+	if len(recs) == 0 {
+		return false
+	}
+	m := it.m
+	k := &ack{topic: m.Topic, part: m.Partition, offset: m.Offset, epoch: it.epoch}
+	msgs := make([]kafka.Message, len(recs))
+	for i, r := range recs {
+		msgs[i] = changelogMessage(cl, part, r, k)
+	}
+	k.left.Store(int32(len(msgs)))
+	s.Metrics.ChangelogRecords.Add(float64(len(msgs)))
+	s.produce(ctx, msgs...)
+	return true
+}
+
+// restore reads the changelog's partition part from its start to its end as
+// it is now and writes every record into the engine's state. It returns
+// early, with an error, when ctx ends.
+func (c *consumer) restore(ctx context.Context, part int) error {
+	s := c.s
+	cl := s.Config.Changelog()
+	start := time.Now()
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: s.Security.transport(), Timeout: 10 * time.Second}
+	var first, last int64
+	// A changelog created at start-up may take a moment to be known.
+	giveUp := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+			cl: {kafka.FirstOffsetOf(part), kafka.LastOffsetOf(part)}}})
+		if err == nil {
+			if po := resp.Topics[cl]; len(po) == 1 && po[0].Error == nil {
+				first, last = po[0].FirstOffset, po[0].LastOffset
+				break
+			} else if len(po) == 1 {
+				err = po[0].Error
+				if errors.Is(err, kafka.UnknownTopicOrPartition) && time.Now().After(giveUp) {
+					return fmt.Errorf("changelog topic %s has no partition %d (create it with as many partitions as %s, compacted): %w",
+						cl, part, s.Config.DeclarationsTopic, err)
+				}
+			} else {
+				err = fmt.Errorf("no offsets for partition %d", part)
+			}
+		}
+		s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Msg("cannot read the changelog's offsets; retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	n := 0
+	if last > first {
+		rc := PartitionReaderConfig(c.brokers, cl, part)
+		rc.Dialer = s.Security.dialer()
+		rc.ErrorLogger = kafkaErrorLogger(s.Log, "changelog")
+		r := kafka.NewReader(rc)
+		defer r.Close()
+		if err := r.SetOffset(first); err != nil {
+			return fmt.Errorf("changelog partition %d: %w", part, err)
+		}
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Msg("changelog fetch failed; retrying")
+				continue
+			}
+			if rec, err := decodeRecord(m); err != nil {
+				s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Int64("offset", m.Offset).Msg("changelog record skipped")
+			} else {
+				s.Engine.Restore(rec)
+				n++
+			}
+			if m.Offset >= last-1 {
+				break
+			}
+		}
+	}
+	s.Metrics.ChangelogRestored.Add(float64(n))
+	s.Log.Info().Str("topic", cl).Int("partition", part).Int("records", n).Dur("took", time.Since(start)).Msg("state restored from the changelog")
+	return nil
+}
