@@ -263,7 +263,13 @@ func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
 	}
 
 	// A last process per lane consumes what is left; the outputs are read
-	// until every input is accounted for.
+	// until every input is accounted for. It starts once the sessions of
+	// the processes killed last have expired (10 s): the embedded broker
+	// (kfake) has been seen to keep a member killed during a rebalance in
+	// the next generation with its partitions, and never to expire it (the
+	// last process of a lane then held one declarations partition of two
+	// for the whole two minutes, see the README's known limits).
+	time.Sleep(12 * time.Second)
 	for _, l := range ls {
 		p, err := start(l)
 		if err != nil {

@@ -9,14 +9,16 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskmon/riskmon/detectors"
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // The changelog (stream.changelog_topic): failover that does not forget.
 //
 // Every store write the engine makes while assessing a declaration (the
-// importer's records, the declaration's own until its outcome) is produced
-// to the changelog, keyed by the store key, on the partition number of the
+// importer's records, each keyed by its store key, and the declaration's
+// own until its outcome, packed in one message) is produced to the
+// changelog, on the partition number of the
 // declaration's input partition, in the same produce call as the
 // assessment: the input offset is committed only once the assessment and
 // every changelog record of it are acknowledged. An applied outcome
@@ -31,10 +33,15 @@ import (
 // declarations: the importers arrive with their history whichever instance
 // held them before, even one whose disk is gone.
 
-// Changelog record values start with what the key is a key of.
+// Changelog record values start with what the key is a key of: a store
+// key, a shared-table key, or a declaration whose own store records (its
+// features, entities and treatment, each written once when it is assessed)
+// travel packed in one message, keyed by the declaration id, instead of one
+// message each.
 const (
 	recordStore = 's'
 	recordTable = 't'
+	recordPack  = 'p'
 )
 
 func changelogMessage(topic string, part int, r engine.Record, k *ack) kafka.Message {
@@ -49,23 +56,52 @@ func changelogMessage(topic string, part int, r engine.Record, k *ack) kafka.Mes
 	return kafka.Message{Topic: topic, Partition: part, Key: r.Key, Value: v, WriterData: k}
 }
 
-func decodeRecord(m kafka.Message) (engine.Record, error) {
-	r := engine.Record{Key: m.Key}
+// packMessage packs a declaration's own store records into one message.
+func packMessage(topic string, part int, declID string, ws []detectors.Write, k *ack) kafka.Message {
+	n := 1
+	for _, w := range ws {
+		n += 2*binary.MaxVarintLen32 + len(w.Key) + len(w.Value)
+	}
+	v := append(make([]byte, 0, n), recordPack)
+	for _, w := range ws {
+		v = binary.AppendUvarint(v, uint64(len(w.Key)))
+		v = append(v, w.Key...)
+		v = binary.AppendUvarint(v, uint64(len(w.Value)))
+		v = append(v, w.Value...)
+	}
+	return kafka.Message{Topic: topic, Partition: part, Key: append([]byte{0xff, 'D'}, declID...), Value: v, WriterData: k}
+}
+
+// decodeRecords reads a changelog message: one record, or a pack of them.
+func decodeRecords(m kafka.Message) ([]engine.Record, error) {
 	if len(m.Key) == 0 {
-		return r, errors.New("changelog record without a key")
+		return nil, errors.New("changelog record without a key")
 	}
 	if m.Value == nil {
-		return r, nil // a deletion
+		return []engine.Record{{Key: m.Key}}, nil // a deletion
 	}
 	switch m.Value[0] {
 	case recordStore:
+		return []engine.Record{{Key: m.Key, Value: m.Value[1:]}}, nil
 	case recordTable:
-		r.Table = true
-	default:
-		return r, fmt.Errorf("changelog record of unknown kind %q", m.Value[0])
+		return []engine.Record{{Table: true, Key: m.Key, Value: m.Value[1:]}}, nil
+	case recordPack:
+		var out []engine.Record
+		b := m.Value[1:]
+		for len(b) > 0 {
+			var parts [2][]byte
+			for i := range parts {
+				l, n := binary.Uvarint(b)
+				if n <= 0 || uint64(len(b)-n) < l {
+					return nil, errors.New("changelog pack cut short")
+				}
+				parts[i], b = b[n:n+int(l)], b[n+int(l):]
+			}
+			out = append(out, engine.Record{Key: parts[0], Value: parts[1]})
+		}
+		return out, nil
 	}
-	r.Value = m.Value[1:]
-	return r, nil
+	return nil, fmt.Errorf("changelog record of unknown kind %q", m.Value[0])
 }
 
 // changelogBalancer sends changelog records to the partition they name and
@@ -170,11 +206,13 @@ func (c *consumer) restore(ctx context.Context, part int) error {
 				s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Msg("changelog fetch failed; retrying")
 				continue
 			}
-			if rec, err := decodeRecord(m); err != nil {
+			if recs, err := decodeRecords(m); err != nil {
 				s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Int64("offset", m.Offset).Msg("changelog record skipped")
 			} else {
-				s.Engine.Restore(rec)
-				n++
+				for _, rec := range recs {
+					s.Engine.Restore(rec)
+				}
+				n += len(recs)
 			}
 			if m.Offset >= last-1 {
 				break

@@ -8,6 +8,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -404,8 +405,18 @@ func (s *Stream) assess(ctx context.Context, w *engine.Worker, j job) {
 			s.Engine.Store().Set(pk, pb[:])
 			writes = append(writes, detectors.Write{Key: pk, Value: pb[:]})
 		}
+		// The declaration's own records (their keys end with its id) travel
+		// packed in one message.
+		var own []detectors.Write
 		for _, wr := range writes {
+			if wr.Value != nil && bytes.HasSuffix(wr.Key, []byte(j.d.ID)) {
+				own = append(own, wr)
+				continue
+			}
 			msgs = append(msgs, changelogMessage(cl, j.msg.Partition, engine.Record{Key: wr.Key, Value: wr.Value}, k))
+		}
+		if len(own) > 0 {
+			msgs = append(msgs, packMessage(cl, j.msg.Partition, j.d.ID, own, k))
 		}
 		s.Metrics.ChangelogRecords.Add(float64(len(writes)))
 	}

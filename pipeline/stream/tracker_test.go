@@ -2,10 +2,7 @@ package stream
 
 import (
 	"math/rand/v2"
-	"slices"
 	"testing"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // The tracker commits an offset only once it and every earlier offset of its
@@ -277,24 +274,4 @@ func runTrackerModel(t *testing.T, seed uint64) {
 		fail("%d pending after every acknowledgement", n)
 	}
 	check()
-}
-
-// The group's assignment gives partition i of both topics to one member,
-// whatever order the metadata lists them in.
-func TestCopartitionAssignment(t *testing.T) {
-	members := []kafka.GroupMember{{ID: "c", Topics: []string{"d", "o"}}, {ID: "a", Topics: []string{"d", "o"}}, {ID: "b", Topics: []string{"d", "o"}}}
-	var parts []kafka.Partition
-	for _, id := range []int{4, 0, 5, 2, 1, 3} {
-		parts = append(parts, kafka.Partition{Topic: "d", ID: id})
-	}
-	for _, id := range []int{1, 3, 5, 0, 2, 4} {
-		parts = append(parts, kafka.Partition{Topic: "o", ID: id})
-	}
-	got := copartition{}.AssignGroups(members, parts)
-	want := map[string][]int{"a": {0, 1}, "b": {2, 3}, "c": {4, 5}}
-	for m, ids := range want {
-		if !slices.Equal(got[m]["d"], ids) || !slices.Equal(got[m]["o"], ids) {
-			t.Errorf("member %s: declarations %v, outcomes %v, want %v for both", m, got[m]["d"], got[m]["o"], ids)
-		}
-	}
 }
