@@ -23,16 +23,17 @@ func (g *gen) materialise(seq int, ev event) Record {
 		ID:          fmt.Sprintf("%s%07d", g.opts.IDPrefix, seq),
 		Type:        "import",
 		LodgedAt:    g.start.Add(ev.at).Truncate(time.Second),
-		DeclarantID: imp.declarant,
-		Importer:    declaration.Importer{ID: imp.id, Name: imp.name, AEO: imp.aeo},
+		DeclarantID: fmt.Sprintf("DEC-%03d", imp.declarant),
+		Importer:    declaration.Importer{ID: g.idString("IMP", imp.id), AEO: imp.aeo},
 		Procedure:   "4000",
-		Currency:    imp.currency,
+		Currency:    imp.currency(),
 	}
+	d.Importer.Name = "Importadora " + d.Importer.ID[4:]
 	var truth itemTruth
 	fraud := ev.kind == 0 && imp.modus != honest && g.r.Float64() < imp.fraudRate
 	switch {
 	case ev.kind == 1:
-		g.splitParcel(d, imp, ev.good, &truth)
+		g.splitParcel(d, imp, int(ev.good), &truth)
 	case ev.kind == 2:
 		g.missingTrader(d, imp, ev, &truth)
 	case imp.courier:
@@ -53,7 +54,7 @@ func (g *gen) materialise(seq int, ev event) Record {
 		truth = itemTruth{offence: Error, revenue: round2(d.TotalValue() * g.uniform(0.01, 0.05))}
 	}
 	delay := time.Duration(g.uniform(1, 21) * 24 * float64(time.Hour)).Truncate(time.Minute)
-	out := &declaration.Outcome{DeclarationID: d.ID, ImporterID: imp.id, InspectedAt: d.LodgedAt.Add(delay)}
+	out := &declaration.Outcome{DeclarationID: d.ID, ImporterID: d.Importer.ID, InspectedAt: d.LodgedAt.Add(delay)}
 	if truth.offence != "" {
 		out.Hit, out.Offence, out.Revenue = true, truth.offence, round2(truth.revenue)
 	}
@@ -121,11 +122,13 @@ func (g *gen) setDuties(d *declaration.Declaration, it *declaration.Item, rate, 
 	}
 }
 
-func (g *gen) header(d *declaration.Declaration, imp *importer, s *supplier, mode string) {
-	d.Exporter = declaration.Exporter{ID: s.exporter, Country: s.country}
-	d.DispatchCountry = s.dispatch
+// header fills the parties, the route and the office; exporter is an id
+// number (see gen.idString).
+func (g *gen) header(d *declaration.Declaration, imp *importer, exporter int, country, dispatch, mode string) {
+	d.Exporter = declaration.Exporter{ID: g.idString("EXP", exporter), Country: country}
+	d.DispatchCountry = dispatch
 	d.TransportMode = mode
-	off := imp.homeOffice
+	off := int(imp.homeOffice)
 	if !slices.Contains(offices[off].modes, mode) || g.r.Float64() < 0.15 {
 		var ok []int
 		for i, o := range offices {
@@ -151,16 +154,16 @@ func (g *gen) itemCount() int {
 
 func (g *gen) regular(d *declaration.Declaration, imp *importer, fraud bool, truth *itemTruth) {
 	si := 0
-	if len(imp.suppliers) > 1 && !(fraud && g.r.Float64() < 0.85) {
-		si = g.r.IntN(len(imp.suppliers))
+	if imp.nsup > 1 && !(fraud && g.r.Float64() < 0.85) {
+		si = g.r.IntN(int(imp.nsup))
 	}
 	s := &imp.suppliers[si]
 	c0 := &catalog[s.goods[0]]
-	g.header(d, imp, s, c0.modes[g.r.IntN(len(c0.modes))])
+	g.header(d, imp, s.exporter, countries[s.country], countries[s.dispatch], c0.modes[g.r.IntN(len(c0.modes))])
 	n := g.itemCount()
 	for line := 1; line <= n; line++ {
-		ci := s.goods[g.r.IntN(len(s.goods))]
-		origin := s.origin
+		ci := int(s.goods[g.r.IntN(int(s.ngoods))])
+		origin := countries[s.origin]
 		if g.r.Float64() < 0.01 { // a legitimately new commodity
 			ci = g.popularGood()
 			origin = catalog[ci].origins[g.pickWeighted(catalog[ci].oweights)]
@@ -239,9 +242,9 @@ func catalogIndex(hs string) int {
 // minimis, that together carry one consignment.
 func (g *gen) splitParcel(d *declaration.Declaration, imp *importer, ci int, truth *itemTruth) {
 	c := &catalog[ci]
-	s := supplier{exporter: imp.suppliers[0].exporter, origin: c.origins[0], country: c.origins[0], dispatch: c.origins[0]}
-	g.header(d, imp, &s, []string{"air", "post"}[g.r.IntN(2)])
-	it := g.item(1, ci, s.origin, 0)
+	origin := c.origins[0]
+	g.header(d, imp, imp.suppliers[0].exporter, origin, origin, []string{"air", "post"}[g.r.IntN(2)])
+	it := g.item(1, ci, origin, 0)
 	it.Preference = ""
 	scaleTo(&it, c, DeMinimis*g.uniform(0.9, 0.995))
 	d.Items = []declaration.Item{it}
@@ -274,8 +277,7 @@ func (g *gen) courierParcel(d *declaration.Declaration, imp *importer) {
 	ci := courierGoods[g.r.IntN(len(courierGoods))]
 	c := &catalog[ci]
 	origin := c.origins[g.pickWeighted(c.oweights)]
-	s := supplier{exporter: imp.suppliers[0].exporter, origin: origin, country: "US", dispatch: "US"}
-	g.header(d, imp, &s, []string{"air", "post"}[g.r.IntN(2)])
+	g.header(d, imp, imp.suppliers[0].exporter, "US", "US", []string{"air", "post"}[g.r.IntN(2)])
 	it := g.item(1, ci, origin, imp.priceLevel)
 	scaleTo(&it, c, math.Min(g.lognormal(180, 0.9), 3000))
 	d.Items = []declaration.Item{it}
@@ -286,14 +288,14 @@ func (g *gen) courierParcel(d *declaration.Declaration, imp *importer) {
 // undervalued high-duty goods.
 func (g *gen) missingTrader(d *declaration.Declaration, imp *importer, ev event, truth *itemTruth) {
 	c := &catalog[ev.good]
-	s := supplier{exporter: imp.suppliers[0].exporter, origin: c.origins[0], country: c.origins[0], dispatch: c.origins[0]}
+	origin, dispatch := c.origins[0], c.origins[0]
 	if g.r.Float64() < 0.5 {
-		s.dispatch = hubs[g.r.IntN(len(hubs))]
+		dispatch = hubs[g.r.IntN(len(hubs))]
 	}
-	g.header(d, imp, &s, c.modes[0])
+	g.header(d, imp, imp.suppliers[0].exporter, origin, dispatch, c.modes[0])
 	n := 1 + g.r.IntN(3)
 	for line := 1; line <= n; line++ {
-		it := g.item(line, ev.good, s.origin, 0)
+		it := g.item(line, int(ev.good), origin, 0)
 		it.Preference = "" // a short-lived trader claims no preference it would have to prove
 		rate := dutyRate(c, &it)
 		trueValue := it.CustomsValue

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskmon/riskmon/declaration"
 )
@@ -116,5 +117,83 @@ func TestCatalog(t *testing.T) {
 		if len(c.origins) != len(c.oweights) || len(c.hs) != 10 || strings.Trim(c.hs, "0123456789") != "" {
 			t.Errorf("catalog entry %d malformed", i)
 		}
+	}
+}
+
+// With Importers, the stream names about that many distinct importers (the
+// population, each lodging at least once, and the few missing traders on
+// top), the same seed gives the same bytes, and the world keeps its planted
+// patterns and hit rate.
+func TestImporters(t *testing.T) {
+	const n, importers = 12000, 5000
+	gen := func(seed uint64) (d, tr []byte) {
+		var db, tb bytes.Buffer
+		if err := Write(Options{Count: n, Seed: seed, Importers: importers, Days: 365}, Writers{Declarations: &db, Truth: &tb}); err != nil {
+			t.Fatal(err)
+		}
+		return db.Bytes(), tb.Bytes()
+	}
+	d1, t1 := gen(3)
+	d2, t2 := gen(3)
+	d3, _ := gen(4)
+	if !bytes.Equal(d1, d2) || !bytes.Equal(t1, t2) {
+		t.Fatal("same seed gave different bytes")
+	}
+	if bytes.Equal(d1, d3) {
+		t.Fatal("different seeds gave the same stream")
+	}
+	perImporter := map[string]int{}
+	var first, last declaration.Declaration
+	for i, l := range bytes.Split(bytes.TrimSpace(d1), []byte("\n")) {
+		dd, err := declaration.DecodeDeclaration(l)
+		if err != nil {
+			t.Fatalf("declaration %d invalid: %v\n%s", i+1, err, l)
+		}
+		if i == 0 {
+			first = *dd
+		}
+		last = *dd
+		perImporter[dd.Importer.ID]++
+	}
+	if got := len(perImporter); got < importers || got > importers+n/1000 {
+		t.Errorf("%d distinct importers, want %d and the missing traders (about %d)", got, importers, n/1500)
+	}
+	once := 0
+	for _, k := range perImporter {
+		if k == 1 {
+			once++
+		}
+	}
+	if once < importers/3 || once > importers*9/10 {
+		t.Errorf("%d of %d importers lodge once: the tail should hold most of them, not all", once, len(perImporter))
+	}
+	if span := last.LodgedAt.Sub(first.LodgedAt); span < 360*24*time.Hour || span > 365*24*time.Hour {
+		t.Errorf("stream spans %v, want about 365 days", span)
+	}
+	offences := map[string]int{}
+	hits := 0
+	for _, l := range bytes.Split(bytes.TrimSpace(t1), []byte("\n")) {
+		oc, err := declaration.DecodeOutcome(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oc.Hit {
+			hits++
+			offences[oc.Offence]++
+		}
+	}
+	for _, off := range []string{Undervaluation, Misclassification, Origin, Quantity, Splitting, MissingTrader, Error} {
+		if offences[off] == 0 {
+			t.Errorf("no %s planted: %v", off, offences)
+		}
+	}
+	if rate := float64(hits) / n; rate < 0.02 || rate > 0.08 {
+		t.Errorf("hit rate %.3f outside 2-8 %%", rate)
+	}
+	// Too few declarations for one each is refused before anything is written.
+	var db bytes.Buffer
+	err := Write(Options{Count: 1000, Seed: 1, Importers: 1000}, Writers{Declarations: &db})
+	if err == nil || db.Len() != 0 {
+		t.Errorf("1000 importers in 1000 declarations: err %v, %d bytes written", err, db.Len())
 	}
 }

@@ -64,7 +64,7 @@ func TestFailover(t *testing.T) {
 		channels  map[string]string
 		findings  map[string]string
 		own       map[string]string // the findings of the detectors of an importer's own record
-		victim    []int // the killed process's partitions
+		victim    []int             // the killed process's partitions
 		restored  float64
 		assessed  int
 		processes []*riskmonProc
