@@ -197,7 +197,8 @@ func TestRunProcess(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, want := range []string{"riskmon_declarations_consumed_total 302", `riskmon_dead_letters_total{reason="lodged_at",source="declarations"} 1`,
-		`riskmon_dead_letters_total{reason="json",source="declarations"} 1`, "riskmon_assessments_total{", "riskmon_ready 1", "riskmon_ruleset_info{name=\"default\""} {
+		`riskmon_dead_letters_total{reason="json",source="declarations"} 1`, "riskmon_assessments_total{", "riskmon_ready 1", "riskmon_ruleset_info{name=\"default\"",
+		`riskmon_detector_seconds_count{detector="unit_value"}`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -227,18 +227,23 @@ func (e *Engine) Shared() *detectors.Table { return e.shared }
 // detectors learn from d.
 func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	rs := e.rs.Load()
-	w := &work{d: d}
+	return e.assessTimed(rs, detSet{rs.dets, rs.measurers, e.store}, &work{d: d}).a
+}
+
+// assessTimed assesses and settles w with the detectors of ds, timing them
+// on 1 declaration in 16 for ObserveDetectors.
+func (e *Engine) assessTimed(rs *ruleset, ds detSet, w *work) *work {
 	observe := e.observe.Load()
 	w.timed = observe != nil && e.seq.Add(1)%16 == 0 && len(rs.dets) <= len(w.spent)
 	model := e.model.cur.Load()
-	e.assess(rs, detSet{rs.dets, rs.measurers, e.store}, model, e.rates.thresholds(&rs.cfg.Scoring), w)
+	e.assess(rs, ds, model, e.rates.thresholds(&rs.cfg.Scoring), w)
 	e.settle(rs, model, w)
 	if w.timed {
 		for i, name := range rs.detectors {
 			(*observe)(name, w.spent[i])
 		}
 	}
-	return w.a
+	return w
 }
 
 // work is one declaration on its way through the engine.

@@ -59,10 +59,7 @@ func (w *Worker) Assess(d *declaration.Declaration) (*declaration.Assessment, []
 		w.rs, w.set = rs, detSet{dets, meas, store}
 	}
 	w.tap.Writes = w.tap.Writes[:0]
-	wk := &work{d: d}
-	model := e.model.cur.Load()
-	e.assess(rs, w.set, model, e.rates.thresholds(&rs.cfg.Scoring), wk)
-	e.settle(rs, model, wk)
+	wk := e.assessTimed(rs, w.set, &work{d: d})
 	if wk.x != nil { // the importer's own party counts, which settle updated
 		var kb [96]byte
 		for k, kind := range entityKinds {
