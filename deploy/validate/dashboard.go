@@ -157,6 +157,12 @@ func dashboardRows() []row {
 					q(`riskmon_state_entries{`+sel+`}`, "store entries {{instance}}"),
 					q(rate("riskmon_shared_statistics_evictions_total", ""), "evicted/s {{instance}}"),
 				}},
+			{Title: "State handover (changelog)", Type: "timeseries", Unit: "short", W: 8, H: 8, Min: f(0),
+				Description: "State records produced to the changelog topic per second (what a new owner of a partition restores), and records restored from it when this instance was given a partition another held (after a rebalance or a failover).",
+				Targets: []target{
+					q(rate("riskmon_changelog_records_total", ""), "produced/s {{instance}}"),
+					q(`sum by (instance) (increase(riskmon_changelog_restored_records_total{`+sel+`}[$__rate_interval]))`, "restored {{instance}}"),
+				}},
 			{Title: "Configuration reloads", Type: "timeseries", Unit: "short", W: 8, H: 8, Min: f(0),
 				Description: "SIGHUP reloads by result in the rate window, and whether the last one succeeded (0: refused, the old ruleset runs).",
 				Targets: []target{
