@@ -159,6 +159,8 @@ func (c *consumer) restore(ctx context.Context, part int) error {
 	s := c.s
 	cl := s.Config.Changelog()
 	start := time.Now()
+	s.Metrics.ChangelogRestoring.Inc()
+	defer s.Metrics.ChangelogRestoring.Dec()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: s.Security.transport(), Timeout: 10 * time.Second}
 	var first, last int64
 	// A changelog created at start-up may take a moment to be known.

@@ -45,8 +45,9 @@ type Metrics struct {
 	Workers             prometheus.Gauge
 
 	// State handover (see changelog.go).
-	ChangelogRecords  prometheus.Counter
-	ChangelogRestored prometheus.Counter
+	ChangelogRecords   prometheus.Counter
+	ChangelogRestored  prometheus.Counter
+	ChangelogRestoring prometheus.Gauge
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) on a
@@ -115,9 +116,11 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "State records produced to the changelog topic (each importer's and declaration's state, handed over when a partition moves)."}),
 		ChangelogRestored: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_changelog_restored_records_total",
 			Help: "State records read back from the changelog topic when this instance was given a partition another instance held."}),
+		ChangelogRestoring: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_changelog_restoring_partitions",
+			Help: "Partitions whose state is being read back from the changelog now (their declarations wait for it)."}),
 	}
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
-		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
+		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, m.ChangelogRestoring, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
 		m.StateBytes, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
