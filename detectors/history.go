@@ -195,13 +195,13 @@ func putHash(prefix []byte, x uint64) []byte { return binary.LittleEndian.Append
 func (h *history) hashKey(b []byte, x uint64) []byte { return putHash(h.hashKeyPrefix(b), x) }
 
 func (h *history) read(key []byte, now uint32) (hits, n float64) {
-	h.rates.view(key, func(v []byte) {
-		if len(v) == 4*hFields {
-			r := record(v)
-			t := r.u32(hTime)
-			hits, n = decay(r.f32(hHits), t, now, h.halfLife), decay(r.f32(hN), t, now, h.halfLife)
-		}
-	})
+	s, v := h.rates.acquire(key)
+	if len(v) == 4*hFields {
+		r := record(v)
+		t := r.u32(hTime)
+		hits, n = decay(r.f32(hHits), t, now, h.halfLife), decay(r.f32(hN), t, now, h.halfLife)
+	}
+	s.mu.Unlock()
 	return hits, n
 }
 
@@ -329,21 +329,24 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 	if o.Hit {
 		hit = w
 	}
-	halfLife := h.halfLife
-	// The update's closure holds only values (the table may run it later).
-	update := func(key []byte) {
-		h.rates.update(key, func(old []byte) []byte {
-			r := newRecord(hFields, old)
-			t := r.u32(hTime)
-			r.setF32(hHits, decay(r.f32(hHits), t, now, halfLife)+hit)
-			r.setF32(hN, decay(r.f32(hN), t, now, halfLife)+w)
-			r.setU32(hTime, max(t, now))
-			return r
-		})
-	}
-	update(appendKey(kb[:0], h.stateKey, "g"))
+	// The update is a value (the table may apply it later): addHits.
+	op := tableOp{kind: opHits, now: now, a: hit, b: w, slow: h.halfLife}
+	h.rates.update(appendKey(kb[:0], h.stateKey, "g"), op)
 	prefix := h.hashKeyPrefix(kb[:0])
 	for _, x := range es {
-		update(putHash(prefix, x))
+		h.rates.update(putHash(prefix, x), op)
 	}
+}
+
+// addHits adds op.a hits in op.b inspections at time op.now to an entity's
+// record (old; nil when there is none), both decayed with half-life
+// op.slow, and returns it.
+func addHits(old []byte, op *tableOp) []byte {
+	now, halfLife := op.now, op.slow
+	r := newRecord(hFields, old)
+	t := r.u32(hTime)
+	r.setF32(hHits, decay(r.f32(hHits), t, now, halfLife)+op.a)
+	r.setF32(hN, decay(r.f32(hN), t, now, halfLife)+op.b)
+	r.setU32(hTime, max(t, now))
+	return r
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -38,36 +39,104 @@ type tableData struct {
 }
 
 type tableShard struct {
-	mu      sync.Mutex
-	m       map[string]int32 // key -> slot
-	entries []tableEntry     // slots, in the clock's order
+	mu sync.Mutex
+	// cells find a key's slot by the key's 64-bit hash (the one that chose
+	// the shard): open addressing with linear probing, at most half full.
+	// A cell holds a hash and a slot, whose entry holds the key, which a
+	// lookup checks: two keys of one hash are two cells.
+	cells   []tableCell
+	entries []tableEntry // slots, in the clock's order
 	hand    int
+}
+
+type tableCell struct {
+	h    uint64
+	slot int32 // the slot + 1; 0: an empty cell
 }
 
 type tableEntry struct {
 	key  string
+	h    uint64 // hash of key
 	v    []byte
 	used bool // read or updated since the clock hand passed
 }
 
 // NewTable returns a table holding at most maxEntries entries.
 func NewTable(maxEntries int) *Table {
-	t := &Table{tableData: &tableData{max: max(1, maxEntries/64)}}
-	for i := range t.shards {
-		t.shards[i].m = map[string]int32{}
-	}
-	return t
+	return &Table{tableData: &tableData{max: max(1, maxEntries/64)}}
 }
 
-// lookup returns the entry of key, marked used, or nil.
-func (s *tableShard) lookup(key []byte) *tableEntry {
-	i, ok := s.m[string(key)]
-	if !ok {
+// home is the first cell a hash probes (the hash's low bits chose the
+// shard: the cells use the others).
+func (s *tableShard) home(h uint64) int { return int(h>>6) & (len(s.cells) - 1) }
+
+// lookup returns the entry of key (of hash h), marked used, or nil.
+func (s *tableShard) lookup(h uint64, key []byte) *tableEntry {
+	if len(s.cells) == 0 {
 		return nil
 	}
-	e := &s.entries[i]
-	e.used = true
-	return e
+	mask := len(s.cells) - 1
+	for i := s.home(h); ; i = (i + 1) & mask {
+		c := &s.cells[i]
+		if c.slot == 0 {
+			return nil
+		}
+		if c.h == h {
+			if e := &s.entries[c.slot-1]; e.key == string(key) {
+				e.used = true
+				return e
+			}
+		}
+	}
+}
+
+// index adds a cell for slot i (whose key has no cell), growing the cells
+// to keep them at most half full.
+func (s *tableShard) index(i int32) {
+	if 2*len(s.entries) > len(s.cells) {
+		s.cells = make([]tableCell, max(16, 2*len(s.cells)))
+		for j := range s.entries {
+			if int32(j) != i {
+				s.place(int32(j))
+			}
+		}
+	}
+	s.place(i)
+}
+
+// place puts slot i in the first empty cell from its hash's home.
+func (s *tableShard) place(i int32) {
+	h := s.entries[i].h
+	mask := len(s.cells) - 1
+	j := s.home(h)
+	for s.cells[j].slot != 0 {
+		j = (j + 1) & mask
+	}
+	s.cells[j] = tableCell{h: h, slot: i + 1}
+}
+
+// unindex removes the cell of slot i, moving back the cells after it that
+// would otherwise no longer be found (linear probing's deletion).
+func (s *tableShard) unindex(i int32) {
+	mask := len(s.cells) - 1
+	at := s.home(s.entries[i].h)
+	for s.cells[at].slot != i+1 {
+		at = (at + 1) & mask
+	}
+	for j := at; ; {
+		j = (j + 1) & mask
+		c := s.cells[j]
+		if c.slot == 0 {
+			break
+		}
+		// c may move to the hole at `at` unless its home lies cyclically
+		// in (at, j].
+		if k := s.home(c.h); (at < j && (k <= at || k > j)) || (at > j && k <= at && k > j) {
+			s.cells[at] = c
+			at = j
+		}
+	}
+	s.cells[at] = tableCell{}
 }
 
 // victim is the slot the clock hand stops at: the first entry not used
@@ -86,74 +155,119 @@ func (s *tableShard) victim() int {
 	}
 }
 
-func (t *Table) shard(key []byte) *tableShard {
-	return &t.shards[xxhash.Sum64(key)%uint64(len(t.shards))]
+// insert adds key (of hash h, absent from the shard) with value v, which
+// the table then owns, dropping the clock's victim when the shard is full.
+// Under the shard's lock.
+func (t *Table) insert(s *tableShard, h uint64, key []byte, v []byte) {
+	if len(s.entries) < t.max {
+		s.entries = append(s.entries, tableEntry{key: string(key), h: h, v: v})
+		s.index(int32(len(s.entries) - 1))
+		return
+	}
+	i := int32(s.victim())
+	s.unindex(i)
+	t.dropped.Add(1)
+	s.entries[i] = tableEntry{key: string(key), h: h, v: v}
+	s.index(i)
 }
 
-// view calls f with the value of key (nil when there is none) under the
-// shard's lock; f may update cached fields of the value in place but must not
-// keep it.
-func (t *Table) view(key []byte, f func(v []byte)) {
-	s := t.shard(key)
+// shardOf is the shard of the keys of hash h.
+func (t *Table) shardOf(h uint64) *tableShard { return &t.shards[h%uint64(len(t.shards))] }
+
+// acquire locks the shard of key and returns it with the value of key (nil
+// when there is none). The caller may update cached fields of the value in
+// place but must not keep it, and unlocks the shard (s.mu.Unlock()) when
+// done.
+func (t *Table) acquire(key []byte) (s *tableShard, v []byte) {
+	h := xxhash.Sum64(key)
+	s = t.shardOf(h)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var v []byte
-	if e := s.lookup(key); e != nil {
+	if e := s.lookup(h, key); e != nil {
 		v = e.v
 	}
-	f(v)
+	return s, v
 }
 
-// update calls f with the value of key (nil when there is none) and stores
-// what it returns, under the shard's lock. f may modify old in place and
-// return it. On a deferred handle f runs later (see Recorder): it must not
-// depend on anything the caller changes after update returns.
-func (t *Table) update(key []byte, f func(old []byte) []byte) {
+// A tableOp is an update of one value, as a plain value (so that a
+// Recorder keeps it without allocating): what to add, to which kind of
+// value. apply (below) runs it.
+type tableOp struct {
+	kind       uint8
+	now        uint32        // event time (opHits, opRoute)
+	a, b       float64       // opHist: the ln-value; opHits: the hit weight and the inspection weight; opRoute: the preference count
+	slow, fast time.Duration // half-lives: opHits uses slow
+}
+
+const (
+	opHist  = iota + 1 // add a value to a log histogram (histAdd)
+	opHits             // add decayed hits and inspections (history's rates)
+	opRoute            // add a declaration to decayed route counts
+)
+
+// apply runs op on old (nil when there is none) and returns the new value:
+// old updated in place, or a new slice when old was missing or malformed.
+func (op *tableOp) apply(old []byte) []byte {
+	switch op.kind {
+	case opHist:
+		return histAdd(old, op.a)
+	case opHits:
+		return addHits(old, op)
+	case opRoute:
+		return addRoute(old, op)
+	}
+	panic("detectors: unknown table operation")
+}
+
+// update applies op to the value of key, or, on a deferred handle, records
+// it to be applied later (see Recorder).
+func (t *Table) update(key []byte, op tableOp) {
 	if t.rec != nil {
-		t.rec.record(key, f)
+		t.rec.record(key, &op)
 		return
 	}
-	t.apply(key, f)
+	t.apply(key, &op)
 }
 
-func (t *Table) apply(key []byte, f func(old []byte) []byte) {
-	s := t.shard(key)
+func (t *Table) apply(key []byte, op *tableOp) {
+	h := xxhash.Sum64(key)
+	s := t.shardOf(h)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.lookup(key); e != nil {
-		nv := f(e.v)
+	if e := s.lookup(h, key); e != nil {
+		nv := op.apply(e.v)
 		if len(nv) != len(e.v) || (len(nv) > 0 && &nv[0] != &e.v[0]) {
-			e.v = append([]byte(nil), nv...)
+			e.v = nv // a new slice (see tableOp.apply)
 		}
+		s.mu.Unlock()
 		return
 	}
-	nv := append([]byte(nil), f(nil)...)
-	if len(s.entries) < t.max {
-		s.m[string(key)] = int32(len(s.entries))
-		s.entries = append(s.entries, tableEntry{key: string(key), v: nv})
-		return
-	}
-	i := s.victim()
-	delete(s.m, s.entries[i].key)
-	t.dropped.Add(1)
-	s.entries[i] = tableEntry{key: string(key), v: nv}
-	s.m[s.entries[i].key] = int32(i)
+	t.insert(s, h, key, op.apply(nil))
+	s.mu.Unlock()
 }
 
 // Get returns a copy of the value of key, or nil.
 func (t *Table) Get(key []byte) []byte {
+	s, b := t.acquire(key)
 	var v []byte
-	t.view(key, func(b []byte) {
-		if b != nil {
-			v = append([]byte{}, b...)
-		}
-	})
+	if b != nil {
+		v = append([]byte{}, b...)
+	}
+	s.mu.Unlock()
 	return v
 }
 
 // Put sets the value of key (a state handover: see ImporterState).
 func (t *Table) Put(key, value []byte) {
-	t.apply(key, func([]byte) []byte { return value })
+	h := xxhash.Sum64(key)
+	s := t.shardOf(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.lookup(h, key); e != nil {
+		if len(value) != len(e.v) || (len(value) > 0 && &value[0] != &e.v[0]) {
+			e.v = append([]byte(nil), value...)
+		}
+		return
+	}
+	t.insert(s, h, key, append([]byte(nil), value...))
 }
 
 // A Recorder holds the table updates of one worker during a micro-batch,
@@ -169,7 +283,7 @@ type Recorder struct {
 
 type recordedOp struct {
 	at, k0, k1 int // position; the key is keys[k0:k1]
-	f          func(old []byte) []byte
+	op         tableOp
 }
 
 // Deferred returns a handle on the same statistics whose updates go to r.
@@ -179,10 +293,10 @@ func (t *Table) Deferred(r *Recorder) *Table { return &Table{tableData: t.tableD
 // its batch.
 func (r *Recorder) At(i int) { r.at = i }
 
-func (r *Recorder) record(key []byte, f func(old []byte) []byte) {
+func (r *Recorder) record(key []byte, op *tableOp) {
 	k0 := len(r.keys)
 	r.keys = append(r.keys, key...)
-	r.ops = append(r.ops, recordedOp{at: r.at, k0: k0, k1: len(r.keys), f: f})
+	r.ops = append(r.ops, recordedOp{at: r.at, k0: k0, k1: len(r.keys), op: *op})
 }
 
 // ApplyRecorded applies the updates of every recorder to t in order of
@@ -192,8 +306,7 @@ func (r *Recorder) record(key []byte, f func(old []byte) []byte) {
 func (t *Table) ApplyRecorded(recs []*Recorder) {
 	inPositionOrder(len(recs), func(l int) int { return len(recs[l].ops) }, func(l, j int) int { return recs[l].ops[j].at }, func(l, j int) {
 		op := &recs[l].ops[j]
-		t.apply(recs[l].keys[op.k0:op.k1], op.f)
-		op.f = nil
+		t.apply(recs[l].keys[op.k0:op.k1], &op.op)
 	})
 	for _, r := range recs {
 		r.ops, r.keys = r.ops[:0], r.keys[:0]
@@ -299,6 +412,6 @@ func (t *Table) ReadFrom(r io.Reader) (int64, error) {
 		if err != nil {
 			return n, fmt.Errorf("shared statistics file truncated: %w", err)
 		}
-		t.apply(k, func([]byte) []byte { return v })
+		t.Put(k, v)
 	}
 }

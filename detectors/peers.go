@@ -61,12 +61,12 @@ func (g *groups) coarsest() []byte { return g.level(g.levels - 1) }
 // does.
 func (p *peers) reference(g *groups) (st groupStat) {
 	for level := 0; level < g.levels && !st.ok; level++ {
-		p.table.view(g.level(level), func(v []byte) {
-			if n := histCount(v); n >= p.minPeers {
-				med, mad := histCachedStats(v)
-				st = groupStat{median: med, mad: mad, spread: math.Max(1.4826*mad, p.minSpread), n: n, level: level, ok: true}
-			}
-		})
+		s, v := p.table.acquire(g.level(level))
+		if n := histCount(v); n >= p.minPeers {
+			med, mad := histCachedStats(v)
+			st = groupStat{median: med, mad: mad, spread: math.Max(1.4826*mad, p.minSpread), n: n, level: level, ok: true}
+		}
+		s.mu.Unlock()
 	}
 	return st
 }
@@ -81,11 +81,11 @@ func (p *peers) deviation(g *groups, lx float64) (s peerStat, ok bool) {
 	return st.of(lx), true
 }
 
-// add adds lx to every group of g. The updates' closures hold only lx: the
-// table may run them after add returns.
+// add adds lx to every group of g (histAdd; the table may apply the
+// updates after add returns).
 func (p *peers) add(g *groups, lx float64) {
 	for level := 0; level < g.levels; level++ {
-		p.table.update(g.level(level), func(old []byte) []byte { return histAdd(old, lx) })
+		p.table.update(g.level(level), tableOp{kind: opHist, a: lx})
 	}
 }
 

@@ -147,13 +147,13 @@ func pairOf(hsKey []byte, pre int, it *declaration.Item) []byte {
 
 // counts reads a record aged to time now.
 func (r *route) counts(key []byte, now uint32) (slow, fast, pref float64) {
-	r.table.view(key, func(v []byte) {
-		if len(v) == 4*rtFields {
-			rec := record(v)
-			t := rec.u32(rtTime)
-			slow, fast, pref = decay(rec.f32(rtSlow), t, now, r.slow), decay(rec.f32(rtFast), t, now, r.fast), decay(rec.f32(rtPref), t, now, r.slow)
-		}
-	})
+	s, v := r.table.acquire(key)
+	if len(v) == 4*rtFields {
+		rec := record(v)
+		t := rec.u32(rtTime)
+		slow, fast, pref = decay(rec.f32(rtSlow), t, now, r.slow), decay(rec.f32(rtFast), t, now, r.fast), decay(rec.f32(rtPref), t, now, r.slow)
+	}
+	s.mu.Unlock()
 	return slow, fast, pref
 }
 
@@ -302,17 +302,22 @@ func (r *route) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 }
 
 // count adds a declaration at time now (pref: 1 when it claims a
-// preference) to the record of key. The update's closure holds only values:
-// the table may run it after count returns (the key is copied).
+// preference) to the record of key (addRoute; the table may apply the
+// update after count returns, the key is copied).
 func (r *route) count(key []byte, now uint32, pref float64) {
-	slow, fast := r.slow, r.fast
-	r.table.update(key, func(old []byte) []byte {
-		rec := newRecord(rtFields, old)
-		t := rec.u32(rtTime)
-		rec.setF32(rtSlow, decay(rec.f32(rtSlow), t, now, slow)+1)
-		rec.setF32(rtFast, decay(rec.f32(rtFast), t, now, fast)+1)
-		rec.setF32(rtPref, decay(rec.f32(rtPref), t, now, slow)+pref)
-		rec.setU32(rtTime, max(t, now))
-		return rec
-	})
+	r.table.update(key, tableOp{kind: opRoute, now: now, a: pref, slow: r.slow, fast: r.fast})
+}
+
+// addRoute adds a declaration at time op.now (op.a: 1 when it claims a
+// preference) to a record of counts (old; nil when there is none), decayed
+// with half-lives op.slow and op.fast, and returns it.
+func addRoute(old []byte, op *tableOp) []byte {
+	now, slow, fast, pref := op.now, op.slow, op.fast, op.a
+	rec := newRecord(rtFields, old)
+	t := rec.u32(rtTime)
+	rec.setF32(rtSlow, decay(rec.f32(rtSlow), t, now, slow)+1)
+	rec.setF32(rtFast, decay(rec.f32(rtFast), t, now, fast)+1)
+	rec.setF32(rtPref, decay(rec.f32(rtPref), t, now, slow)+pref)
+	rec.setU32(rtTime, max(t, now))
+	return rec
 }

@@ -136,13 +136,14 @@ type Overlay struct {
 	at   int
 	vals map[string]int // key -> index of its latest write in log
 	log  []overlayWrite
+	buf  []byte // the written values, one after the other
 }
 
 type overlayWrite struct {
-	at  int
-	key string
-	val []byte
-	del bool
+	at     int
+	key    string
+	v0, v1 int // the value is buf[v0:v1]
+	del    bool
 }
 
 // At tags the writes that follow with the position of a declaration in its
@@ -158,7 +159,7 @@ func (o *Overlay) get(dst, key []byte) (v []byte, ok, found bool) {
 	if w.del {
 		return dst, false, true
 	}
-	return append(dst, w.val...), true, true
+	return append(dst, o.buf[w.v0:w.v1]...), true, true
 }
 
 func (o *Overlay) set(key, val []byte, del bool) {
@@ -167,7 +168,9 @@ func (o *Overlay) set(key, val []byte, del bool) {
 	}
 	k := string(key)
 	o.vals[k] = len(o.log)
-	o.log = append(o.log, overlayWrite{at: o.at, key: k, val: append([]byte(nil), val...), del: del})
+	v0 := len(o.buf)
+	o.buf = append(o.buf, val...)
+	o.log = append(o.log, overlayWrite{at: o.at, key: k, v0: v0, v1: len(o.buf), del: del})
 }
 
 // Deferred returns a handle on the same cache whose writes go to o.
@@ -182,13 +185,13 @@ func (s *Store) ApplyOverlays(ovs []*Overlay) {
 		if w.del {
 			s.c.Del([]byte(w.key))
 		} else {
-			s.c.Set([]byte(w.key), w.val)
+			s.c.Set([]byte(w.key), ovs[l].buf[w.v0:w.v1])
 		}
 	})
 	for _, o := range ovs {
 		clear(o.vals)
 		clear(o.log)
-		o.log = o.log[:0]
+		o.log, o.buf = o.log[:0], o.buf[:0]
 	}
 }
 

@@ -79,9 +79,14 @@ func (e *Engine) AssessBatch(ds []*declaration.Declaration, workers int) []*decl
 	rs := e.rs.Load()
 	model := e.model.cur.Load()
 	c := e.rates.thresholds(&rs.cfg.Scoring)
-	ws := make([]work, len(ds))
+	// The batches' work is kept between calls (it is large: scratch space
+	// for findings, features and ids); calls do not overlap.
+	if cap(e.batchWork) < len(ds) {
+		e.batchWork = make([]work, len(ds))
+	}
+	ws := e.batchWork[:len(ds)]
 	for i, d := range ds {
-		ws[i].d = d
+		ws[i].d, ws[i].a, ws[i].timed = d, nil, false
 	}
 	workers = max(1, min(workers, len(ds)))
 	bw := e.workersFor(rs, workers)
@@ -111,6 +116,7 @@ func (e *Engine) AssessBatch(ds []*declaration.Declaration, workers int) []*decl
 	for i := range ws {
 		e.settle(rs, model, &ws[i])
 		out[i] = ws[i].a
+		ws[i].d, ws[i].a = nil, nil // not kept alive by the next batch's work
 	}
 	return out
 }

@@ -27,8 +27,11 @@ import (
 type calibrator struct {
 	// tree is a Fenwick tree over the bins (bin 0: no finding), so that
 	// both recording and the count of strengths at or above a bin take
-	// log(bins) steps.
+	// log(bins) steps. Bin 0, the most common by far, is counted in zeros
+	// instead: every count the tree answers (below bin b ≥ 1) includes it
+	// (counts and setCounts give the tree with it).
 	tree     [calBins + 2]atomic.Uint64
+	zeros    atomic.Uint64
 	n        atomic.Uint64
 	minN     uint64
 	logFull  float64
@@ -62,17 +65,52 @@ func (c *calibrator) calibrate(s float64) float64 {
 
 // observe records a declaration's strongest raw strength from the detector.
 func (c *calibrator) observe(s float64) {
-	for i := calBin(s) + 1; i < len(c.tree); i += i & -i {
-		c.tree[i].Add(1)
+	if b := calBin(s); b == 0 {
+		c.zeros.Add(1)
+	} else {
+		for i := b + 1; i < len(c.tree); i += i & -i {
+			c.tree[i].Add(1)
+		}
 	}
 	c.n.Add(1)
 }
 
 // below counts the observations in bins below bin b.
 func (c *calibrator) below(b int) uint64 {
-	var sum uint64
+	if b == 0 {
+		return 0
+	}
+	sum := c.zeros.Load()
 	for i := b; i > 0; i -= i & -i {
 		sum += c.tree[i].Load()
 	}
 	return sum
+}
+
+// counts returns the number of observations and the Fenwick tree over
+// every bin, bin 0 included (as checkpoints keep it).
+func (c *calibrator) counts() (n uint64, tree []uint64) {
+	tree = make([]uint64, len(c.tree))
+	zeros := c.zeros.Load()
+	for j := range c.tree {
+		tree[j] = c.tree[j].Load()
+		if j > 0 && j&(j-1) == 0 { // a power of two: its range holds bin 0 (index 1)
+			tree[j] += zeros
+		}
+	}
+	return c.n.Load(), tree
+}
+
+// setCounts starts the calibrator from counts as counts gives them (tree
+// of len(c.tree)).
+func (c *calibrator) setCounts(n uint64, tree []uint64) {
+	zeros := tree[1]
+	for j, v := range tree {
+		if j > 0 && j&(j-1) == 0 {
+			v -= zeros
+		}
+		c.tree[j].Store(v)
+	}
+	c.zeros.Store(zeros)
+	c.n.Store(n)
 }

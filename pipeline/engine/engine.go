@@ -48,6 +48,8 @@ type Engine struct {
 	seq     atomic.Uint64
 	model   *modelStage
 	rates   rateKeeper
+
+	batchWork []work // AssessBatch's, kept between batches
 }
 
 // ObserveDetectors asks the engine to time each detector (score and learn) on
@@ -186,10 +188,8 @@ func (e *Engine) Reload(cfg *config.Config) error {
 func (rs *ruleset) calibration() map[string]calibratorCounts {
 	m := map[string]calibratorCounts{}
 	for i, c := range rs.cals {
-		cc := calibratorCounts{N: c.n.Load(), Tree: make([]uint64, len(c.tree))}
-		for j := range c.tree {
-			cc.Tree[j] = c.tree[j].Load()
-		}
+		var cc calibratorCounts
+		cc.N, cc.Tree = c.counts()
 		m[rs.detectors[i]] = cc
 	}
 	return m
@@ -204,10 +204,7 @@ func (rs *ruleset) takeCalibration(counts map[string]calibratorCounts, kinds map
 		if !ok || len(cc.Tree) != len(rs.cals[i].tree) || kinds[name] != rs.kind[name] {
 			continue
 		}
-		for j, v := range cc.Tree {
-			rs.cals[i].tree[j].Store(v)
-		}
-		rs.cals[i].n.Store(cc.N)
+		rs.cals[i].setCounts(cc.N, cc.Tree)
 	}
 }
 
@@ -227,8 +224,17 @@ func (e *Engine) Shared() *detectors.Table { return e.shared }
 // detectors learn from d.
 func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	rs := e.rs.Load()
-	return e.assessTimed(rs, detSet{rs.dets, rs.measurers, e.store}, &work{d: d}).a
+	w := workPool.Get().(*work)
+	w.d = d
+	a := e.assessTimed(rs, detSet{rs.dets, rs.measurers, e.store}, w).a
+	w.d, w.a = nil, nil
+	workPool.Put(w)
+	return a
 }
+
+// workPool holds the work of Assess between declarations: it is large
+// (scratch space for findings, features and ids).
+var workPool = sync.Pool{New: func() any { return new(work) }}
 
 // assessTimed assesses and settles w with the detectors of ds, timing them
 // on 1 declaration in 16 for ObserveDetectors.
@@ -257,6 +263,8 @@ type work struct {
 	stratum  declaration.Channel
 	x        []float64 // the model's features, when the model stage is on
 	xbuf     [128]float64
+	fbuf     [16]detectors.Finding // scratch space for the findings
+	seen     seenScratch
 	ids      [16]string
 	stats    [16]entityStats
 	timed    bool
@@ -278,8 +286,7 @@ type detSet struct {
 // updates to settle.
 func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work) {
 	d, dets := w.d, ds.dets
-	var buf [16]detectors.Finding
-	fs := buf[:0]
+	fs := w.fbuf[:0]
 	w.raw = w.rawBuf[:0]
 	for i, det := range dets {
 		start := len(fs)
@@ -308,6 +315,7 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 	w.x = nil
 	if rs.cfg.Model.Enabled {
 		w.x = floats(w.xbuf[:], len(rs.lay.names))
+		clear(w.x) // w may be reused
 		e.model.featurize(rs.lay, d, w.raw, ds.meas, combined, aeo, w.x, w.ids[:], w.stats[:])
 		if model != nil && model.lay == rs.lay {
 			model.scoreWith(d, w.x, w.ids[:len(entityKinds)], w.stats[:], e.model.baseRate(), a, rs.cfg.Scoring.AEOFactor, aeo)
@@ -339,7 +347,7 @@ func (e *Engine) settle(rs *ruleset, model *Trained, w *work) {
 	}
 	e.rates.observe(w.a.Score, w.forced, w.hasForce, w.stratum, model)
 	if w.x != nil {
-		e.model.countSeen(w.ids[:len(entityKinds)])
+		e.model.countSeen(w.ids[:len(entityKinds)], &w.seen)
 	}
 }
 
@@ -396,12 +404,27 @@ func (rs *ruleset) score(d *declaration.Declaration, fs []detectors.Finding, a *
 			a.Findings[i].Points = final * fs[i].Points / sum
 		}
 	}
-	sort.SliceStable(a.Findings, func(i, j int) bool { return a.Findings[i].Points > a.Findings[j].Points })
+	sortByPoints(a.Findings)
 	if aeo && combined > 0 {
 		a.Findings = append(a.Findings, declaration.Finding{Detector: "aeo", Reason: "Authorised Economic Operator: score reduced from " +
 			fmtScore(combined) + " to " + fmtScore(final) + " (factor " + fmtScore(s.AEOFactor) + ")"})
 	}
 	return forced, hasForce, aeo, combined
+}
+
+// sortByPoints sorts findings by points, highest first, keeping the order
+// of equals (as sort.SliceStable, which it calls for more than 20: up to 20
+// that sorts by insertion, as here, without allocating).
+func sortByPoints(fs []declaration.Finding) {
+	if len(fs) > 20 {
+		sort.SliceStable(fs, func(i, j int) bool { return fs[i].Points > fs[j].Points })
+		return
+	}
+	for i := 1; i < len(fs); i++ {
+		for j := i; j > 0 && fs[j].Points > fs[j-1].Points; j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+		}
+	}
 }
 
 // channel sets the assessment's channel and selected_by from its score and

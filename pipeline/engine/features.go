@@ -25,8 +25,34 @@ var entityKinds = []string{
 	"hs6_origin", "importer_hs6", "procedure", "transport", "preference",
 }
 
+// Indexes of entityKinds.
+const (
+	entImporter = iota
+	entDeclarant
+	entExporter
+	entOffice
+	entHS6
+	entHS4
+	entOrigin
+	entDispatch
+	entHS6Origin
+	entImporterHS6
+	entProcedure
+	entTransport
+	entPreference
+	numEntityKinds
+)
+
 // seenKinds also count declarations seen, not only outcomes.
 var seenKinds = map[string]bool{"importer": true, "declarant": true, "exporter": true, "importer_hs6": true}
+
+// seenKind is seenKinds by index of entityKinds.
+var seenKind = func() (s [numEntityKinds]bool) {
+	for i, k := range entityKinds {
+		s[i] = seenKinds[k]
+	}
+	return s
+}()
 
 // ownFeatures are the declaration's own figures.
 var ownFeatures = []string{
@@ -138,40 +164,37 @@ func (l *layout) same(names []string) bool {
 // declaration does not name that entity.
 func entityIDs(d *declaration.Declaration, ids []string) {
 	it := d.MainItem()
-	for i, k := range entityKinds {
-		var v string
-		switch k {
-		case "importer":
-			v = d.Importer.ID
-		case "declarant":
-			v = d.DeclarantID
-		case "exporter":
-			v = d.Exporter.ID
-		case "office":
-			v = d.Office
-		case "hs6":
-			v = it.HS6()
-		case "hs4":
-			v = it.HS4()
-		case "origin":
-			v = it.Origin
-		case "dispatch":
-			v = d.DispatchCountry
-		case "hs6_origin":
-			v = it.HS6() + "/" + it.Origin
-		case "importer_hs6":
-			if d.Importer.ID != "" {
-				v = d.Importer.ID + "/" + it.HS6()
-			}
-		case "procedure":
-			v = d.Procedure
-		case "transport":
-			v = d.TransportMode
-		case "preference":
-			v = it.Preference
-		}
-		ids[i] = v
+	hs6 := it.HS6()
+	ids[entImporter] = d.Importer.ID
+	ids[entDeclarant] = d.DeclarantID
+	ids[entExporter] = d.Exporter.ID
+	ids[entOffice] = d.Office
+	ids[entHS6] = hs6
+	ids[entHS4] = it.HS4()
+	ids[entOrigin] = it.Origin
+	ids[entDispatch] = d.DispatchCountry
+	// hs6_origin is hs6 "/" origin, importer_hs6 importer "/" hs6 (when
+	// there is an importer): one string holds both.
+	var b strings.Builder
+	n := len(hs6) + 1 + len(it.Origin)
+	if d.Importer.ID != "" {
+		b.Grow(n + len(d.Importer.ID) + 1 + len(hs6))
+	} else {
+		b.Grow(n)
 	}
+	b.WriteString(hs6)
+	b.WriteByte('/')
+	b.WriteString(it.Origin)
+	if d.Importer.ID != "" {
+		b.WriteString(d.Importer.ID)
+		b.WriteByte('/')
+		b.WriteString(hs6)
+	}
+	both := b.String()
+	ids[entHS6Origin], ids[entImporterHS6] = both[:n], both[n:]
+	ids[entProcedure] = d.Procedure
+	ids[entTransport] = d.TransportMode
+	ids[entPreference] = it.Preference
 }
 
 // entityStats is one entity's outcome history, weighted by inverse

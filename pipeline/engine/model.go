@@ -12,7 +12,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,8 +187,8 @@ func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []f
 // it in its stratum. (countSeen counts it for the parties.)
 func (ms *modelStage) remember(store *detectors.Store, d *declaration.Declaration, stratum declaration.Channel, x []float64, ids []string) {
 	ms.assessed[stratum].Add(1)
-	b := make([]byte, 0, 8+4*len(x)+64)
-	b = append(b, byte(stratum))
+	var buf [1024]byte // the usual record's size; the store copies it
+	b := append(buf[:0], byte(stratum))
 	b = binary.AppendUvarint(b, uint64(len(x)))
 	for _, v := range x {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
@@ -206,21 +205,29 @@ func (ms *modelStage) remember(store *detectors.Store, d *declaration.Declaratio
 // countSeen counts an assessed declaration as seen for its parties (ids as
 // entityIDs gives them). The counts are shared across importers (a declarant
 // works for many): a micro-batch counts them in input order at its end.
-func (ms *modelStage) countSeen(ids []string) {
+// sc is scratch space (the store's read-modify-write takes its buffers to
+// the heap: sc lives there already, with the work).
+func (ms *modelStage) countSeen(ids []string, sc *seenScratch) {
 	var kb [96]byte
-	var scratch [32]byte
-	buf := scratch[:0]
-	for k, kind := range entityKinds {
-		if !seenKinds[kind] || ids[k] == "" {
+	buf := sc.old[:0]
+	for k := range entityKinds {
+		if !seenKind[k] || ids[k] == "" {
 			continue
 		}
 		buf = ms.store.Update(entityKey(kb[:0], k, ids[k]), buf, func(old []byte) []byte {
 			var st entityStats
 			st.decode(old)
 			st.seen++
-			return st.encode(old[:0:0])
+			return st.encode(sc.new[:0]) // the store copies it
 		})
 	}
+}
+
+// seenScratch is scratch space for a read-modify-write of an entity's
+// record.
+type seenScratch struct {
+	old [32]byte
+	new [entityRecordSize]byte
 }
 
 type pending struct {
@@ -362,12 +369,12 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 
 func (ms *modelStage) updateEntity(k int, id string, o *declaration.Outcome, w, value float64) {
 	var kb [96]byte
-	var scratch [32]byte
-	ms.store.Update(entityKey(kb[:0], k, id), scratch[:0], func(old []byte) []byte {
+	sc := new(seenScratch) // on the heap anyway (see countSeen): one allocation
+	ms.store.Update(entityKey(kb[:0], k, id), sc.old[:0], func(old []byte) []byte {
 		var st entityStats
 		st.decode(old)
 		st.add(o, w, value)
-		return st.encode(old[:0:0])
+		return st.encode(sc.new[:0]) // the store copies it
 	})
 }
 
@@ -629,7 +636,7 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 		b.WriteString("; nothing raised it")
 	}
 	a.Findings = append(a.Findings, declaration.Finding{Detector: "model", Score: p, Points: max(rest, 0), Reason: b.String()})
-	sort.SliceStable(a.Findings, func(i, j int) bool { return a.Findings[i].Points > a.Findings[j].Points })
+	sortByPoints(a.Findings)
 }
 
 // TrainInline makes the engine train its model in the goroutine that applies

@@ -57,7 +57,7 @@ func TestPendingRecord(t *testing.T) {
 		t.Errorf("hs6 entity %q, want the main item's 940350", ids[4])
 	}
 	ms.remember(store, d, declaration.Yellow, x, ids)
-	ms.countSeen(ids)
+	ms.countSeen(ids, new(seenScratch))
 	raw, ok := store.Get(nil, pendingKey(nil, "D1"))
 	if !ok {
 		t.Fatal("no pending record")
@@ -107,4 +107,50 @@ func TestTopIndexes(t *testing.T) {
 	f([]float64{0.5, 0.4, 0.3, 0.2, 0.6}, 2, "[4 0]")
 	f([]float64{0.2, 0.2, 0.2, 0.2}, 3, "[0 1 2]")
 	f([]float64{0.06, -3, 0.9}, 1, "[2]")
+}
+
+// The entity kinds' index constants name the kinds of entityKinds.
+func TestEntityKindIndexes(t *testing.T) {
+	want := map[int]string{entImporter: "importer", entDeclarant: "declarant", entExporter: "exporter", entOffice: "office", entHS6: "hs6",
+		entHS4: "hs4", entOrigin: "origin", entDispatch: "dispatch", entHS6Origin: "hs6_origin", entImporterHS6: "importer_hs6",
+		entProcedure: "procedure", entTransport: "transport", entPreference: "preference"}
+	if len(entityKinds) != numEntityKinds || len(want) != numEntityKinds {
+		t.Fatalf("%d kinds, %d constants", len(entityKinds), len(want))
+	}
+	for i, k := range entityKinds {
+		if want[i] != k || seenKind[i] != seenKinds[k] {
+			t.Errorf("kind %d is %q, constant says %q (seen %v)", i, k, want[i], seenKind[i])
+		}
+	}
+}
+
+// A calibrator's counts are the Fenwick tree over every bin, bin 0
+// included, whatever it keeps apart; setCounts takes them back.
+func TestCalibratorCounts(t *testing.T) {
+	c := newCalibrator(0.001, 0, false)
+	var want [calBins + 2]uint64
+	for i := range 5000 {
+		s := 0.0
+		if i%3 == 0 {
+			s = float64(i%997) / 997
+		}
+		c.observe(s)
+		for j := calBin(s) + 1; j < len(want); j += j & -j {
+			want[j]++
+		}
+	}
+	n, tree := c.counts()
+	if n != 5000 || fmt.Sprint(tree) != fmt.Sprint(want[:]) {
+		t.Fatalf("counts %d %v, want 5000 %v", n, tree, want)
+	}
+	d := newCalibrator(0.001, 0, false)
+	d.setCounts(n, tree)
+	for b := range calBins + 1 {
+		if c.below(b) != d.below(b) {
+			t.Errorf("below %d: %d, restored %d", b, c.below(b), d.below(b))
+		}
+	}
+	if n2, tree2 := d.counts(); n2 != n || fmt.Sprint(tree2) != fmt.Sprint(tree) {
+		t.Errorf("restored counts %d %v", n2, tree2)
+	}
 }

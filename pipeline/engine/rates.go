@@ -37,8 +37,9 @@ type rateKeeper struct {
 	mu          sync.Mutex
 	rates       *config.Rates // nil: fixed thresholds
 	bins        [rateBins]float64
-	forced      [3]float64 // by channel a profile forced
-	strata      [3]float64 // by channel given before random selection
+	occupied    [(rateBins + 63) / 64]uint64 // bit i%64 of word i/64: bins[i] was counted in (the others are 0)
+	forced      [3]float64                   // by channel a profile forced
+	strata      [3]float64                   // by channel given before random selection
 	total       float64
 	seen        uint64
 	sinceDecay  int
@@ -105,8 +106,9 @@ func (k *rateKeeper) observe(score float64, forced declaration.Channel, hasForce
 	if hasForce {
 		k.forced[forced]++
 	} else {
-		b := int(score / rateBinWidth)
-		k.bins[min(max(b, 0), rateBins-1)]++
+		b := min(max(int(score/rateBinWidth), 0), rateBins-1)
+		k.bins[b]++
+		k.occupied[b/64] |= 1 << (b % 64)
 	}
 	k.strata[stratum]++
 	k.total++
@@ -162,15 +164,21 @@ func (k *rateKeeper) update() {
 
 // quantile is the cut that about n of the unforced declarations counted
 // pass: the bin where the count from the top reaches n, and the share of
-// that bin still needed.
+// that bin still needed. Bins never counted in are 0 and change neither the
+// count nor the cut: the scan skips them 64 at a time.
 func (k *rateKeeper) quantile(n float64) cut {
 	n = max(n, 0)
 	above := 0.0
-	for i := rateBins - 1; i >= 0; i-- {
-		if b := k.bins[i]; b > 0 && above+b > n {
-			return cut{edge: float64(i) * rateBinWidth, frac: (n - above) / b}
+	for w := len(k.occupied) - 1; w >= 0; w-- {
+		if k.occupied[w] == 0 {
+			continue
 		}
-		above += k.bins[i]
+		for i := min(64*w+63, rateBins-1); i >= 64*w; i-- {
+			if b := k.bins[i]; b > 0 && above+b > n {
+				return cut{edge: float64(i) * rateBinWidth, frac: (n - above) / b}
+			}
+			above += k.bins[i]
+		}
 	}
 	return cut{0, 1}
 }
@@ -236,6 +244,11 @@ func (k *rateKeeper) restore(st *rateState) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	copy(k.bins[:], st.Bins)
+	for i, b := range k.bins {
+		if b != 0 {
+			k.occupied[i/64] |= 1 << (i % 64)
+		}
+	}
 	copy(k.forced[:], st.Forced)
 	copy(k.strata[:], st.Strata)
 	k.total, k.seen, k.sinceDecay = st.Total, st.Seen, st.SinceDecay

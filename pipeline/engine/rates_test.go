@@ -98,3 +98,37 @@ func TestRateTargets(t *testing.T) {
 		t.Errorf("the reload hardly changed the fixed thresholds' red share (%.4f, %.4f): the test shows nothing", r0, r1)
 	}
 }
+
+// quantile, which skips the bins never counted in, finds the cut a scan of
+// every bin finds.
+func TestQuantileSkipsEmptyBins(t *testing.T) {
+	var k rateKeeper
+	rng := uint64(7)
+	for i := range 3000 {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		score := float64(rng>>40) / (1 << 24) * 30 // low scores, as usual
+		if i%50 == 0 {
+			score = 100 // the top bin
+		}
+		k.observe(score, 0, false, 0, nil)
+		if i%700 == 0 {
+			k.decay(decayStep)
+		}
+	}
+	scan := func(n float64) cut {
+		n = max(n, 0)
+		above := 0.0
+		for i := rateBins - 1; i >= 0; i-- {
+			if b := k.bins[i]; b > 0 && above+b > n {
+				return cut{edge: float64(i) * rateBinWidth, frac: (n - above) / b}
+			}
+			above += k.bins[i]
+		}
+		return cut{0, 1}
+	}
+	for _, share := range []float64{0, 0.001, 0.01, 0.05, 0.2, 0.5, 0.99, 1, 2} {
+		if got, want := k.quantile(share*k.total), scan(share*k.total); got != want {
+			t.Errorf("share %g: cut %+v, want %+v", share, got, want)
+		}
+	}
+}
