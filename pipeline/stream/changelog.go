@@ -1,24 +1,26 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskmon/riskmon/declaration"
 	"github.com/riskmon/riskmon/detectors"
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // The changelog (stream.changelog_topic): failover that does not forget.
 //
-// Every store write the engine makes while assessing a declaration (the
-// importer's records, each keyed by its store key, and the declaration's
-// own until its outcome, packed in one message) is produced to the
-// changelog, on the partition number of the
+// Every store write the engine makes while assessing a declaration is
+// produced to the changelog, in two messages (the importer's records, the
+// declaration's own: see changelogMessages), on the partition number of the
 // declaration's input partition, in the same produce call as the
 // assessment: the input offset is committed only once the assessment and
 // every changelog record of it are acknowledged. An applied outcome
@@ -34,10 +36,8 @@ import (
 // held them before, even one whose disk is gone.
 
 // Changelog record values start with what the key is a key of: a store
-// key, a shared-table key, or a declaration whose own store records (its
-// features, entities and treatment, each written once when it is assessed)
-// travel packed in one message, keyed by the declaration id, instead of one
-// message each.
+// key, a shared-table key (what an applied outcome changed), or a pack of
+// store records (see changelogMessages).
 const (
 	recordStore = 's'
 	recordTable = 't'
@@ -56,8 +56,8 @@ func changelogMessage(topic string, part int, r engine.Record, k *ack) kafka.Mes
 	return kafka.Message{Topic: topic, Partition: part, Key: r.Key, Value: v, WriterData: k}
 }
 
-// packMessage packs a declaration's own store records into one message.
-func packMessage(topic string, part int, declID string, ws []detectors.Write, k *ack) kafka.Message {
+// packMessage packs store records into one message with the given key.
+func packMessage(topic string, part int, key []byte, ws []detectors.Write, k *ack) kafka.Message {
 	n := 1
 	for _, w := range ws {
 		n += 2*binary.MaxVarintLen32 + len(w.Key) + len(w.Value)
@@ -69,7 +69,82 @@ func packMessage(topic string, part int, declID string, ws []detectors.Write, k 
 		v = binary.AppendUvarint(v, uint64(len(w.Value)))
 		v = append(v, w.Value...)
 	}
-	return kafka.Message{Topic: topic, Partition: part, Key: append([]byte{0xff, 'D'}, declID...), Value: v, WriterData: k}
+	return kafka.Message{Topic: topic, Partition: part, Key: key, Value: v, WriterData: k}
+}
+
+// changelogMessages are the changelog messages of a declaration's
+// assessment on input partition part, given the store writes made for it:
+// the declaration's own records (their keys end with its id) in one message
+// keyed by the declaration, and the importer's records in one message keyed
+// by the importer. The topic keeps only the latest message of a key, so the
+// importer's message holds the current value of every record the importer
+// has ever had written, not only those this declaration changed: the store
+// keeps the list of them (importerKeysKey), which travels in the message too.
+func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declaration, writes []detectors.Write, k *ack) []kafka.Message {
+	store := s.Engine.Store()
+	var own []detectors.Write
+	lk := importerKeysKey(d.Importer.ID)
+	lv, _ := store.Get(nil, lk)
+	known, err := decodeKeyList(lv)
+	if err != nil {
+		known = nil // a corrupt list: start it again from this declaration's writes
+	}
+	grown := false
+	// The importer's partition, for the records its outcomes change.
+	var pb [4]byte
+	binary.LittleEndian.PutUint32(pb[:], uint32(part))
+	pk := engine.PartitionKey(nil, d.Importer.ID)
+	store.Set(pk, pb[:])
+	for _, wr := range append(writes, detectors.Write{Key: pk, Value: pb[:]}) {
+		if wr.Value != nil && bytes.HasSuffix(wr.Key, []byte(d.ID)) {
+			own = append(own, wr)
+			continue
+		}
+		if !slices.ContainsFunc(known, func(key []byte) bool { return bytes.Equal(key, wr.Key) }) {
+			known, grown = append(known, wr.Key), true
+		}
+	}
+	if grown {
+		lv = encodeKeyList(known)
+		store.Set(lk, lv)
+	}
+	imp := make([]detectors.Write, 0, len(known)+1)
+	for _, key := range known {
+		if v, ok := store.Get(nil, key); ok {
+			imp = append(imp, detectors.Write{Key: key, Value: v})
+		}
+	}
+	imp = append(imp, detectors.Write{Key: lk, Value: lv})
+	msgs := []kafka.Message{packMessage(cl, part, append([]byte{0xff, 'I'}, d.Importer.ID...), imp, k)}
+	if len(own) > 0 {
+		msgs = append(msgs, packMessage(cl, part, append([]byte{0xff, 'D'}, d.ID...), own, k))
+	}
+	s.Metrics.ChangelogRecords.Add(float64(len(imp) + len(own)))
+	return msgs
+}
+
+// importerKeysKey is the store key of the list of an importer's record keys.
+func importerKeysKey(importerID string) []byte { return append([]byte{0xff, 'L'}, importerID...) }
+
+func encodeKeyList(keys [][]byte) []byte {
+	var b []byte
+	for _, key := range keys {
+		b = binary.AppendUvarint(b, uint64(len(key)))
+		b = append(b, key...)
+	}
+	return b
+}
+
+func decodeKeyList(b []byte) ([][]byte, error) {
+	var keys [][]byte
+	for len(b) > 0 {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return nil, errors.New("corrupt key list")
+		}
+		keys, b = append(keys, b[n:n+int(l)]), b[n+int(l):]
+	}
+	return keys, nil
 }
 
 // decodeRecords reads a changelog message: one record, or a pack of them.

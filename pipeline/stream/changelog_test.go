@@ -4,6 +4,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/riskmon/riskmon/declaration"
+
+	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/detectors"
 	"github.com/riskmon/riskmon/pipeline/engine"
 	"github.com/segmentio/kafka-go"
@@ -33,7 +36,7 @@ func TestCopartitionAssignment(t *testing.T) {
 // come back whole; a message cut short is refused.
 func TestChangelogPack(t *testing.T) {
 	ws := []detectors.Write{{Key: []byte("\xffPD1"), Value: []byte("features")}, {Key: []byte("h\x00d\x00D1"), Value: []byte{}}, {Key: []byte("\xffSD1"), Value: []byte("sel")}}
-	m := packMessage("cl", 3, "D1", ws, &ack{})
+	m := packMessage("cl", 3, []byte("\xffDD1"), ws, &ack{})
 	if m.Partition != 3 || string(m.Key) != "\xffDD1" {
 		t.Fatalf("pack message: partition %d, key %q", m.Partition, m.Key)
 	}
@@ -61,5 +64,39 @@ func TestChangelogPack(t *testing.T) {
 	}
 	if _, err := decodeRecords(kafka.Message{Key: []byte("k"), Value: []byte("x")}); err == nil {
 		t.Error("a record of an unknown kind was accepted")
+	}
+}
+
+// The importer's message holds every record the importer has, not only
+// those the declaration changed: compaction keeps only its latest message,
+// and a new owner restores from that one alone.
+func TestChangelogImporterWhole(t *testing.T) {
+	cfg := config.Default()
+	e, _ := engine.New(cfg)
+	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e)}
+	d1 := &declaration.Declaration{ID: "D1", Importer: declaration.Importer{ID: "I"}}
+	d2 := &declaration.Declaration{ID: "D2", Importer: declaration.Importer{ID: "I"}}
+	e.Store().Set([]byte("a"), []byte("1"))
+	s.changelogMessages("cl", 2, d1, []detectors.Write{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("x\x00D1"), Value: []byte("own")}}, &ack{})
+	e.Store().Set([]byte("b"), []byte("2"))
+	msgs := s.changelogMessages("cl", 2, d2, []detectors.Write{{Key: []byte("b"), Value: []byte("2")}}, &ack{})
+	if len(msgs) != 1 || string(msgs[0].Key) != "\xffII" || msgs[0].Partition != 2 {
+		t.Fatalf("messages of the second declaration: %d, first keyed %q", len(msgs), msgs[0].Key)
+	}
+	fresh, _ := engine.New(cfg)
+	recs, err := decodeRecords(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		fresh.Restore(r)
+	}
+	for key, want := range map[string]string{"a": "1", "b": "2"} {
+		if v, ok := fresh.Store().Get(nil, []byte(key)); !ok || string(v) != want {
+			t.Errorf("restored from the importer's latest message alone: %s = %q %v, want %q", key, v, ok, want)
+		}
+	}
+	if v, ok := fresh.Store().Get(nil, engine.PartitionKey(nil, "I")); !ok || len(v) != 4 || v[0] != 2 {
+		t.Errorf("the importer's partition not restored: %v %v", v, ok)
 	}
 }

@@ -8,9 +8,7 @@
 package stream
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -27,7 +25,6 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
-	"github.com/riskmon/riskmon/detectors"
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
@@ -397,28 +394,7 @@ func (s *Stream) assess(ctx context.Context, w *engine.Worker, j job) {
 	k := &ack{topic: j.msg.Topic, part: j.msg.Partition, offset: j.msg.Offset, epoch: j.epoch, fetched: j.fetched, a: a, d: j.d}
 	msgs := []kafka.Message{{Topic: s.Config.AssessmentsTopic, Key: []byte(a.DeclarationID), Value: a.AppendJSON(nil), WriterData: k}}
 	if cl := s.Config.Changelog(); cl != "" {
-		// The importer's partition, for the records its outcomes change.
-		var pb, old [4]byte
-		binary.LittleEndian.PutUint32(pb[:], uint32(j.msg.Partition))
-		pk := engine.PartitionKey(nil, j.d.Importer.ID)
-		if v, ok := s.Engine.Store().Get(old[:0], pk); !ok || string(v) != string(pb[:]) {
-			s.Engine.Store().Set(pk, pb[:])
-			writes = append(writes, detectors.Write{Key: pk, Value: pb[:]})
-		}
-		// The declaration's own records (their keys end with its id) travel
-		// packed in one message.
-		var own []detectors.Write
-		for _, wr := range writes {
-			if wr.Value != nil && bytes.HasSuffix(wr.Key, []byte(j.d.ID)) {
-				own = append(own, wr)
-				continue
-			}
-			msgs = append(msgs, changelogMessage(cl, j.msg.Partition, engine.Record{Key: wr.Key, Value: wr.Value}, k))
-		}
-		if len(own) > 0 {
-			msgs = append(msgs, packMessage(cl, j.msg.Partition, j.d.ID, own, k))
-		}
-		s.Metrics.ChangelogRecords.Add(float64(len(writes)))
+		msgs = append(msgs, s.changelogMessages(cl, j.msg.Partition, j.d, writes, k)...)
 	}
 	k.left.Store(int32(len(msgs)))
 	s.produce(ctx, msgs...)
