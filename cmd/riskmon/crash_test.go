@@ -146,7 +146,7 @@ func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			batch := msgs[i:min(i+20, len(msgs))]
-			if err := w.WriteMessages(context.Background(), batch...); err != nil {
+			if err := writeMessages(w, batch...); err != nil {
 				fed <- err
 				return
 			}

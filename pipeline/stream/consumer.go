@@ -44,7 +44,11 @@ type consumer struct {
 	lostAt     time.Time // when the last generation ended; zero while one is current
 	lastJoin   error     // the last failure to join, until a join succeeds
 	everJoined bool
-	held       map[int]bool // declarations partitions of the last generation
+	// restored are the declarations partitions whose state this instance
+	// holds: restored from the changelog (or needing none) in the last
+	// generation, and assigned to it since. A restore cut short by the end
+	// of its generation does not count: the next generation restores again.
+	restored map[int]bool
 }
 
 // fetchedMsg is a message with the epoch of the generation that fetched it.
@@ -150,19 +154,28 @@ func (c *consumer) run(ctx context.Context) {
 		slices.Sort(mine)
 		c.s.Log.Info().Str("group", c.s.Config.Group).Int32("generation", gen.ID).Int("partitions", len(parts)).
 			Ints("declarations_partitions", mine).Msg("joined the consumer group")
-		// A declarations partition this instance did not hold in the last
-		// generation starts with its state from the changelog.
-		held := map[int]bool{}
+		// A declarations partition whose state this instance does not hold
+		// starts with its state from the changelog.
+		c.mu.Lock()
+		assigned := map[int]bool{}
+		for _, a := range gen.Assignments[c.s.Config.DeclarationsTopic] {
+			assigned[a.ID] = true
+		}
+		for p := range c.restored {
+			if !assigned[p] {
+				delete(c.restored, p) // another instance may write it now
+			}
+		}
+		if c.restored == nil {
+			c.restored = map[int]bool{}
+		}
+		c.mu.Unlock()
 		for topic, as := range gen.Assignments {
 			for _, a := range as {
-				restore := topic == c.s.Config.DeclarationsTopic && c.s.Config.Changelog() != "" && !c.held[a.ID]
-				if topic == c.s.Config.DeclarationsTopic {
-					held[a.ID] = true
-				}
+				restore := topic == c.s.Config.DeclarationsTopic && c.s.Config.Changelog() != "" && !c.isRestored(a.ID)
 				gen.Start(func(gctx context.Context) { c.read(gctx, topic, a.ID, a.Offset, epoch, restore) })
 			}
 		}
-		c.held = held
 		// A function started on the generation ends it by returning, so
 		// this one returns only once the generation is over.
 		gen.Start(func(gctx context.Context) {
@@ -194,10 +207,13 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 	if restore {
 		if err := c.restore(ctx, part); err != nil {
 			if ctx.Err() != nil {
-				return
+				return // cut short: the next generation restores again
 			}
 			s.Log.Error().Err(err).Int("partition", part).Msg("state not restored from the changelog; reading the partition without it")
 		}
+		c.mu.Lock()
+		c.restored[part] = true
+		c.mu.Unlock()
 	}
 	rc := PartitionReaderConfig(c.brokers, topic, part)
 	rc.Dialer = s.Security.dialer()
@@ -267,6 +283,12 @@ func PartitionReaderConfig(brokers []string, topic string, part int) kafka.Reade
 		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 2 * time.Second, ReadBatchTimeout: 10 * time.Second,
 		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 	}
+}
+
+func (c *consumer) isRestored(part int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restored[part]
 }
 
 // stopFetching stops the partition readers and keeps the generation.
