@@ -47,25 +47,17 @@ type batchWorkers struct {
 func (e *Engine) workersFor(rs *ruleset, n int) *batchWorkers {
 	rs.batchMu.Lock()
 	defer rs.batchMu.Unlock()
-	if rs.custom {
-		return nil
-	}
 	if rs.batch != nil && len(rs.batch.sets) == n {
 		return rs.batch
 	}
 	bw := &batchWorkers{}
 	for range n {
 		rec, ov := &detectors.Recorder{}, &detectors.Overlay{}
-		store := e.store.Deferred(ov)
-		dets, err := detectors.Build(rs.cfg, &detectors.Env{Config: rs.cfg, Store: store, Shared: e.shared.Deferred(rec)})
-		if err != nil || len(dets) != len(rs.dets) {
-			return nil // built once already from the same configuration: cannot happen
+		set, ok := e.buildSet(rs, e.store.Deferred(ov), e.shared.Deferred(rec))
+		if !ok {
+			return nil
 		}
-		meas := make([]detectors.Measurer, len(dets))
-		for i, d := range dets {
-			meas[i], _ = d.(detectors.Measurer)
-		}
-		bw.sets, bw.ovs, bw.recs = append(bw.sets, detSet{dets, meas, store}), append(bw.ovs, ov), append(bw.recs, rec)
+		bw.sets, bw.ovs, bw.recs = append(bw.sets, set), append(bw.ovs, ov), append(bw.recs, rec)
 	}
 	rs.batch = bw
 	return bw

@@ -280,6 +280,25 @@ type detSet struct {
 	store *detectors.Store
 }
 
+// buildSet builds the ruleset's detectors once more, on the given handles
+// on the store and the shared table (a micro-batch worker's, or a stream
+// worker's), with their measurements; false when they cannot be built
+// (detectors given by the caller) or do not match the ruleset's.
+func (e *Engine) buildSet(rs *ruleset, store *detectors.Store, shared *detectors.Table) (detSet, bool) {
+	if rs.custom {
+		return detSet{}, false
+	}
+	dets, err := detectors.Build(rs.cfg, &detectors.Env{Config: rs.cfg, Store: store, Shared: shared})
+	if err != nil || len(dets) != len(rs.dets) {
+		return detSet{}, false // built once already from the same configuration: cannot happen
+	}
+	meas := make([]detectors.Measurer, len(dets))
+	for i, d := range dets {
+		meas[i], _ = d.(detectors.Measurer)
+	}
+	return detSet{dets, meas, store}, true
+}
+
 // assess scores w.d with the detectors of ds, chooses its channel with the
 // cuts c, and lets the detectors learn from it. It reads the shared counts
 // (calibration, rate keeper, the model's party counts) but leaves their

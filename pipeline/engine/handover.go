@@ -43,20 +43,12 @@ func (e *Engine) NewWorker() *Worker { return &Worker{e: e} }
 func (w *Worker) Assess(d *declaration.Declaration) (*declaration.Assessment, []detectors.Write) {
 	e := w.e
 	rs := e.rs.Load()
-	if rs.custom {
-		return e.Assess(d), nil
-	}
 	if rs != w.rs {
-		store := e.store.Tapped(&w.tap)
-		dets, err := detectors.Build(rs.cfg, &detectors.Env{Config: rs.cfg, Store: store, Shared: e.shared})
-		if err != nil || len(dets) != len(rs.dets) {
-			return e.Assess(d), nil // built once already from the same configuration: cannot happen
+		set, ok := e.buildSet(rs, e.store.Tapped(&w.tap), e.shared)
+		if !ok { // detectors given by the caller
+			return e.Assess(d), nil
 		}
-		meas := make([]detectors.Measurer, len(dets))
-		for i, det := range dets {
-			meas[i], _ = det.(detectors.Measurer)
-		}
-		w.rs, w.set = rs, detSet{dets, meas, store}
+		w.rs, w.set = rs, set
 	}
 	w.tap.Writes = w.tap.Writes[:0]
 	wk := e.assessTimed(rs, w.set, &work{d: d})
