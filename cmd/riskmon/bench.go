@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -180,14 +179,7 @@ func benchProduce(brokers []string, topic string, values [][]byte) error {
 		for _, v := range values[i:min(i+1000, len(values))] {
 			msgs = append(msgs, kafka.Message{Value: v})
 		}
-		err := w.WriteMessages(context.Background(), msgs...)
-		// A topic just created may take a moment to be known to the broker
-		// that leads it (seen on a freshly started Apache Kafka).
-		for try := 0; errors.Is(err, kafka.UnknownTopicOrPartition) && try < 20; try++ {
-			time.Sleep(500 * time.Millisecond)
-			err = w.WriteMessages(context.Background(), msgs...)
-		}
-		if err != nil {
+		if err := stream.WriteMessages(w, msgs...); err != nil {
 			return fmt.Errorf("producing the bench data: %w", err)
 		}
 	}

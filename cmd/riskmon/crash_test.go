@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskmon/riskmon/internal/testkit"
+	"github.com/riskmon/riskmon/pipeline/stream"
 	"github.com/riskmon/riskmon/synth"
 )
 
@@ -146,7 +147,7 @@ func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			batch := msgs[i:min(i+20, len(msgs))]
-			if err := writeMessages(w, batch...); err != nil {
+			if err := stream.WriteMessages(w, batch...); err != nil {
 				fed <- err
 				return
 			}

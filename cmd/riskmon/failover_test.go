@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/riskmon/riskmon/declaration"
 	"github.com/riskmon/riskmon/internal/testkit"
+	"github.com/riskmon/riskmon/pipeline/stream"
 	"github.com/riskmon/riskmon/synth"
 )
 
@@ -152,7 +152,7 @@ func TestFailover(t *testing.T) {
 			for i := range msgs {
 				msgs[i].Topic = topic
 			}
-			if err := writeMessages(w, msgs...); err != nil {
+			if err := stream.WriteMessages(w, msgs...); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -325,18 +325,6 @@ func (p *riskmonProc) metric(name string) float64 {
 		}
 	}
 	return sum
-}
-
-// writeMessages writes with w, again while the topic is unknown to the
-// broker: on a freshly started Apache Kafka a topic just created can be
-// refused for a moment.
-func writeMessages(w *kafka.Writer, msgs ...kafka.Message) error {
-	err := w.WriteMessages(context.Background(), msgs...)
-	for try := 0; errors.Is(err, kafka.UnknownTopicOrPartition) && try < 20; try++ {
-		time.Sleep(500 * time.Millisecond)
-		err = w.WriteMessages(context.Background(), msgs...)
-	}
-	return err
 }
 
 // lastLines is the last n lines of a log, debug lines aside.

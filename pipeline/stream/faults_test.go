@@ -88,7 +88,7 @@ func (f *faultFeed) send(n int) {
 	f.next += n
 	for len(msgs) > 0 {
 		k := min(len(msgs), 200)
-		if err := writeMessages(f.w, msgs[:k]...); err != nil {
+		if err := WriteMessages(f.w, msgs[:k]...); err != nil {
 			f.t.Fatalf("feed: %v", err)
 		}
 		msgs = msgs[k:]

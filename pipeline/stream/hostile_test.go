@@ -129,7 +129,7 @@ func TestHostileInput(t *testing.T) {
 	}
 	for len(msgs) > 0 {
 		n := min(len(msgs), 100)
-		if err := writeMessages(w, msgs[:n]...); err != nil {
+		if err := WriteMessages(w, msgs[:n]...); err != nil {
 			t.Fatal(err)
 		}
 		msgs = msgs[n:]
@@ -184,7 +184,7 @@ func TestHugeMessage(t *testing.T) {
 		msgs = append(msgs, kafka.Message{Value: l})
 	}
 	for _, m := range msgs { // one at a time: the huge one alone in its batch
-		if err := writeMessages(w, m); err != nil {
+		if err := WriteMessages(w, m); err != nil {
 			t.Fatal(err)
 		}
 	}

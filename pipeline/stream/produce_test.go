@@ -326,7 +326,7 @@ func TestProduceFailures(t *testing.T) {
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: st.DeclarationsTopic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
 		RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
-	if err := writeMessages(w, in...); err != nil {
+	if err := WriteMessages(w, in...); err != nil {
 		t.Fatalf("producing the declarations: %v", err)
 	}
 	w.Close()

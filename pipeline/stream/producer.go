@@ -32,6 +32,20 @@ type ack struct {
 // the last one.
 func (k *ack) last() bool { return k.left.Load() == 0 || k.left.Add(-1) == 0 }
 
+// WriteMessages writes msgs with w, again (every 0.5 s, for up to 10 s)
+// while their topic is unknown to the broker: on a freshly started Apache
+// Kafka a topic just created is refused for a moment. For feeds and
+// benches that create their topics and write at once; riskmon's own
+// producer queues what fails for its retry loop instead.
+func WriteMessages(w *kafka.Writer, msgs ...kafka.Message) error {
+	err := w.WriteMessages(context.Background(), msgs...)
+	for try := 0; errors.Is(err, kafka.UnknownTopicOrPartition) && try < 20; try++ {
+		time.Sleep(500 * time.Millisecond)
+		err = w.WriteMessages(context.Background(), msgs...)
+	}
+	return err
+}
+
 // retryQueue holds outputs whose produce failed until the retry loop
 // produces them again. It is a slice behind a mutex, not a channel, so that
 // the writer's completion hook never blocks however many outputs fail: they

@@ -220,7 +220,7 @@ func TestStreamKafkaSASLSSL(t *testing.T) {
 			w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 				BatchTimeout: 2 * time.Millisecond, Transport: sec.transport()}
 			msgs := keyedMessages(decls)
-			if err := writeMessages(w, msgs...); err != nil {
+			if err := WriteMessages(w, msgs...); err != nil {
 				t.Fatal(err)
 			}
 			w.Close()

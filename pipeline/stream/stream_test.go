@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -142,18 +141,6 @@ func (h *streamHarness) stop() {
 
 // produce writes raw messages to a topic with an independent client, in
 // order, keyed so that all go to one partition of a single-partition topic.
-// writeMessages writes with w, again while the topic is unknown to the
-// broker: on a freshly started Apache Kafka a topic just created can be
-// refused for a moment.
-func writeMessages(w *kafka.Writer, msgs ...kafka.Message) error {
-	err := w.WriteMessages(context.Background(), msgs...)
-	for try := 0; errors.Is(err, kafka.UnknownTopicOrPartition) && try < 20; try++ {
-		time.Sleep(500 * time.Millisecond)
-		err = w.WriteMessages(context.Background(), msgs...)
-	}
-	return err
-}
-
 func produce(t *testing.T, brokers []string, topic string, values [][]byte) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
@@ -165,7 +152,7 @@ func produce(t *testing.T, brokers []string, topic string, values [][]byte) {
 	}
 	for len(msgs) > 0 {
 		n := min(len(msgs), 500)
-		if err := writeMessages(w, msgs[:n]...); err != nil {
+		if err := WriteMessages(w, msgs[:n]...); err != nil {
 			t.Fatalf("producing to %s: %v", topic, err)
 		}
 		msgs = msgs[n:]
@@ -325,7 +312,7 @@ func TestStreamPartitionsAgainstReplay(t *testing.T) {
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: h.cfg.Stream.DeclarationsTopic, Balancer: &kafka.Hash{},
 		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
 	msgs := keyedMessages(decls)
-	if err := writeMessages(w, msgs...); err != nil {
+	if err := WriteMessages(w, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()

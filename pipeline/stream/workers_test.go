@@ -83,7 +83,7 @@ func TestStreamWorkersKeepImporterOrder(t *testing.T) {
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: cfg.Stream.DeclarationsTopic, BatchTimeout: 2 * time.Millisecond,
 		RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
 	// Keyed by importer: one partition, in order.
-	if err := writeMessages(w, keyedMessages(decls)...); err != nil {
+	if err := WriteMessages(w, keyedMessages(decls)...); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
