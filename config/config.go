@@ -54,9 +54,14 @@ type Config struct {
 
 // State bounds the detectors' per-entity memory.
 type State struct {
-	// CapacityMB is the size of the state store; least recently written
-	// entries are evicted beyond it. fastcache's minimum is 32.
+	// CapacityMB caps the per-entity records (an importer's behaviour, a
+	// party's inspection counts), updated in place; beyond it, old and
+	// unused records are evicted first, and counted.
 	CapacityMB int `yaml:"capacity_mb"`
+	// PendingMB caps the records of assessed declarations kept until their
+	// outcomes arrive (a ring: the oldest go first). fastcache's minimum is
+	// 32.
+	PendingMB int `yaml:"pending_mb"`
 	// SharedEntries caps the statistics kept in memory apart from the store
 	// because nearly every declaration reads and updates them: peer-group
 	// price and mass baselines (928 bytes each) and inspection-history
@@ -344,7 +349,7 @@ func (d *Detector) IsEnabled() bool { return d.Enabled == nil || *d.Enabled }
 // defaults are set before decoding, so a Config is never half-filled.
 func defaults() *Config {
 	return &Config{
-		State:  State{CapacityMB: 64, SharedEntries: 200000},
+		State:  State{CapacityMB: 64, PendingMB: 64, SharedEntries: 200000},
 		Engine: Engine{MaxMessageBytes: 1 << 20},
 		Scoring: Scoring{Yellow: 40, Red: 70, AEOFactor: 0.7, TrustDeclaredAEO: true,
 			Calibration: Calibration{Enabled: true, FullTail: 0.001, MinDeclarations: 1000}},
@@ -453,8 +458,11 @@ func (c *Config) validate() {
 	if !nameRe.MatchString(c.Name) {
 		d.Problemf("name", "must be 1-63 letters, digits, '_', '.' or '-', got %q", c.Name)
 	}
-	if c.State.CapacityMB < 32 {
-		d.Problemf("state.capacity_mb", "must be >= 32, got %d", c.State.CapacityMB)
+	if c.State.CapacityMB < 1 {
+		d.Problemf("state.capacity_mb", "must be >= 1, got %d", c.State.CapacityMB)
+	}
+	if c.State.PendingMB < 32 {
+		d.Problemf("state.pending_mb", "must be >= 32, got %d", c.State.PendingMB)
 	}
 	if c.State.SharedEntries < 1000 {
 		d.Problemf("state.shared_entries", "must be >= 1000, got %d", c.State.SharedEntries)

@@ -31,7 +31,7 @@ func BenchmarkDetector(b *testing.B) {
 		b.Run(dc.Name, func(b *testing.B) {
 			one := *cfg
 			one.Detectors = []config.Detector{dc}
-			dets, err := Build(&one, &Env{Config: &one, Store: NewStore(cfg.State.CapacityMB)})
+			dets, err := Build(&one, &Env{Config: &one, Store: NewStore(cfg.State.CapacityMB, cfg.State.PendingMB)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -22,7 +22,7 @@ func peek(tab *Table, key []byte) []byte {
 // A worker reads its own deferred writes; nobody else sees them until they
 // are applied, in order of position whichever worker made them.
 func TestDeferredWritesInPositionOrder(t *testing.T) {
-	s := NewStore(32)
+	s := NewStore(32, 32)
 	tab := NewTable(64000)
 	ovs := []*Overlay{{}, {}}
 	recs := []*Recorder{{}, {}}
@@ -133,7 +133,7 @@ func TestTableKeysOfOneHash(t *testing.T) {
 		}
 	}
 	cells := 0
-	for _, c := range s.cells {
+	for _, c := range s.idx.cells {
 		if c.slot != 0 {
 			cells++
 		}
@@ -168,7 +168,7 @@ func TestTableCells(t *testing.T) {
 		s.mu.Unlock()
 		clear(held)
 		cells := 0
-		for _, c := range s.cells {
+		for _, c := range s.idx.cells {
 			if c.slot != 0 {
 				cells++
 			}

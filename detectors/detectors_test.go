@@ -19,7 +19,7 @@ func build(t *testing.T, yml string) []Detector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dets, err := Build(c, &Env{Config: c, Store: NewStore(32)})
+	dets, err := Build(c, &Env{Config: c, Store: NewStore(32, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestUnitValue(t *testing.T) {
 func TestUnitValueEviction(t *testing.T) {
 	c, _ := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 0}}]\n"), "t")
 	peers := NewTable(64) // one entry per shard
-	dets, _ := Build(c, &Env{Config: c, Store: NewStore(32), Shared: peers})
+	dets, _ := Build(c, &Env{Config: c, Store: NewStore(32, 32), Shared: peers})
 	uv := dets[0]
 	for i := 0; i < 50; i++ {
 		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)), nil)

@@ -295,7 +295,7 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 		b = binary.LittleEndian.AppendUint64(b, entityHash(&ents[i]))
 	}
 	var kb [96]byte
-	h.store.Set(appendKey(kb[:0], h.stateKey, "d", d.ID), b)
+	h.store.SetDecl(appendKey(kb[:0], h.stateKey, "d", d.ID), b)
 }
 
 // ImporterTableKeys names the importer's inspection counts (ImporterState).
@@ -315,7 +315,7 @@ func (h *history) LearnOutcome(o *declaration.Outcome) {
 	es := eb[:0]
 	var kb [128]byte
 	var vb [1 + 8*maxEntities]byte
-	if v, ok := h.store.Get(vb[:0], appendKey(kb[:0], h.stateKey, "d", o.DeclarationID)); ok && len(v) > 0 && (len(v)-1)%8 == 0 {
+	if v, ok := h.store.GetDecl(vb[:0], appendKey(kb[:0], h.stateKey, "d", o.DeclarationID)); ok && len(v) > 0 && (len(v)-1)%8 == 0 {
 		if v[0] == 't' {
 			w = h.p.TargetedWeight
 		}

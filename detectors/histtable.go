@@ -40,18 +40,12 @@ type tableData struct {
 
 type tableShard struct {
 	mu sync.Mutex
-	// cells find a key's slot by the key's 64-bit hash (the one that chose
-	// the shard): open addressing with linear probing, at most half full.
-	// A cell holds a hash and a slot, whose entry holds the key, which a
+	// idx finds a key's slot by the key's 64-bit hash (whose low bits chose
+	// the shard), at most half full. A slot's entry holds the key, which a
 	// lookup checks: two keys of one hash are two cells.
-	cells   []tableCell
+	idx     hashIndex
 	entries []tableEntry // slots, in the clock's order
 	hand    int
-}
-
-type tableCell struct {
-	h    uint64
-	slot int32 // the slot + 1; 0: an empty cell
 }
 
 type tableEntry struct {
@@ -63,80 +57,36 @@ type tableEntry struct {
 
 // NewTable returns a table holding at most maxEntries entries.
 func NewTable(maxEntries int) *Table {
-	return &Table{tableData: &tableData{max: max(1, maxEntries/64)}}
+	t := &Table{tableData: &tableData{max: max(1, maxEntries/64)}}
+	for i := range t.shards {
+		t.shards[i].idx.shift = 6
+	}
+	return t
 }
-
-// home is the first cell a hash probes (the hash's low bits chose the
-// shard: the cells use the others).
-func (s *tableShard) home(h uint64) int { return int(h>>6) & (len(s.cells) - 1) }
 
 // lookup returns the entry of key (of hash h), marked used, or nil.
 func (s *tableShard) lookup(h uint64, key []byte) *tableEntry {
-	if len(s.cells) == 0 {
+	if len(s.idx.cells) == 0 {
 		return nil
 	}
-	mask := len(s.cells) - 1
-	for i := s.home(h); ; i = (i + 1) & mask {
-		c := &s.cells[i]
-		if c.slot == 0 {
-			return nil
-		}
-		if c.h == h {
+	for i := s.idx.home(h); s.idx.cells[i].slot != 0; i = s.idx.next(i) {
+		if c := &s.idx.cells[i]; c.h == h {
 			if e := &s.entries[c.slot-1]; e.key == string(key) {
 				e.used = true
 				return e
 			}
 		}
 	}
+	return nil
 }
 
 // index adds a cell for slot i (whose key has no cell), growing the cells
 // to keep them at most half full.
 func (s *tableShard) index(i int32) {
-	if 2*len(s.entries) > len(s.cells) {
-		s.cells = make([]tableCell, max(16, 2*len(s.cells)))
-		for j := range s.entries {
-			if int32(j) != i {
-				s.place(int32(j))
-			}
-		}
+	if 2*len(s.entries) > len(s.idx.cells) {
+		s.idx.grow()
 	}
-	s.place(i)
-}
-
-// place puts slot i in the first empty cell from its hash's home.
-func (s *tableShard) place(i int32) {
-	h := s.entries[i].h
-	mask := len(s.cells) - 1
-	j := s.home(h)
-	for s.cells[j].slot != 0 {
-		j = (j + 1) & mask
-	}
-	s.cells[j] = tableCell{h: h, slot: i + 1}
-}
-
-// unindex removes the cell of slot i, moving back the cells after it that
-// would otherwise no longer be found (linear probing's deletion).
-func (s *tableShard) unindex(i int32) {
-	mask := len(s.cells) - 1
-	at := s.home(s.entries[i].h)
-	for s.cells[at].slot != i+1 {
-		at = (at + 1) & mask
-	}
-	for j := at; ; {
-		j = (j + 1) & mask
-		c := s.cells[j]
-		if c.slot == 0 {
-			break
-		}
-		// c may move to the hole at `at` unless its home lies cyclically
-		// in (at, j].
-		if k := s.home(c.h); (at < j && (k <= at || k > j)) || (at > j && k <= at && k > j) {
-			s.cells[at] = c
-			at = j
-		}
-	}
-	s.cells[at] = tableCell{}
+	s.idx.place(s.entries[i].h, i)
 }
 
 // victim is the slot the clock hand stops at: the first entry not used
@@ -165,7 +115,7 @@ func (t *Table) insert(s *tableShard, h uint64, key []byte, v []byte) {
 		return
 	}
 	i := int32(s.victim())
-	s.unindex(i)
+	s.idx.remove(s.entries[i].h, i)
 	t.dropped.Add(1)
 	s.entries[i] = tableEntry{key: string(key), h: h, v: v}
 	s.index(i)

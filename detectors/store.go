@@ -1,26 +1,35 @@
 package detectors
 
 import (
-	"sync"
+	"os"
+	"path/filepath"
 
 	"github.com/VictoriaMetrics/fastcache"
-	"github.com/cespare/xxhash/v2"
 )
 
-// Store is the size-capped home of all per-entity detector state. Values are
-// small byte strings; when the store is full, fastcache drops its oldest
-// chunk, so a key can vanish at any time: a missing key means "no history",
-// never "anomalous".
+// Store is the size-capped home of all per-entity and per-declaration
+// detector state, in two parts:
 //
-// Update is a read-modify-write under a striped lock, so concurrent writers of
-// the same key (two workers updating one HS code's statistics) do not lose
-// each other's updates.
+//   - entity records (Get, Set, Update, Delete): what is kept about an
+//     importer, a party, a route, updated in place in the entity table
+//     (entityTable), whose size follows the number of entities; beyond its
+//     cap it evicts old and unused records first, and counts them;
+//   - declaration records (GetDecl, SetDecl): what is kept about an
+//     assessed declaration until its outcome arrives (its entities, its
+//     features, its treatment), written once, in a fastcache ring, which
+//     drops the oldest first when full: an outcome that comes later than
+//     the ring reaches back finds nothing, and its importer still learns.
+//
+// Either may lose a key at any time: a missing key means "no history",
+// never "anomalous". Update is a read-modify-write under the shard's lock,
+// so concurrent writers of the same key (two workers counting one
+// declarant) do not lose each other's updates.
 //
 // A Store value is a handle: Deferred gives a handle whose writes go to an
-// Overlay (micro-batch replay) and reach the cache later, in input order.
+// Overlay (micro-batch replay) and reach the store later, in input order.
 type Store struct {
 	*storeData
-	ov  *Overlay // nil: writes go to the cache at once
+	ov  *Overlay // nil: writes go to the store at once
 	tap *Tap     // when set, also told of every write
 }
 
@@ -31,44 +40,49 @@ type Tap struct {
 	Writes []Write
 }
 
-// Write is one write to the store: a key and its new value (nil: deleted).
+// Write is one write to the store: a key and its new value (nil: deleted),
+// of an entity record or (Decl) a declaration record.
 type Write struct {
 	Key, Value []byte
+	Decl       bool
 }
 
-func (t *Tap) add(key, val []byte) {
-	w := Write{Key: append([]byte(nil), key...)}
+func (t *Tap) add(key, val []byte, decl bool) {
+	w := Write{Key: append([]byte(nil), key...), Decl: decl}
 	if val != nil {
 		w.Value = append([]byte{}, val...)
 	}
 	t.Writes = append(t.Writes, w)
 }
 
-// Tapped returns a handle on the same cache that also tells t of its writes.
+// Tapped returns a handle on the same store that also tells t of its writes.
 func (s *Store) Tapped(t *Tap) *Store { return &Store{storeData: s.storeData, tap: t} }
 
 type storeData struct {
-	c     *fastcache.Cache
-	locks [512]sync.Mutex
+	ents *entityTable
+	decl *fastcache.Cache
 }
 
-// NewStore returns a store capped at capacityMB megabytes.
-func NewStore(capacityMB int) *Store {
-	return &Store{storeData: &storeData{c: fastcache.New(capacityMB << 20)}}
+// NewStore returns a store whose entity records may take entityMB
+// megabytes and declaration records declMB (fastcache's minimum is 32).
+func NewStore(entityMB, declMB int) *Store {
+	return &Store{storeData: &storeData{ents: newEntityTable(entityMB), decl: fastcache.New(declMB << 20)}}
 }
 
-// Get appends the value of key to dst; ok is false when the key is absent.
+// Get appends the entity record of key to dst; ok is false when the key is
+// absent.
 func (s *Store) Get(dst, key []byte) (v []byte, ok bool) {
 	if s.ov != nil {
-		if v, ok, found := s.ov.get(dst, key); found {
+		if v, ok, found := s.ov.get(dst, key, false); found {
 			return v, ok
 		}
 	}
-	return s.c.HasGet(dst, key)
+	return s.ents.get(dst, keyHash(key))
 }
 
-// Update replaces the value of key with f(old); old is nil when absent. buf is
-// scratch space for the old value and is returned (possibly grown) for reuse.
+// Update replaces the entity record of key with f(old); old is nil when
+// absent, and f returns nil to leave it. buf is scratch space for the old
+// value and is returned (possibly grown) for reuse.
 func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 	if s.ov != nil {
 		old, ok := s.Get(buf[:0], key)
@@ -76,54 +90,111 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 			old = nil
 		}
 		if nv := f(old); nv != nil {
-			s.ov.set(key, nv, false)
+			s.ov.set(key, nv, false, false)
 		}
 		if old != nil {
 			return old[:0]
 		}
 		return buf
 	}
-	mu := &s.locks[xxhash.Sum64(key)%uint64(len(s.locks))]
-	mu.Lock()
-	old, ok := s.c.HasGet(buf[:0], key)
-	if !ok {
-		old = nil
+	h := keyHash(key)
+	sh := s.ents.shardOf(h)
+	sh.mu.Lock()
+	var old []byte
+	if ci := sh.find(h); ci >= 0 {
+		old = append(buf[:0], sh.value(ci)...)
+		if old == nil {
+			old = []byte{} // held, and empty
+		}
 	}
 	nv := f(old)
 	if nv != nil {
-		s.c.Set(key, nv)
+		s.ents.set(sh, h, nv)
 		if s.tap != nil {
-			s.tap.add(key, nv)
+			s.tap.add(key, nv, false)
 		}
 	}
-	mu.Unlock()
+	sh.mu.Unlock()
 	if old != nil {
 		return old[:0]
 	}
 	return buf
 }
 
-// Set replaces the value of key.
+// Set replaces the entity record of key.
 func (s *Store) Set(key, value []byte) {
 	if s.ov != nil {
-		s.ov.set(key, value, false)
+		s.ov.set(key, value, false, false)
 		return
 	}
-	s.c.Set(key, value)
+	s.setEntity(key, value)
 	if s.tap != nil {
-		s.tap.add(key, value)
+		s.tap.add(key, value, false)
 	}
 }
 
-// Delete removes key.
+func (s *Store) setEntity(key, value []byte) {
+	h := keyHash(key)
+	sh := s.ents.shardOf(h)
+	sh.mu.Lock()
+	s.ents.set(sh, h, value)
+	sh.mu.Unlock()
+}
+
+func (s *Store) deleteEntity(key []byte) {
+	h := keyHash(key)
+	sh := s.ents.shardOf(h)
+	sh.mu.Lock()
+	s.ents.del(sh, h)
+	sh.mu.Unlock()
+}
+
+// Delete removes the entity record of key.
 func (s *Store) Delete(key []byte) {
 	if s.ov != nil {
-		s.ov.set(key, nil, true)
+		s.ov.set(key, nil, true, false)
 		return
 	}
-	s.c.Del(key)
+	s.deleteEntity(key)
 	if s.tap != nil {
-		s.tap.add(key, nil)
+		s.tap.add(key, nil, false)
+	}
+}
+
+// GetDecl appends the declaration record of key to dst; ok is false when
+// the key is absent.
+func (s *Store) GetDecl(dst, key []byte) (v []byte, ok bool) {
+	if s.ov != nil {
+		if v, ok, found := s.ov.get(dst, key, true); found {
+			return v, ok
+		}
+	}
+	return s.decl.HasGet(dst, key)
+}
+
+// SetDecl replaces the declaration record of key.
+func (s *Store) SetDecl(key, value []byte) {
+	if s.ov != nil {
+		s.ov.set(key, value, false, true)
+		return
+	}
+	s.decl.Set(key, value)
+	if s.tap != nil {
+		s.tap.add(key, value, true)
+	}
+}
+
+// Restore writes a handed-over record (a Write) into the store.
+func (s *Store) Restore(w Write) {
+	switch {
+	case w.Decl && w.Value == nil:
+		s.decl.Del(w.Key)
+	case w.Decl:
+		s.decl.Set(w.Key, w.Value)
+	case w.Value == nil:
+		s.deleteEntity(w.Key)
+	default:
+		s.setEntity(w.Key, w.Value)
 	}
 }
 
@@ -134,7 +205,7 @@ func (s *Store) Delete(key []byte) {
 // every later assessment, independent of the number of workers.
 type Overlay struct {
 	at   int
-	vals map[string]int // key -> index of its latest write in log
+	vals [2]map[string]int // entity, declaration key -> index of its latest write in log
 	log  []overlayWrite
 	buf  []byte // the written values, one after the other
 }
@@ -144,14 +215,22 @@ type overlayWrite struct {
 	key    string
 	v0, v1 int // the value is buf[v0:v1]
 	del    bool
+	decl   bool
 }
 
 // At tags the writes that follow with the position of a declaration in its
 // batch.
 func (o *Overlay) At(i int) { o.at = i }
 
-func (o *Overlay) get(dst, key []byte) (v []byte, ok, found bool) {
-	i, found := o.vals[string(key)]
+func ns(decl bool) int {
+	if decl {
+		return 1
+	}
+	return 0
+}
+
+func (o *Overlay) get(dst, key []byte, decl bool) (v []byte, ok, found bool) {
+	i, found := o.vals[ns(decl)][string(key)]
 	if !found {
 		return dst, false, false
 	}
@@ -162,15 +241,16 @@ func (o *Overlay) get(dst, key []byte) (v []byte, ok, found bool) {
 	return append(dst, o.buf[w.v0:w.v1]...), true, true
 }
 
-func (o *Overlay) set(key, val []byte, del bool) {
-	if o.vals == nil {
-		o.vals = map[string]int{}
+func (o *Overlay) set(key, val []byte, del, decl bool) {
+	m := &o.vals[ns(decl)]
+	if *m == nil {
+		*m = map[string]int{}
 	}
 	k := string(key)
-	o.vals[k] = len(o.log)
+	(*m)[k] = len(o.log)
 	v0 := len(o.buf)
 	o.buf = append(o.buf, val...)
-	o.log = append(o.log, overlayWrite{at: o.at, key: k, v0: v0, v1: len(o.buf), del: del})
+	o.log = append(o.log, overlayWrite{at: o.at, key: k, v0: v0, v1: len(o.buf), del: del, decl: decl})
 }
 
 // Deferred returns a handle on the same cache whose writes go to o.
@@ -182,39 +262,74 @@ func (s *Store) Deferred(o *Overlay) *Store { return &Store{storeData: s.storeDa
 func (s *Store) ApplyOverlays(ovs []*Overlay) {
 	inPositionOrder(len(ovs), func(l int) int { return len(ovs[l].log) }, func(l, j int) int { return ovs[l].log[j].at }, func(l, j int) {
 		w := &ovs[l].log[j]
-		if w.del {
-			s.c.Del([]byte(w.key))
-		} else {
-			s.c.Set([]byte(w.key), ovs[l].buf[w.v0:w.v1])
+		var v []byte
+		if !w.del {
+			v = ovs[l].buf[w.v0:w.v1]
 		}
+		s.Restore(Write{Key: []byte(w.key), Value: v, Decl: w.decl})
 	})
 	for _, o := range ovs {
-		clear(o.vals)
+		clear(o.vals[0])
+		clear(o.vals[1])
 		clear(o.log)
 		o.log, o.buf = o.log[:0], o.buf[:0]
 	}
 }
 
-// Stats reports the store's entry count and bytes in use.
-func (s *Store) Stats() (entries, bytes uint64) {
+// Stats reports the entity records held, the bytes allocated for them and
+// how many were evicted to stay within the cap.
+func (s *Store) Stats() (entries, bytes, evicted uint64) {
+	entries, bytes = s.ents.stats()
+	return entries, bytes, s.ents.evicted.Load()
+}
+
+// DeclStats reports the declaration records held (superseded copies
+// included: fastcache cannot tell them apart) and the bytes they use.
+func (s *Store) DeclStats() (entries, bytes uint64) {
 	var st fastcache.Stats
-	s.c.UpdateStats(&st)
+	s.decl.UpdateStats(&st)
 	return st.EntriesCount, st.BytesSize
 }
 
 // Reset drops all state.
-func (s *Store) Reset() { s.c.Reset() }
+func (s *Store) Reset() {
+	s.ents.reset()
+	s.decl.Reset()
+}
 
-// Save writes the store to a directory (fastcache's format), safe to call
-// while the store is in use.
-func (s *Store) Save(dir string) error { return s.c.SaveToFileConcurrent(dir, 2) }
+// Save writes the store to a directory (the entity records to
+// entities.bin, the declaration records in fastcache's format), safe to
+// call while the store is in use.
+func (s *Store) Save(dir string) error {
+	if err := s.decl.SaveToFileConcurrent(dir, 2); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "entities.bin"))
+	if err != nil {
+		return err
+	}
+	if err := s.ents.writeTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
 
 // LoadStore reads a store saved by Save; a missing or unreadable directory
 // gives an error, so a caller can say it starts without history.
-func LoadStore(dir string, capacityMB int) (*Store, error) {
-	c, err := fastcache.LoadFromFileMaxBytes(dir, capacityMB<<20)
+func LoadStore(dir string, entityMB, declMB int) (*Store, error) {
+	c, err := fastcache.LoadFromFileMaxBytes(dir, declMB<<20)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{storeData: &storeData{c: c}}, nil
+	s := &Store{storeData: &storeData{ents: newEntityTable(entityMB), decl: c}}
+	f, err := os.Open(filepath.Join(dir, "entities.bin"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := s.ents.readFrom(f); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -73,7 +73,8 @@ type ReplayStats struct {
 	Fired                                      map[string]int // findings per detector
 	Elapsed                                    time.Duration
 	Scores                                     []Scored
-	StateEntries, StateBytes                   uint64 // in the store at the end
+	StateEntries, StateBytes, StateEvicted     uint64 // entity records at the end, and evicted
+	PendingEntries, PendingBytes               uint64 // declaration records at the end
 	SharedEntries                              int    // in-memory statistics held at the end
 	Monitor                                    *Monitor
 	Rates                                      engine.RateState // channel thresholds and shares at the end
@@ -250,7 +251,8 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 		dlw.Flush()
 	}
 	st.Elapsed = time.Since(start)
-	st.StateEntries, st.StateBytes = e.Store().Stats()
+	st.StateEntries, st.StateBytes, st.StateEvicted = e.Store().Stats()
+	st.PendingEntries, st.PendingBytes = e.Store().DeclStats()
 	st.SharedEntries = e.Shared().Len()
 	st.Rates = e.Rates()
 	if readErr != nil {
@@ -359,7 +361,8 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 		fmt.Fprintf(&b, "outcomes: %d read, %d applied, %d not yet due at the end of the stream, %d invalid\n",
 			st.OutcomesRead, st.OutcomesApplied, st.OutcomesRead-st.OutcomesApplied, st.OutcomesBad)
 	}
-	fmt.Fprintf(&b, "state: %d entries, %.1f MB in the store; %d shared statistics\n", st.StateEntries, float64(st.StateBytes)/(1<<20), st.SharedEntries)
+	fmt.Fprintf(&b, "state: %d entity records in %.1f MB, %d evicted; %d declaration records in %.1f MB; %d shared statistics\n",
+		st.StateEntries, float64(st.StateBytes)/(1<<20), st.StateEvicted, st.PendingEntries, float64(st.PendingBytes)/(1<<20), st.SharedEntries)
 	b.WriteString("findings by detector:")
 	for _, d := range detectors {
 		fmt.Fprintf(&b, " %s %d (%.1f%%),", d, st.Fired[d], pct(st.Fired[d], st.Assessed))

@@ -30,7 +30,7 @@ import (
 
 // checkpointFormat 2: detector state keyed by kind and name, detector kinds
 // and the model's feature names recorded. Format 1 keyed state by name only.
-const checkpointFormat = 2
+const checkpointFormat = 3
 
 type checkpointMeta struct {
 	Format      int                         `json:"format"`
@@ -108,7 +108,7 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		e, err = New(cfg)
 		return e, false, fmt.Sprintf("checkpoint format %d is not this riskmon's %d (detector state is keyed differently): starting afresh", meta.Format, checkpointFormat), err
 	}
-	store, err := detectors.LoadStore(filepath.Join(dir, "store"), cfg.State.CapacityMB)
+	store, err := detectors.LoadStore(filepath.Join(dir, "store"), cfg.State.CapacityMB, cfg.State.PendingMB)
 	if err != nil {
 		e, err = New(cfg)
 		return e, false, "unreadable state store: " + err.Error(), err

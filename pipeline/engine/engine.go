@@ -77,7 +77,7 @@ type ruleset struct {
 
 // NewEngine builds the detectors of cfg on a new state store.
 func New(cfg *config.Config) (*Engine, error) {
-	return newEngine(cfg, detectors.NewStore(cfg.State.CapacityMB), detectors.NewTable(cfg.State.SharedEntries))
+	return newEngine(cfg, detectors.NewStore(cfg.State.CapacityMB, cfg.State.PendingMB), detectors.NewTable(cfg.State.SharedEntries))
 }
 
 func newEngine(cfg *config.Config, store *detectors.Store, shared *detectors.Table) (*Engine, error) {

@@ -219,7 +219,7 @@ func TestConcurrentAssess(t *testing.T) {
 	if total != len(decls) {
 		t.Fatalf("%d assessed of %d", total, len(decls))
 	}
-	if entries, _ := e.Store().Stats(); entries == 0 {
+	if entries, _, _ := e.Store().Stats(); entries == 0 {
 		t.Fatal("no state learned")
 	}
 }

@@ -17,11 +17,12 @@ import (
 // model) are not handed over: every instance learns them from its own
 // share of the stream.
 
-// Record is one piece of handed-over state: a key of the store or of the
-// shared table, and its value (nil: deleted).
+// Record is one piece of handed-over state: a key of the store (an entity
+// record, or with Decl a declaration record) or of the shared table
+// (Table), and its value (nil: deleted).
 type Record struct {
-	Table      bool
-	Key, Value []byte
+	Table, Decl bool
+	Key, Value  []byte
 }
 
 // Worker assesses declarations like Engine.Assess, on a copy of the
@@ -96,8 +97,8 @@ func (e *Engine) OutcomeRecords(importerID, declID string) []Record {
 		}
 	}
 	k := pendingKey(kb[:0], declID)
-	if v, ok := e.store.Get(nil, k); ok {
-		out = append(out, Record{Key: append([]byte(nil), k...), Value: v})
+	if v, ok := e.store.GetDecl(nil, k); ok {
+		out = append(out, Record{Decl: true, Key: append([]byte(nil), k...), Value: v})
 	}
 	return out
 }
@@ -108,9 +109,7 @@ func (e *Engine) Restore(r Record) {
 	case r.Table && r.Value != nil:
 		e.shared.Put(r.Key, r.Value)
 	case r.Table:
-	case r.Value == nil:
-		e.store.Delete(r.Key)
 	default:
-		e.store.Set(r.Key, r.Value)
+		e.store.Restore(detectors.Write{Key: r.Key, Value: r.Value, Decl: r.Decl})
 	}
 }

@@ -199,7 +199,7 @@ func (ms *modelStage) remember(store *detectors.Store, d *declaration.Declaratio
 		b = append(b, id...)
 	}
 	var kb [96]byte
-	store.Set(pendingKey(kb[:0], d.ID), b)
+	store.SetDecl(pendingKey(kb[:0], d.ID), b)
 }
 
 // countSeen counts an assessed declaration as seen for its parties (ids as
@@ -301,7 +301,7 @@ func (ms *modelStage) weight(s declaration.Channel) float64 {
 func (ms *modelStage) outcome(o *declaration.Outcome) {
 	var kb [96]byte
 	key := pendingKey(kb[:0], o.DeclarationID)
-	raw, ok := ms.store.Get(nil, key)
+	raw, ok := ms.store.GetDecl(nil, key)
 	if ok && len(raw) == 1 && raw[0] == learnedMark {
 		return // a redelivered outcome: learned already
 	}
@@ -319,7 +319,7 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 		}
 		return
 	}
-	ms.store.Set(key, []byte{learnedMark}) // a redelivered outcome is not counted twice
+	ms.store.SetDecl(key, []byte{learnedMark}) // a redelivered outcome is not counted twice
 	ms.inspected[p.stratum].Add(1)
 	w := ms.weight(p.stratum)
 	for k, id := range p.ids {

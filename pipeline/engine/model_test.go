@@ -41,7 +41,7 @@ func TestSelectionWeights(t *testing.T) {
 
 // A pending record holds what the outcome needs; a damaged one is refused.
 func TestPendingRecord(t *testing.T) {
-	store := detectors.NewStore(32)
+	store := detectors.NewStore(32, 32)
 	lay := internLayout([]string{"a", "b"}, make([][]detectors.Measure, 2))
 	ms := newModelStage(config.Default().Model, store, lay)
 	d := &declaration.Declaration{ID: "D1", Importer: declaration.Importer{ID: "IMP"}, DeclarantID: "DEC", Office: "O1",
@@ -58,7 +58,7 @@ func TestPendingRecord(t *testing.T) {
 	}
 	ms.remember(store, d, declaration.Yellow, x, ids)
 	ms.countSeen(ids, new(seenScratch))
-	raw, ok := store.Get(nil, pendingKey(nil, "D1"))
+	raw, ok := store.GetDecl(nil, pendingKey(nil, "D1"))
 	if !ok {
 		t.Fatal("no pending record")
 	}

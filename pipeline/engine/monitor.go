@@ -88,7 +88,7 @@ func (rs *ruleset) rememberSelection(store *detectors.Store, a *declaration.Asse
 		b = append(binary.AppendUvarint(b, uint64(len(n))), n...)
 	}
 	var kb [96]byte
-	store.Set(selectionKey(kb[:0], a.DeclarationID), b)
+	store.SetDecl(selectionKey(kb[:0], a.DeclarationID), b)
 }
 
 func contains(xs []string, s string) bool {
@@ -106,7 +106,7 @@ var errSelection = errors.New("corrupt selection record")
 func (e *Engine) attribution(o *declaration.Outcome) Attribution {
 	var kb [96]byte
 	key := selectionKey(kb[:0], o.DeclarationID)
-	raw, ok := e.store.Get(nil, key)
+	raw, ok := e.store.GetDecl(nil, key)
 	if !ok {
 		return Attribution{}
 	}
@@ -117,7 +117,7 @@ func (e *Engine) attribution(o *declaration.Outcome) Attribution {
 	if err != nil {
 		return Attribution{}
 	}
-	e.store.Set(key, []byte{appliedMark})
+	e.store.SetDecl(key, []byte{appliedMark})
 	return at
 }
 

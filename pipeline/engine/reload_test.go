@@ -176,13 +176,14 @@ func TestCheckpointAcrossRulesets(t *testing.T) {
 		t.Errorf("a renamed detector restored the old one's state")
 	}
 
-	// A format-1 checkpoint keyed state by name alone: refused.
+	// A format-1 checkpoint keyed state by name alone (and format 2 kept
+	// entity records in fastcache): refused.
 	meta := dir + "/meta.json"
 	b, err := os.ReadFile(meta)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(meta, []byte(strings.Replace(string(b), `"format": 2`, `"format": 1`, 1)), 0o644); err != nil {
+	if err := os.WriteFile(meta, []byte(strings.Replace(string(b), `"format": 3`, `"format": 1`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, restored, why, err := NewFromState(parseCfg(t, ibCfg("ib", "importer_behaviour", 40)), dir)

@@ -36,10 +36,13 @@ import (
 // held them before, even one whose disk is gone.
 
 // Changelog record values start with what the key is a key of: a store
-// key, a shared-table key (what an applied outcome changed), or a pack of
-// store records (see changelogMessages).
+// key of an entity record or of a declaration record, a shared-table key
+// (what an applied outcome changed), or a pack of store records (see
+// changelogMessages; a pack keyed by a declaration holds declaration
+// records).
 const (
 	recordStore = 's'
+	recordDecl  = 'd'
 	recordTable = 't'
 	recordPack  = 'p'
 )
@@ -48,8 +51,11 @@ func changelogMessage(topic string, part int, r engine.Record, k *ack) kafka.Mes
 	var v []byte
 	if r.Value != nil {
 		kind := byte(recordStore)
-		if r.Table {
+		switch {
+		case r.Table:
 			kind = recordTable
+		case r.Decl:
+			kind = recordDecl
 		}
 		v = append(append(make([]byte, 0, 1+len(r.Value)), kind), r.Value...)
 	}
@@ -74,7 +80,7 @@ func packMessage(topic string, part int, key []byte, ws []detectors.Write, k *ac
 
 // changelogMessages are the changelog messages of a declaration's
 // assessment on input partition part, given the store writes made for it:
-// the declaration's own records (their keys end with its id) in one message
+// the declaration's own records (declaration records) in one message
 // keyed by the declaration, and the importer's records in one message keyed
 // by the importer. The topic keeps only the latest message of a key, so the
 // importer's message holds the current value of every record the importer
@@ -96,7 +102,7 @@ func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declarati
 	pk := engine.PartitionKey(nil, d.Importer.ID)
 	store.Set(pk, pb[:])
 	for _, wr := range append(writes, detectors.Write{Key: pk, Value: pb[:]}) {
-		if wr.Value != nil && bytes.HasSuffix(wr.Key, []byte(d.ID)) {
+		if wr.Decl {
 			own = append(own, wr)
 			continue
 		}
@@ -156,12 +162,13 @@ func decodeRecords(m kafka.Message) ([]engine.Record, error) {
 		return []engine.Record{{Key: m.Key}}, nil // a deletion
 	}
 	switch m.Value[0] {
-	case recordStore:
-		return []engine.Record{{Key: m.Key, Value: m.Value[1:]}}, nil
+	case recordStore, recordDecl:
+		return []engine.Record{{Decl: m.Value[0] == recordDecl, Key: m.Key, Value: m.Value[1:]}}, nil
 	case recordTable:
 		return []engine.Record{{Table: true, Key: m.Key, Value: m.Value[1:]}}, nil
 	case recordPack:
 		var out []engine.Record
+		decl := bytes.HasPrefix(m.Key, []byte{0xff, 'D'})
 		b := m.Value[1:]
 		for len(b) > 0 {
 			var parts [2][]byte
@@ -172,7 +179,7 @@ func decodeRecords(m kafka.Message) ([]engine.Record, error) {
 				}
 				parts[i], b = b[n:n+int(l)], b[n+int(l):]
 			}
-			out = append(out, engine.Record{Key: parts[0], Value: parts[1]})
+			out = append(out, engine.Record{Decl: decl, Key: parts[0], Value: parts[1]})
 		}
 		return out, nil
 	}

@@ -28,6 +28,9 @@ type Metrics struct {
 	ProduceErrors   prometheus.Counter
 	StateEntries    prometheus.GaugeFunc
 	StateBytes      prometheus.GaugeFunc
+	StateEvicted    prometheus.CounterFunc
+	PendingEntries  prometheus.GaugeFunc
+	PendingBytes    prometheus.GaugeFunc
 	SharedEntries   prometheus.GaugeFunc
 	SharedDropped   prometheus.CounterFunc
 	Ready           prometheus.Gauge
@@ -82,9 +85,15 @@ func NewMetrics(e *engine.Engine) *Metrics {
 		ProduceErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_produce_errors_total",
 			Help: "Failed produce attempts of assessments and dead letters (retried until acknowledged)."}),
 		StateEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_state_entries",
-			Help: "Entries in the per-entity state store."}, func() float64 { n, _ := e.Store().Stats(); return float64(n) }),
+			Help: "Per-entity records held (importers, parties)."}, func() float64 { n, _, _ := e.Store().Stats(); return float64(n) }),
 		StateBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_state_bytes",
-			Help: "Bytes used by the per-entity state store."}, func() float64 { _, b := e.Store().Stats(); return float64(b) }),
+			Help: "Bytes allocated for per-entity records (at most state.capacity_mb)."}, func() float64 { _, b, _ := e.Store().Stats(); return float64(b) }),
+		StateEvicted: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_state_evictions_total",
+			Help: "Per-entity records evicted to stay within state.capacity_mb, old and unused first."}, func() float64 { _, _, ev := e.Store().Stats(); return float64(ev) }),
+		PendingEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_pending_entries",
+			Help: "Records of assessed declarations kept for their outcomes (superseded copies included)."}, func() float64 { n, _ := e.Store().DeclStats(); return float64(n) }),
+		PendingBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_pending_bytes",
+			Help: "Bytes used by the records of assessed declarations (at most state.pending_mb; the oldest go first)."}, func() float64 { _, b := e.Store().DeclStats(); return float64(b) }),
 		SharedEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_shared_statistics_entries",
 			Help: "Shared statistics held in memory (peer baselines, route counts, history rates)."}, func() float64 { return float64(e.Shared().Len()) }),
 		SharedDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_shared_statistics_evictions_total",
@@ -122,7 +131,7 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
 		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, m.ChangelogRestoring, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
-		m.StateBytes, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
+		m.StateBytes, m.StateEvicted, m.PendingEntries, m.PendingBytes, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -1,0 +1,362 @@
+package detectors
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// entityTable is the home of the per-entity records (an importer's
+// behaviour, its recent values, its digit counts, a party's inspection
+// counts): small values updated in place, so that its size follows the
+// number of entities, not the number of writes.
+//
+// A key is known by its 64-bit hash only (xxhash; the key itself is not
+// kept): two keys of one hash would share a record, which among 20 million
+// keys happens with a probability of about 1 in 100,000. The table has
+// 512 shards, each under its own lock, each with an index (hashIndex, at
+// most three-quarters full) and one arena per size class of value (the
+// value's length rounded up to a multiple of 8 to 128 bytes, by quarters
+// above, up to 4096 bytes). An arena slot holds the key's hash, the value's
+// length, a mark of use and the value.
+//
+// Each shard may allocate capacity/512 bytes (index and arenas). A shard at
+// its cap makes room in the arena of the value's class by the clock
+// algorithm: the first record not read or written since the clock hand last
+// passed it (old and unused first) is evicted and counted. A new record
+// counts as unused until it is read or written again, so a flood of
+// importers seen once does not push out those seen again and again. Which record is
+// evicted depends only on the sequence of reads and writes, so a replay
+// evicts the same records every time.
+type entityTable struct {
+	shards   [entityShards]entityShard
+	shardCap int
+	evicted  atomic.Uint64
+}
+
+const (
+	entityShards = 512
+	slotHeader   = 12 // hash (8), length (2), used mark (1), padding (1)
+	maxEntity    = 4096
+)
+
+// entityClasses are the value sizes of the arenas.
+var entityClasses = func() []int {
+	var c []int
+	for n := 8; n <= 128; n += 8 {
+		c = append(c, n)
+	}
+	for n := 160; n < maxEntity; n = (n + n/4 + 7) &^ 7 {
+		c = append(c, n)
+	}
+	return append(c, maxEntity)
+}()
+
+const classBits = 26 // a reference is class<<classBits | slot
+
+func classOf(n int) int {
+	if n <= 128 {
+		return max(0, (n+7)/8-1)
+	}
+	for c := 16; ; c++ {
+		if entityClasses[c] >= n {
+			return c
+		}
+	}
+}
+
+type entityShard struct {
+	mu     sync.Mutex
+	idx    hashIndex
+	n      int // records held
+	bytes  int // allocated: cells and arenas
+	arenas [32]arena
+}
+
+type arena struct {
+	data []byte // slots of slotHeader + class bytes; len: slots in use or free
+	free []int32
+	live int
+	hand int
+}
+
+func newEntityTable(capacityMB int) *entityTable {
+	t := &entityTable{shardCap: capacityMB << 20 / entityShards}
+	for i := range t.shards {
+		t.shards[i].idx.shift = 9
+	}
+	return t
+}
+
+func keyHash(key []byte) uint64 {
+	h := xxhash.Sum64(key)
+	if h == 0 {
+		return 1 // 0 marks a free slot
+	}
+	return h
+}
+
+func (t *entityTable) shardOf(h uint64) *entityShard { return &t.shards[h%entityShards] }
+
+// slotOf returns the bytes of slot i of class c.
+func (s *entityShard) slotOf(c, i int) []byte {
+	size := slotHeader + entityClasses[c]
+	return s.arenas[c].data[i*size : (i+1)*size : (i+1)*size]
+}
+
+// find returns the cell of h, or -1.
+func (s *entityShard) find(h uint64) int {
+	if len(s.idx.cells) == 0 {
+		return -1
+	}
+	for i := s.idx.home(h); s.idx.cells[i].slot != 0; i = s.idx.next(i) {
+		if s.idx.cells[i].h == h {
+			return i
+		}
+	}
+	return -1
+}
+
+func splitRef(ref int32) (c, i int) { return int(ref >> classBits), int(ref & (1<<classBits - 1)) }
+
+// value returns the record of cell ci, marked used.
+func (s *entityShard) value(ci int) []byte {
+	sl := s.slot(ci)
+	sl[10] = 1
+	return sl[slotHeader : slotHeader+int(binary.LittleEndian.Uint16(sl[8:]))]
+}
+
+// slot returns the arena slot of cell ci.
+func (s *entityShard) slot(ci int) []byte {
+	return s.slotOf(splitRef(s.idx.cells[ci].slot - 1))
+}
+
+// get appends the value of hash h to dst.
+func (t *entityTable) get(dst []byte, h uint64) ([]byte, bool) {
+	s := t.shardOf(h)
+	s.mu.Lock()
+	ci := s.find(h)
+	if ci >= 0 {
+		dst = append(dst, s.value(ci)...)
+	}
+	s.mu.Unlock()
+	return dst, ci >= 0
+}
+
+// set sets the value of hash h; the shard's lock is held.
+func (t *entityTable) set(s *entityShard, h uint64, v []byte) {
+	if len(v) > maxEntity {
+		t.del(s, h)
+		t.evicted.Add(1)
+		return
+	}
+	c := classOf(len(v))
+	if ci := s.find(h); ci >= 0 {
+		if oc, i := splitRef(s.idx.cells[ci].slot - 1); oc == c {
+			s.write(c, i, h, v, 1)
+			return
+		}
+		t.del(s, h) // the value changes class: it moves
+	}
+	if 4*(s.n+1) > 3*len(s.idx.cells) {
+		if grow := 16 * max(16, len(s.idx.cells)); s.bytes+grow <= t.shardCap || len(s.idx.cells) == 0 {
+			s.idx.grow()
+			s.bytes += grow
+		} else if !t.evictFrom(s, c) && !t.evictAny(s) {
+			t.evicted.Add(1) // no room at all: the write is lost
+			return
+		}
+	}
+	i, ok := t.alloc(s, c)
+	if !ok {
+		t.evicted.Add(1)
+		return
+	}
+	s.write(c, i, h, v, 0) // a new record is not yet of use: it goes first
+	s.idx.place(h, int32(c<<classBits|i))
+	s.n++
+	s.arenas[c].live++
+}
+
+func (s *entityShard) write(c, i int, h uint64, v []byte, used byte) {
+	sl := s.slotOf(c, i)
+	binary.LittleEndian.PutUint64(sl, h)
+	binary.LittleEndian.PutUint16(sl[8:], uint16(len(v)))
+	sl[10] = used
+	copy(sl[slotHeader:], v)
+}
+
+// alloc returns a free slot of class c: a freed one, a new one within the
+// shard's cap, or the clock's victim.
+func (t *entityTable) alloc(s *entityShard, c int) (int, bool) {
+	a := &s.arenas[c]
+	if n := len(a.free); n > 0 {
+		i := a.free[n-1]
+		a.free = a.free[:n-1]
+		return int(i), true
+	}
+	size := slotHeader + entityClasses[c]
+	slots := len(a.data) / size
+	if len(a.data)+size > cap(a.data) {
+		want := max(4, slots+slots/4)
+		if room := (t.shardCap - s.bytes) / size; want-cap(a.data)/size > room {
+			want = cap(a.data)/size + room
+		}
+		if want <= slots {
+			if t.evictFrom(s, c) {
+				return t.alloc(s, c)
+			}
+			return 0, false
+		}
+		grown := make([]byte, len(a.data), want*size)
+		copy(grown, a.data)
+		s.bytes += cap(grown) - cap(a.data)
+		a.data = grown
+	}
+	a.data = a.data[:len(a.data)+size]
+	return slots, true
+}
+
+// evictFrom evicts the clock's victim in the arena of class c (its slot
+// goes to the free list) and reports whether there was one.
+func (t *entityTable) evictFrom(s *entityShard, c int) bool {
+	a := &s.arenas[c]
+	size := slotHeader + entityClasses[c]
+	slots := len(a.data) / size
+	if a.live == 0 {
+		return false
+	}
+	for {
+		if a.hand >= slots {
+			a.hand = 0
+		}
+		i := a.hand
+		a.hand++
+		sl := s.slotOf(c, i)
+		h := binary.LittleEndian.Uint64(sl)
+		if h == 0 {
+			continue
+		}
+		if sl[10] != 0 {
+			sl[10] = 0
+			continue
+		}
+		s.idx.remove(h, int32(c<<classBits|i))
+		t.freeSlot(s, c, i)
+		t.evicted.Add(1)
+		return true
+	}
+}
+
+// evictAny evicts from the first class that has a record.
+func (t *entityTable) evictAny(s *entityShard) bool {
+	for c := range entityClasses {
+		if t.evictFrom(s, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *entityTable) freeSlot(s *entityShard, c, i int) {
+	binary.LittleEndian.PutUint64(s.slotOf(c, i), 0)
+	a := &s.arenas[c]
+	a.free = append(a.free, int32(i))
+	a.live--
+	s.n--
+}
+
+// del deletes the record of hash h, if any; the shard's lock is held.
+func (t *entityTable) del(s *entityShard, h uint64) {
+	ci := s.find(h)
+	if ci < 0 {
+		return
+	}
+	ref := s.idx.cells[ci].slot - 1
+	s.idx.remove(h, ref)
+	c, i := splitRef(ref)
+	t.freeSlot(s, c, i)
+}
+
+// stats reports the records held and the bytes allocated.
+func (t *entityTable) stats() (entries, bytes uint64) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		entries += uint64(s.n)
+		bytes += uint64(s.bytes)
+		s.mu.Unlock()
+	}
+	return entries, bytes
+}
+
+func (t *entityTable) reset() {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		*s = entityShard{idx: hashIndex{shift: 9}}
+		s.mu.Unlock()
+	}
+}
+
+const entitiesMagic = "riskmon entities 1\n"
+
+// writeTo writes every record as (hash, length, value), little-endian, a
+// shard at a time under its lock.
+func (t *entityTable) writeTo(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	bw.WriteString(entitiesMagic)
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.mu.Lock()
+		for ci, cell := range s.idx.cells {
+			if cell.slot == 0 {
+				continue
+			}
+			sl := s.slot(ci)
+			v := sl[slotHeader : slotHeader+int(binary.LittleEndian.Uint16(sl[8:]))]
+			var hdr [10]byte
+			binary.LittleEndian.PutUint64(hdr[:], cell.h)
+			binary.LittleEndian.PutUint16(hdr[8:], uint16(len(v)))
+			bw.Write(hdr[:])
+			bw.Write(v)
+		}
+		s.mu.Unlock()
+	}
+	return bw.Flush()
+}
+
+// readFrom adds the records written by writeTo.
+func (t *entityTable) readFrom(r io.Reader) error {
+	br := bufio.NewReader(r)
+	magic := make([]byte, len(entitiesMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != entitiesMagic {
+		return errors.New("not a riskmon entities file")
+	}
+	var v [maxEntity]byte
+	for n := 0; ; n++ {
+		var hdr [10]byte
+		if _, err := io.ReadFull(br, hdr[:]); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("entities file: record %d: %w", n, err)
+		}
+		h, l := binary.LittleEndian.Uint64(hdr[:]), int(binary.LittleEndian.Uint16(hdr[8:]))
+		if h == 0 || l > maxEntity {
+			return fmt.Errorf("entities file: record %d is corrupt", n)
+		}
+		if _, err := io.ReadFull(br, v[:l]); err != nil {
+			return fmt.Errorf("entities file: record %d: %w", n, err)
+		}
+		s := t.shardOf(h)
+		s.mu.Lock()
+		t.set(s, h, v[:l])
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,104 @@
+package detectors
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// The entity table agrees with a map under random sets (values of every
+// size class, so records move between arenas), updates and deletes, and
+// holds exactly the map's records; a checkpoint of it reads back the same.
+func TestEntityTableAgreesWithMap(t *testing.T) {
+	s := NewStore(64, 32)
+	want := map[string][]byte{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := func() []byte { return fmt.Appendf(nil, "k%d", rng.IntN(3000)) }
+	for op := 0; op < 200000; op++ {
+		k := key()
+		switch r := rng.IntN(10); {
+		case r < 5:
+			v := make([]byte, []int{0, 4, 8, 9, 68, 100, 129, 700, 4096}[rng.IntN(9)])
+			for i := range v {
+				v[i] = byte(rng.Uint32())
+			}
+			s.Set(k, v)
+			want[string(k)] = v
+		case r < 7:
+			s.Update(k, nil, func(old []byte) []byte {
+				if !bytes.Equal(old, want[string(k)]) || (old == nil) != (want[string(k)] == nil) {
+					t.Fatalf("op %d: Update of %s saw %x, want %x", op, k, old, want[string(k)])
+				}
+				nv := append(append([]byte{}, old[:min(len(old), maxEntity-1)]...), byte(op))
+				want[string(k)] = nv
+				return nv
+			})
+		case r < 8:
+			s.Delete(k)
+			delete(want, string(k))
+		default:
+			got, ok := s.Get(nil, k)
+			w, wok := want[string(k)]
+			if ok != wok || !bytes.Equal(got, w) {
+				t.Fatalf("op %d: Get(%s) = %d bytes %v, want %d %v", op, k, len(got), ok, len(w), wok)
+			}
+		}
+	}
+	n, _, ev := s.Stats()
+	if int(n) != len(want) || ev != 0 {
+		t.Fatalf("%d records held and %d evicted, want %d and 0", n, ev, len(want))
+	}
+	dir := t.TempDir()
+	if err := s.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, err := LoadStore(dir, 64, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, w := range want {
+		if got, ok := l.Get(nil, []byte(k)); !ok || !bytes.Equal(got, w) {
+			t.Fatalf("after loading: %s = %x %v, want %x", k, got, ok, w)
+		}
+	}
+	if n2, _, _ := l.Stats(); n2 != n {
+		t.Fatalf("loaded %d records of %d", n2, n)
+	}
+}
+
+// A table at its cap stays within it, evicts old and unused records first
+// (records read all along survive a flood of new ones) and counts every
+// record it evicts.
+func TestEntityTableEvictsUnusedFirstAndCounts(t *testing.T) {
+	s := NewStore(4, 32) // 8 KB a shard
+	hot := make([][]byte, 256)
+	for i := range hot {
+		hot[i] = fmt.Appendf(nil, "hot%d", i)
+		s.Set(hot[i], make([]byte, 40))
+	}
+	const cold = 200000
+	for i := 0; i < cold; i++ {
+		s.Set(fmt.Appendf(nil, "cold%d", i), make([]byte, 40))
+		if i%8 == 0 {
+			for _, k := range hot {
+				s.Get(nil, k)
+			}
+		}
+	}
+	n, b, ev := s.Stats()
+	if b > 4<<20 {
+		t.Errorf("%d bytes allocated, cap 4 MiB", b)
+	}
+	if n+ev != uint64(len(hot)+cold) {
+		t.Errorf("%d held + %d evicted != %d written", n, ev, len(hot)+cold)
+	}
+	if n > 80000 || ev < cold-80000 {
+		t.Errorf("%d held, %d evicted: the cap did not bind", n, ev)
+	}
+	for _, k := range hot {
+		if _, ok := s.Get(nil, k); !ok {
+			t.Fatalf("%s, read all along, was evicted", k)
+		}
+	}
+}
