@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"encoding/binary"
 	"math"
 
 	"github.com/riskmon/riskmon/config"
@@ -86,7 +87,7 @@ func firstDigit(v float64) int {
 }
 
 func (b *benford) key(kb []byte, d *declaration.Declaration) []byte {
-	return appendKey(kb, b.stateKey, d.Importer.ID)
+	return ImporterKey(kb, d.Importer.ID, b.stateKey)
 }
 
 // chi2Tail8 is P(X > x) for a chi-square variable with 8 degrees of freedom.
@@ -100,18 +101,34 @@ func chi2Tail8(x float64) float64 {
 	return math.Exp(-h) * sum
 }
 
+// The importer's record is its nine digit counts, as unsigned varints (an
+// importer with a few values: 9 bytes).
+func decodeDigits(v []byte) (c [9]uint32, ok bool) {
+	for i := range c {
+		x, n := binary.Uvarint(v)
+		if n <= 0 || x > math.MaxUint32 {
+			return c, false
+		}
+		c[i], v = uint32(x), v[n:]
+	}
+	return c, len(v) == 0
+}
+
 func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 	var kb [64]byte
-	var vb [36]byte
+	var vb [9 * binary.MaxVarintLen32]byte
 	v, ok := b.store.Get(vb[:0], b.key(kb[:0], d))
-	if !ok || len(v) != 4*9 {
+	if !ok {
 		return out
 	}
-	r := record(v)
+	digits, ok := decodeDigits(v)
+	if !ok {
+		return out
+	}
 	var counts [9]float64
 	var n float64
 	for i := range counts {
-		counts[i] = float64(r.u32(i))
+		counts[i] = float64(digits[i])
 		n += counts[i]
 	}
 	if n < float64(b.p.MinValues) {
@@ -150,30 +167,36 @@ func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 
 func (b *benford) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	var kb [64]byte
-	var vb [4 * 9]byte
+	var vb [9 * binary.MaxVarintLen32]byte
 	key := b.key(kb[:0], d)
 	// A read and a write, where Store.Update would take a lock and call a
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
 	old, _ := b.store.Get(vb[:0], key)
-	r := fixed(old, vb[:], 4*9)
+	r, ok := decodeDigits(old)
+	if !ok {
+		r = [9]uint32{} // a missing or malformed record starts afresh
+	}
 	for i := range d.Items {
 		v := d.Items[i].CustomsValue
 		if v < b.p.MinValue {
 			continue
 		}
-		k := firstDigit(v) - 1
-		r.setU32(k, r.u32(k)+1)
+		r[firstDigit(v)-1]++
 	}
 	var n uint32
-	for i := 0; i < 9; i++ {
-		n += r.u32(i)
+	for _, c := range r {
+		n += c
 	}
 	if int(n) > b.p.MaxValues {
-		for i := 0; i < 9; i++ {
-			r.setU32(i, r.u32(i)/2)
+		for i := range r {
+			r[i] /= 2
 		}
 	}
-	b.store.Set(key, r)
+	nv := vb[:0]
+	for _, c := range r {
+		nv = binary.AppendUvarint(nv, uint64(c))
+	}
+	b.store.Set(key, nv)
 }

@@ -72,11 +72,12 @@ func classOf(n int) int {
 }
 
 type entityShard struct {
-	mu     sync.Mutex
-	idx    hashIndex
-	n      int // records held
-	bytes  int // allocated: cells and arenas
-	arenas [32]arena
+	mu      sync.Mutex
+	idx     hashIndex
+	n       int // records held
+	bytes   int // allocated: cells and arenas
+	arenas  [32]arena
+	scratch []byte // a combined record being rewritten
 }
 
 type arena struct {
@@ -135,18 +136,6 @@ func (s *entityShard) value(ci int) []byte {
 // slot returns the arena slot of cell ci.
 func (s *entityShard) slot(ci int) []byte {
 	return s.slotOf(splitRef(s.idx.cells[ci].slot - 1))
-}
-
-// get appends the value of hash h to dst.
-func (t *entityTable) get(dst []byte, h uint64) ([]byte, bool) {
-	s := t.shardOf(h)
-	s.mu.Lock()
-	ci := s.find(h)
-	if ci >= 0 {
-		dst = append(dst, s.value(ci)...)
-	}
-	s.mu.Unlock()
-	return dst, ci >= 0
 }
 
 // set sets the value of hash h; the shard's lock is held.

@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/riskmon/riskmon/config"
@@ -93,13 +94,71 @@ const (
 	ibFields  = ibOrigins + 4
 )
 
+// A record is stored in one of two forms: the fixed form above (68 bytes),
+// or, while the two sets hold at most ibListMax members together, the first
+// five fields followed by each set as a count and its members' bit numbers
+// (an importer with one heading and one origin: 24 bytes). ibExpand reads
+// either into the fixed form; ibCompact writes the smaller.
+const ibListMax = 40
+
+func ibExpand(v []byte, buf *[4 * ibFields]byte) record {
+	if len(v) == 4*ibFields {
+		return record(v)
+	}
+	if len(v) < 4*ibHS4+2 {
+		return nil
+	}
+	clear(buf[:])
+	rec := record(buf[:])
+	copy(rec, v[:4*ibHS4])
+	sets := v[4*ibHS4:]
+	for _, field := range [2]int{ibHS4, ibOrigins} {
+		if len(sets) == 0 || len(sets) < 1+int(sets[0]) {
+			return nil
+		}
+		for _, b := range sets[1 : 1+sets[0]] {
+			if field == ibOrigins && b >= 128 {
+				return nil
+			}
+			rec.setU32(field+int(b)/32, rec.u32(field+int(b)/32)|1<<(b%32))
+		}
+		sets = sets[1+sets[0]:]
+	}
+	if len(sets) != 0 {
+		return nil
+	}
+	return rec
+}
+
+func ibCompact(rec record, dst []byte) []byte {
+	n := 0
+	for f := ibHS4; f < ibFields; f++ {
+		n += bits.OnesCount32(rec.u32(f))
+	}
+	if n > ibListMax {
+		return rec
+	}
+	dst = append(dst[:0], rec[:4*ibHS4]...)
+	for _, set := range [2][2]int{{ibHS4, ibOrigins}, {ibOrigins, ibFields}} {
+		at := len(dst)
+		dst = append(dst, 0)
+		for f := set[0]; f < set[1]; f++ {
+			for w := rec.u32(f); w != 0; w &= w - 1 {
+				dst = append(dst, byte(32*(f-set[0])+bits.TrailingZeros32(w)))
+			}
+		}
+		dst[at] = byte(len(dst) - at - 1)
+	}
+	return dst
+}
+
 func bitIn(rec record, field, bits int, s string) (int, uint32) {
 	h := int(fnv32(s)) & (bits - 1)
 	return field + h/32, 1 << (h % 32)
 }
 
 func (ib *importerBehaviour) key(kb []byte, d *declaration.Declaration) []byte {
-	return appendKey(kb, ib.stateKey, d.Importer.ID)
+	return ImporterKey(kb, d.Importer.ID, ib.stateKey)
 }
 
 // dutyRatio is the declaration's declared duties over its customs value.
@@ -118,12 +177,9 @@ func dutyRatio(d *declaration.Declaration) float64 {
 func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []Finding {
 	now := unixSec(d.LodgedAt)
 	var kb [64]byte
-	var vb [4 * ibFields]byte
+	var vb, xb [4 * ibFields]byte
 	v, _ := ib.store.Get(vb[:0], ib.key(kb[:0], d))
-	var rec record
-	if len(v) == 4*ibFields {
-		rec = record(v)
-	}
+	rec := ibExpand(v, &xb)
 	var rb [256]byte
 	ev := newEvidence()
 	b := append(append(append(rb[:0], "importer "...), d.Importer.ID...), ": "...)
@@ -209,14 +265,18 @@ func dailyRate(count, halfLifeDays, ageDays float64) float64 {
 func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	now := unixSec(d.LodgedAt)
 	var kb [64]byte
-	var vb [4 * ibFields]byte
+	var vb, xb, cb [4 * ibFields]byte
 	key := ib.key(kb[:0], d)
 	// A read and a write, where Store.Update would take a lock and call a
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
 	old, _ := ib.store.Get(vb[:0], key)
-	rec := fixed(old, vb[:], 4*ibFields)
+	rec := ibExpand(old, &xb)
+	if rec == nil {
+		rec = record(xb[:])
+		clear(rec)
+	}
 	if rec.u32(ibCount) == 0 {
 		rec.setU32(ibFirst, now)
 	}
@@ -231,5 +291,5 @@ func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.As
 		f, b = bitIn(rec, ibOrigins, 128, d.Items[i].Origin)
 		rec.setU32(f, rec.u32(f)|b)
 	}
-	ib.store.Set(key, rec)
+	ib.store.Set(key, ibCompact(rec, cb[:0]))
 }

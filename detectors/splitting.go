@@ -75,21 +75,18 @@ func newSplitting(b base, p SplittingParams, env *Env) (Detector, error) {
 	return &splitting{base: b, p: p, store: env.Store}, nil
 }
 
-// The importer's recent declarations: a ring of (time, value) pairs and the
-// next slot. A busy importer's ring covers less than the window; the share
-// test then judges the declarations it holds.
-const (
-	splitRing   = 16
-	splitNext   = 0
-	splitFirst  = 1
-	splitFields = 1 + 2*splitRing
-)
+// The importer's recent declarations: its last (time, value) pairs, at most
+// splitRing of them, oldest first, those older than the window dropped when
+// one is added (an importer seen once a month keeps one pair: 8 bytes). A
+// busy importer's pairs cover less than the window; the share test then
+// judges the declarations it holds.
+const splitRing = 16
 
 func (sp *splitting) key(kb []byte, d *declaration.Declaration) []byte {
 	if sp.p.SameHS6 {
 		return appendKey(kb, sp.stateKey, d.Importer.ID, d.Items[0].HS6())
 	}
-	return appendKey(kb, sp.stateKey, d.Importer.ID)
+	return ImporterKey(kb, d.Importer.ID, sp.stateKey)
 }
 
 var roundSteps = []float64{1, 2, 2.5, 3, 5, 10}
@@ -135,9 +132,9 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 		return out
 	}
 	var kb [64]byte
-	var vb [4 * splitFields]byte
+	var vb [8 * splitRing]byte
 	raw, _ := sp.store.Get(vb[:0], sp.key(kb[:0], d))
-	if len(raw) != 4*splitFields {
+	if len(raw) == 0 || len(raw)%8 != 0 {
 		return out
 	}
 	rec := record(raw)
@@ -148,8 +145,8 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	values := vals[:1]
 	sum := v
 	total := 1
-	for i := 0; i < splitRing; i++ {
-		ts, val := rec.u32(splitFirst+2*i), rec.f32(splitFirst+2*i+1)
+	for i := 0; i < len(rec)/8; i++ {
+		ts, val := rec.u32(2*i), rec.f32(2*i+1)
 		if ts == 0 || now < ts || now-ts > window {
 			continue
 		}
@@ -187,17 +184,29 @@ func (sp *splitting) Learn(d *declaration.Declaration, _ *declaration.Assessment
 	v := d.TotalValue()
 	now := unixSec(d.LodgedAt)
 	var kb [64]byte
-	var vb [4 * splitFields]byte
+	var vb, nb [8 * (splitRing + 1)]byte
 	key := sp.key(kb[:0], d)
 	// A read and a write, where Store.Update would take a lock and call a
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
 	old, _ := sp.store.Get(vb[:0], key)
-	rec := fixed(old, vb[:], 4*splitFields)
-	i := int(rec.u32(splitNext)) % splitRing
-	rec.setU32(splitFirst+2*i, max(now, 1))
-	rec.setF32(splitFirst+2*i+1, v)
-	rec.setU32(splitNext, uint32(i+1))
+	if len(old)%8 != 0 || len(old) > 8*splitRing {
+		old = nil // malformed: start afresh
+	}
+	window := uint32(sp.p.WindowHours * 3600)
+	rec := record(nb[:0])
+	for i := 0; i < len(old)/8; i++ {
+		if ts := record(old).u32(2 * i); ts > now || now-ts <= window {
+			rec = append(rec, old[8*i:8*i+8]...)
+		}
+	}
+	rec = append(rec, make([]byte, 8)...)
+	n := len(rec) / 8
+	rec.setU32(2*(n-1), max(now, 1))
+	rec.setF32(2*(n-1)+1, v)
+	if n > splitRing {
+		rec = rec[8:]
+	}
 	sp.store.Set(key, rec)
 }

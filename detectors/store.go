@@ -77,7 +77,12 @@ func (s *Store) Get(dst, key []byte) (v []byte, ok bool) {
 			return v, ok
 		}
 	}
-	return s.ents.get(dst, keyHash(key))
+	r := s.ents.ref(key)
+	r.s.mu.Lock()
+	v, ok = s.ents.read(r)
+	dst = append(dst, v...)
+	r.s.mu.Unlock()
+	return dst, ok
 }
 
 // Update replaces the entity record of key with f(old); old is nil when
@@ -97,24 +102,23 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 		}
 		return buf
 	}
-	h := keyHash(key)
-	sh := s.ents.shardOf(h)
-	sh.mu.Lock()
+	r := s.ents.ref(key)
+	r.s.mu.Lock()
 	var old []byte
-	if ci := sh.find(h); ci >= 0 {
-		old = append(buf[:0], sh.value(ci)...)
+	if v, ok := s.ents.read(r); ok {
+		old = append(buf[:0], v...)
 		if old == nil {
 			old = []byte{} // held, and empty
 		}
 	}
 	nv := f(old)
 	if nv != nil {
-		s.ents.set(sh, h, nv)
+		s.ents.write(r, nv)
 		if s.tap != nil {
 			s.tap.add(key, nv, false)
 		}
 	}
-	sh.mu.Unlock()
+	r.s.mu.Unlock()
 	if old != nil {
 		return old[:0]
 	}
@@ -133,20 +137,12 @@ func (s *Store) Set(key, value []byte) {
 	}
 }
 
+// setEntity sets the entity record of key, or with value nil deletes it.
 func (s *Store) setEntity(key, value []byte) {
-	h := keyHash(key)
-	sh := s.ents.shardOf(h)
-	sh.mu.Lock()
-	s.ents.set(sh, h, value)
-	sh.mu.Unlock()
-}
-
-func (s *Store) deleteEntity(key []byte) {
-	h := keyHash(key)
-	sh := s.ents.shardOf(h)
-	sh.mu.Lock()
-	s.ents.del(sh, h)
-	sh.mu.Unlock()
+	r := s.ents.ref(key)
+	r.s.mu.Lock()
+	s.ents.write(r, value)
+	r.s.mu.Unlock()
 }
 
 // Delete removes the entity record of key.
@@ -155,7 +151,7 @@ func (s *Store) Delete(key []byte) {
 		s.ov.set(key, nil, true, false)
 		return
 	}
-	s.deleteEntity(key)
+	s.setEntity(key, nil)
 	if s.tap != nil {
 		s.tap.add(key, nil, false)
 	}
@@ -191,8 +187,6 @@ func (s *Store) Restore(w Write) {
 		s.decl.Del(w.Key)
 	case w.Decl:
 		s.decl.Set(w.Key, w.Value)
-	case w.Value == nil:
-		s.deleteEntity(w.Key)
 	default:
 		s.setEntity(w.Key, w.Value)
 	}

@@ -141,7 +141,7 @@ func appendGroupName(b []byte, it *declaration.Item, level int) []byte {
 
 // importerKey is where the importer's running mean deviation is kept.
 func (u *unitValue) importerKey(b []byte, d *declaration.Declaration) []byte {
-	return appendKey(b, u.stateKey, "i", d.Importer.ID)
+	return ImporterKey(b, d.Importer.ID, u.stateKey, "i")
 }
 
 func (u *unitValue) importerMean(d *declaration.Declaration) (mean float64, n int) {

@@ -216,16 +216,25 @@ func (s *entityStats) add(o *declaration.Outcome, w, value float64) {
 	}
 }
 
+// An entity never inspected is stored as its seen count alone (4 bytes).
 func (s *entityStats) decode(b []byte) bool {
-	if len(b) != entityRecordSize {
+	if len(b) != entityRecordSize && len(b) != 4 {
 		return false
 	}
-	f := func(i int) float64 { return float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))) }
+	f := func(i int) float64 {
+		if 4*i >= len(b) {
+			return 0
+		}
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+	}
 	s.seen, s.inspections, s.hits, s.revenue, s.hitValue = f(0), f(1), f(2), f(3), f(4)
 	return true
 }
 
 func (s *entityStats) encode(b []byte) []byte {
+	if s.inspections == 0 && s.hits == 0 && s.revenue == 0 && s.hitValue == 0 {
+		return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(s.seen)))
+	}
 	for _, v := range [...]float64{s.seen, s.inspections, s.hits, s.revenue, s.hitValue} {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
 	}
@@ -235,6 +244,14 @@ func (s *entityStats) encode(b []byte) []byte {
 // entityKey is the store key of an entity's record: a prefix no detector
 // uses, the kind's index and the id.
 func entityKey(dst []byte, kind int, id string) []byte {
+	switch kind { // sections of the importer's combined record
+	case entImporter:
+		return detectors.ImporterKey(dst[:0], id, "\xffM")
+	case entImporterHS6: // importer "/" hs6
+		if i := strings.LastIndexByte(id, '/'); i >= 0 {
+			return detectors.ImporterKey(dst[:0], id[:i], "\xffMh", id[i+1:])
+		}
+	}
 	dst = append(dst[:0], 0xff, 'M', byte(kind))
 	return append(dst, id...)
 }

@@ -71,7 +71,7 @@ func (w *Worker) Assess(d *declaration.Declaration) (*declaration.Assessment, []
 // partition of an importer's declarations (the changelog partition its
 // outcome records go to).
 func PartitionKey(dst []byte, importerID string) []byte {
-	return append(append(dst[:0], 0xff, 'K'), importerID...)
+	return detectors.ImporterKey(dst[:0], importerID, "\xffK")
 }
 
 // OutcomeRecords are the records of importerID that applying an outcome of

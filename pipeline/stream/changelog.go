@@ -130,7 +130,9 @@ func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declarati
 }
 
 // importerKeysKey is the store key of the list of an importer's record keys.
-func importerKeysKey(importerID string) []byte { return append([]byte{0xff, 'L'}, importerID...) }
+func importerKeysKey(importerID string) []byte {
+	return detectors.ImporterKey(nil, importerID, "\xffL")
+}
 
 func encodeKeyList(keys [][]byte) []byte {
 	var b []byte
