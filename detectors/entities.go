@@ -88,11 +88,7 @@ type arena struct {
 }
 
 func newEntityTable(capacityMB int) *entityTable {
-	t := &entityTable{shardCap: capacityMB << 20 / entityShards}
-	for i := range t.shards {
-		t.shards[i].idx.shift = 9
-	}
-	return t
+	return &entityTable{shardCap: capacityMB << 20 / entityShards}
 }
 
 func keyHash(key []byte) uint64 {
@@ -116,8 +112,8 @@ func (s *entityShard) find(h uint64) int {
 	if len(s.idx.cells) == 0 {
 		return -1
 	}
-	for i := s.idx.home(h); s.idx.cells[i].slot != 0; i = s.idx.next(i) {
-		if s.idx.cells[i].h == h {
+	for i := s.idx.home(h); s.idx.cells[i] != 0; i = s.idx.next(i) {
+		if c := s.idx.cells[i]; sameTag(c, h) && binary.LittleEndian.Uint64(s.slotOf(splitRef(slotOfCell(c)))) == h {
 			return i
 		}
 	}
@@ -135,7 +131,7 @@ func (s *entityShard) value(ci int) []byte {
 
 // slot returns the arena slot of cell ci.
 func (s *entityShard) slot(ci int) []byte {
-	return s.slotOf(splitRef(s.idx.cells[ci].slot - 1))
+	return s.slotOf(splitRef(slotOfCell(s.idx.cells[ci])))
 }
 
 // set sets the value of hash h; the shard's lock is held.
@@ -147,14 +143,14 @@ func (t *entityTable) set(s *entityShard, h uint64, v []byte) {
 	}
 	c := classOf(len(v))
 	if ci := s.find(h); ci >= 0 {
-		if oc, i := splitRef(s.idx.cells[ci].slot - 1); oc == c {
+		if oc, i := splitRef(slotOfCell(s.idx.cells[ci])); oc == c {
 			s.write(c, i, h, v, 1)
 			return
 		}
 		t.del(s, h) // the value changes class: it moves
 	}
 	if 4*(s.n+1) > 3*len(s.idx.cells) {
-		if grow := 16 * max(16, len(s.idx.cells)); s.bytes+grow <= t.shardCap || len(s.idx.cells) == 0 {
+		if grow := 8 * max(16, len(s.idx.cells)); s.bytes+grow <= t.shardCap || len(s.idx.cells) == 0 {
 			s.idx.grow()
 			s.bytes += grow
 		} else if !t.evictFrom(s, c) && !t.evictAny(s) {
@@ -267,7 +263,7 @@ func (t *entityTable) del(s *entityShard, h uint64) {
 	if ci < 0 {
 		return
 	}
-	ref := s.idx.cells[ci].slot - 1
+	ref := slotOfCell(s.idx.cells[ci])
 	s.idx.remove(h, ref)
 	c, i := splitRef(ref)
 	t.freeSlot(s, c, i)
@@ -289,7 +285,7 @@ func (t *entityTable) reset() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		*s = entityShard{idx: hashIndex{shift: 9}}
+		*s = entityShard{}
 		s.mu.Unlock()
 	}
 }
@@ -305,13 +301,13 @@ func (t *entityTable) writeTo(w io.Writer) error {
 		s := &t.shards[si]
 		s.mu.Lock()
 		for ci, cell := range s.idx.cells {
-			if cell.slot == 0 {
+			if cell == 0 {
 				continue
 			}
 			sl := s.slot(ci)
 			v := sl[slotHeader : slotHeader+int(binary.LittleEndian.Uint16(sl[8:]))]
 			var hdr [10]byte
-			binary.LittleEndian.PutUint64(hdr[:], cell.h)
+			binary.LittleEndian.PutUint64(hdr[:], binary.LittleEndian.Uint64(sl))
 			binary.LittleEndian.PutUint16(hdr[8:], uint16(len(v)))
 			bw.Write(hdr[:])
 			bw.Write(v)

@@ -152,3 +152,28 @@ func TestImporterRecordForms(t *testing.T) {
 		t.Fatal("a malformed record was read")
 	}
 }
+
+// Records whose hashes share the index's 32-bit tag (and so a home cell)
+// stay apart: a lookup checks the full hash in the slot.
+func TestEntityTableSharedTags(t *testing.T) {
+	tab := newEntityTable(8)
+	s := &tab.shards[0]
+	var hs []uint64
+	for i := range 40 {
+		h := uint64(7)<<32 | uint64(i+1)*entityShards // shard 0, one tag
+		hs = append(hs, h)
+		tab.set(s, h, []byte{byte(i)})
+	}
+	for i := 0; i < len(hs); i += 2 {
+		tab.del(s, hs[i])
+	}
+	for i, h := range hs {
+		ci := s.find(h)
+		if i%2 == 0 && ci >= 0 {
+			t.Fatalf("record %d found after its deletion", i)
+		}
+		if i%2 == 1 && (ci < 0 || s.value(ci)[0] != byte(i)) {
+			t.Fatalf("record %d lost or mixed up among records of one tag", i)
+		}
+	}
+}

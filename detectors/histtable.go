@@ -57,11 +57,7 @@ type tableEntry struct {
 
 // NewTable returns a table holding at most maxEntries entries.
 func NewTable(maxEntries int) *Table {
-	t := &Table{tableData: &tableData{max: max(1, maxEntries/64)}}
-	for i := range t.shards {
-		t.shards[i].idx.shift = 6
-	}
-	return t
+	return &Table{tableData: &tableData{max: max(1, maxEntries/64)}}
 }
 
 // lookup returns the entry of key (of hash h), marked used, or nil.
@@ -69,9 +65,9 @@ func (s *tableShard) lookup(h uint64, key []byte) *tableEntry {
 	if len(s.idx.cells) == 0 {
 		return nil
 	}
-	for i := s.idx.home(h); s.idx.cells[i].slot != 0; i = s.idx.next(i) {
-		if c := &s.idx.cells[i]; c.h == h {
-			if e := &s.entries[c.slot-1]; e.key == string(key) {
+	for i := s.idx.home(h); s.idx.cells[i] != 0; i = s.idx.next(i) {
+		if c := s.idx.cells[i]; sameTag(c, h) {
+			if e := &s.entries[slotOfCell(c)]; e.h == h && e.key == string(key) {
 				e.used = true
 				return e
 			}
