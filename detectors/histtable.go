@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,7 +251,10 @@ func (r *Recorder) record(key []byte, op *tableOp) {
 // Each recorder's updates must have been recorded in increasing position
 // (a worker handles its declarations in input order).
 func (t *Table) ApplyRecorded(recs []*Recorder) {
-	inPositionOrder(len(recs), func(l int) int { return len(recs[l].ops) }, func(l, j int) int { return recs[l].ops[j].at }, func(l, j int) {
+	inPositionOrder(len(recs), func(l int) int { return len(recs[l].ops) }, func(l, j int) int { return recs[l].ops[j].at }, func(l, j int) uint64 {
+		op := &recs[l].ops[j]
+		return xxhash.Sum64(recs[l].keys[op.k0:op.k1]) % uint64(len(t.shards))
+	}, func(l, j int) {
 		op := &recs[l].ops[j]
 		t.apply(recs[l].keys[op.k0:op.k1], &op.op)
 	})
@@ -262,7 +266,22 @@ func (t *Table) ApplyRecorded(recs []*Recorder) {
 // inPositionOrder visits the entries of logs logs (sizes by size, each
 // sorted by position pos) in order of position; entries of one position
 // (all in one log: a declaration has one worker) in their log's order.
-func inPositionOrder(logs int, size func(l int) int, pos func(l, j int) int, visit func(l, j int)) {
+// Entries of different shards (shard gives the index of the independent
+// part of the state an entry changes: a shard of a table, a bucket of
+// fastcache, each with its own lock and its own eviction) are independent:
+// they are visited by one goroutine per core, each visiting the entries of
+// its shards in that order, so each shard sees the same sequence as in one
+// pass.
+func inPositionOrder(logs int, size func(l int) int, pos func(l, j int) int, shard func(l, j int) uint64, visit func(l, j int)) {
+	parts := uint64(min(runtime.GOMAXPROCS(0), 8))
+	total := 0
+	for l := range logs {
+		total += size(l)
+	}
+	if total < 512 {
+		parts = 1
+	}
+	lists := make([][][2]int32, parts)
 	next := make([]int, logs)
 	for {
 		best := -1
@@ -272,12 +291,28 @@ func inPositionOrder(logs int, size func(l int) int, pos func(l, j int) int, vis
 			}
 		}
 		if best < 0 {
-			return
+			break
 		}
 		for at := pos(best, next[best]); next[best] < size(best) && pos(best, next[best]) == at; next[best]++ {
-			visit(best, next[best])
+			p := uint64(0)
+			if parts > 1 {
+				p = shard(best, next[best]) % parts
+			}
+			lists[p] = append(lists[p], [2]int32{int32(best), int32(next[best])})
 		}
 	}
+	var wg sync.WaitGroup
+	for _, list := range lists[1:] {
+		wg.Go(func() {
+			for _, e := range list {
+				visit(int(e[0]), int(e[1]))
+			}
+		})
+	}
+	for _, e := range lists[0] {
+		visit(int(e[0]), int(e[1]))
+	}
+	wg.Wait()
 }
 
 // Dropped is the number of entries dropped to stay within the cap.

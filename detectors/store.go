@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/VictoriaMetrics/fastcache"
+	"github.com/cespare/xxhash/v2"
 )
 
 // Store is the size-capped home of all per-entity and per-declaration
@@ -254,7 +255,13 @@ func (s *Store) Deferred(o *Overlay) *Store { return &Store{storeData: s.storeDa
 // position, and of writing within a position, and empties them. Each
 // overlay's writes must have been made in increasing position.
 func (s *Store) ApplyOverlays(ovs []*Overlay) {
-	inPositionOrder(len(ovs), func(l int) int { return len(ovs[l].log) }, func(l, j int) int { return ovs[l].log[j].at }, func(l, j int) {
+	inPositionOrder(len(ovs), func(l int) int { return len(ovs[l].log) }, func(l, j int) int { return ovs[l].log[j].at }, func(l, j int) uint64 {
+		w := &ovs[l].log[j]
+		if w.decl { // fastcache's bucket
+			return xxhash.Sum64String(w.key) % 512
+		}
+		return s.ents.ref([]byte(w.key)).h % entityShards
+	}, func(l, j int) {
 		w := &ovs[l].log[j]
 		var v []byte
 		if !w.del {
