@@ -12,17 +12,19 @@ import (
 
 // Replay's assessments do not depend on the number of workers: the same
 // bytes for 1, 2 and 3, with the model training on the way and the shared
-// statistics dropping entries (a small table), so that what is dropped must
-// not depend on the workers either.
+// statistics dropping entries (a small table) and the entity table evicting
+// (a small cap), so that what is dropped must not depend on the workers
+// either.
 func TestReplayWorkersIdentical(t *testing.T) {
 	decls, outcomes, _ := modelStream(t, 12000)
 	yml := strings.Replace(string(config.DefaultYAML()), "min_labels: 500 ", "min_labels: 200 ", 1)
 	yml = strings.Replace(yml, "shared_entries: 200000", "shared_entries: 1000", 1)
+	yml = strings.Replace(yml, "capacity_mb: 64", "capacity_mb: 1", 1)
 	cfg, err := config.Parse([]byte(yml), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.State.SharedEntries != 1000 || cfg.Model.MinLabels != 200 {
+	if cfg.State.SharedEntries != 1000 || cfg.State.CapacityMB != 1 || cfg.Model.MinLabels != 200 {
 		t.Fatal("the test configuration did not take")
 	}
 	var first []byte
@@ -36,8 +38,8 @@ func TestReplayWorkersIdentical(t *testing.T) {
 			Output: &out, Errors: io.Discard, Workers: workers}); err != nil {
 			t.Fatal(err)
 		}
-		if e.Model() == nil || e.Shared().Dropped() == 0 {
-			t.Fatalf("workers %d: model %v, %d shared entries dropped: the test does not exercise training and eviction", workers, e.Model(), e.Shared().Dropped())
+		if _, _, evicted := e.Store().Stats(); e.Model() == nil || e.Shared().Dropped() == 0 || evicted == 0 {
+			t.Fatalf("workers %d: model %v, %d shared entries dropped, %d entity records evicted: the test does not exercise training and eviction", workers, e.Model(), e.Shared().Dropped(), evicted)
 		}
 		got := assessedAt.ReplaceAll(out.Bytes(), nil)
 		if first == nil {
