@@ -28,10 +28,28 @@ func ImporterKey(dst []byte, importerID string, parts ...string) []byte {
 	return appendKey(dst, parts...)
 }
 
+// ImporterRecordKey is the key of importerID's whole combined record (what
+// ImporterKey gives without parts): Get gives the record with all its
+// sections, Set replaces it (a state handover moves an importer's records
+// in one piece). It is nil for an importer id longer than 255 bytes.
+func ImporterRecordKey(importerID string) []byte {
+	if len(importerID) > 255 {
+		return nil
+	}
+	return ImporterKey(nil, importerID)
+}
+
+// InRecord reports whether key names a section of the combined record of
+// record key rk.
+func InRecord(key, rk []byte) bool {
+	return rk != nil && len(key) > len(rk) && string(key[:len(rk)]) == string(rk)
+}
+
 // splitGroupKey splits a key made by ImporterKey into the key of the
-// combined record and the section's name.
+// combined record and the section's name (ok is false for a key of a
+// record of its own, and for a whole combined record's key).
 func splitGroupKey(key []byte) (group, section []byte, ok bool) {
-	if len(key) < 3 || key[0] != 0xff || key[1] != 'g' || len(key) < 3+int(key[2]) {
+	if len(key) < 3 || key[0] != 0xff || key[1] != 'g' || len(key) <= 3+int(key[2]) {
 		return nil, nil, false
 	}
 	n := 3 + int(key[2])

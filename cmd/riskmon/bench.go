@@ -32,9 +32,15 @@ func cmdBench(args []string) error {
 	rate := fs.Int("rate", 2000, "declarations per second for the latency run")
 	seconds := fs.Int("seconds", 10, "length of the latency run")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole bench to this file (for go tool pprof)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err

@@ -229,17 +229,11 @@ func cmdReplay(args []string) error {
 	if *workers < 1 || *batchSize < 1 {
 		return fmt.Errorf("--workers and --batch must be >= 1, got %d and %d", *workers, *batchSize)
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	if *input == "" {
 		return errors.New("--input is required (a file of declarations, or - for stdin)")
 	}
@@ -467,4 +461,21 @@ func cmdGen(args []string) error {
 	}
 	closers = nil
 	return nil
+}
+
+// startCPUProfile starts a CPU profile written to path (none when path is
+// empty); stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

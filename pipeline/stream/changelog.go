@@ -84,8 +84,11 @@ func packMessage(topic string, part int, key []byte, ws []detectors.Write, k *ac
 // keyed by the declaration, and the importer's records in one message keyed
 // by the importer. The topic keeps only the latest message of a key, so the
 // importer's message holds the current value of every record the importer
-// has ever had written, not only those this declaration changed: the store
-// keeps the list of them (importerKeysKey), which travels in the message too.
+// has ever had written, not only those this declaration changed: its
+// combined record whole (all the sections of detectors.ImporterKey: the
+// detectors' and the model's records of the importer, its partition), and
+// the records of its own that it has had written, whose keys the store
+// keeps in a list (importerKeysKey, a section of the combined record).
 func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declaration, writes []detectors.Write, k *ack) []kafka.Message {
 	store := s.Engine.Store()
 	var own []detectors.Write
@@ -101,10 +104,14 @@ func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declarati
 	binary.LittleEndian.PutUint32(pb[:], uint32(part))
 	pk := engine.PartitionKey(nil, d.Importer.ID)
 	store.Set(pk, pb[:])
+	rk := detectors.ImporterRecordKey(d.Importer.ID)
 	for _, wr := range append(writes, detectors.Write{Key: pk, Value: pb[:]}) {
 		if wr.Decl {
 			own = append(own, wr)
 			continue
+		}
+		if detectors.InRecord(wr.Key, rk) {
+			continue // travels in the importer's combined record
 		}
 		if !slices.ContainsFunc(known, func(key []byte) bool { return bytes.Equal(key, wr.Key) }) {
 			known, grown = append(known, wr.Key), true
@@ -114,13 +121,18 @@ func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declarati
 		lv = encodeKeyList(known)
 		store.Set(lk, lv)
 	}
-	imp := make([]detectors.Write, 0, len(known)+1)
+	imp := make([]detectors.Write, 0, len(known)+2)
+	if v, ok := store.Get(nil, rk); rk != nil && ok {
+		imp = append(imp, detectors.Write{Key: rk, Value: v})
+	}
 	for _, key := range known {
 		if v, ok := store.Get(nil, key); ok {
 			imp = append(imp, detectors.Write{Key: key, Value: v})
 		}
 	}
-	imp = append(imp, detectors.Write{Key: lk, Value: lv})
+	if !detectors.InRecord(lk, rk) {
+		imp = append(imp, detectors.Write{Key: lk, Value: lv})
+	}
 	msgs := []kafka.Message{packMessage(cl, part, append([]byte{0xff, 'I'}, d.Importer.ID...), imp, k)}
 	if len(own) > 0 {
 		msgs = append(msgs, packMessage(cl, part, append([]byte{0xff, 'D'}, d.ID...), own, k))

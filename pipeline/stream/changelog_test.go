@@ -68,18 +68,25 @@ func TestChangelogPack(t *testing.T) {
 }
 
 // The importer's message holds every record the importer has, not only
-// those the declaration changed: compaction keeps only its latest message,
-// and a new owner restores from that one alone.
+// those the declaration changed (records of their own, and the sections of
+// its combined record): compaction keeps only its latest message, and a new
+// owner restores from that one alone.
 func TestChangelogImporterWhole(t *testing.T) {
 	cfg := config.Default()
 	e, _ := engine.New(cfg)
 	s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e)}
 	d1 := &declaration.Declaration{ID: "D1", Importer: declaration.Importer{ID: "I"}}
 	d2 := &declaration.Declaration{ID: "D2", Importer: declaration.Importer{ID: "I"}}
+	s1, s2 := detectors.ImporterKey(nil, "I", "s1"), detectors.ImporterKey(nil, "I", "s2")
 	e.Store().Set([]byte("a"), []byte("1"))
-	s.changelogMessages("cl", 2, d1, []detectors.Write{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("x\x00D1"), Value: []byte("own")}}, &ack{})
+	e.Store().Set(s1, []byte("3"))
+	first := s.changelogMessages("cl", 2, d1, []detectors.Write{{Key: []byte("a"), Value: []byte("1")}, {Key: s1, Value: []byte("3")}, {Key: []byte("x\x00D1"), Value: []byte("own"), Decl: true}}, &ack{})
+	if len(first) != 2 || string(first[1].Key) != "\xffDD1" {
+		t.Fatalf("messages of the first declaration: %d, the declaration's records not apart", len(first))
+	}
 	e.Store().Set([]byte("b"), []byte("2"))
-	msgs := s.changelogMessages("cl", 2, d2, []detectors.Write{{Key: []byte("b"), Value: []byte("2")}}, &ack{})
+	e.Store().Set(s2, []byte("4"))
+	msgs := s.changelogMessages("cl", 2, d2, []detectors.Write{{Key: []byte("b"), Value: []byte("2")}, {Key: s2, Value: []byte("4")}}, &ack{})
 	if len(msgs) != 1 || string(msgs[0].Key) != "\xffII" || msgs[0].Partition != 2 {
 		t.Fatalf("messages of the second declaration: %d, first keyed %q", len(msgs), msgs[0].Key)
 	}
@@ -91,7 +98,7 @@ func TestChangelogImporterWhole(t *testing.T) {
 	for _, r := range recs {
 		fresh.Restore(r)
 	}
-	for key, want := range map[string]string{"a": "1", "b": "2"} {
+	for key, want := range map[string]string{"a": "1", "b": "2", string(s1): "3", string(s2): "4"} {
 		if v, ok := fresh.Store().Get(nil, []byte(key)); !ok || string(v) != want {
 			t.Errorf("restored from the importer's latest message alone: %s = %q %v, want %q", key, v, ok, want)
 		}
