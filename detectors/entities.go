@@ -22,9 +22,10 @@ import (
 // keys happens with a probability of about 1 in 100,000. The table has
 // 512 shards, each under its own lock, each with an index (hashIndex, at
 // most three-quarters full) and one arena per size class of value (the
-// value's length rounded up to a multiple of 8 to 128 bytes, by quarters
-// above, up to 4096 bytes). An arena slot holds the key's hash, the value's
-// length, a mark of use and the value.
+// value's length rounded up to a multiple of 4 to 64 bytes, of 8 to 128, by
+// quarters above, up to 4096 bytes; an arena grows by an eighth). An arena
+// slot holds the key's hash (8 bytes), the value's length and a mark of use
+// (2 bytes) and the value.
 //
 // Each shard may allocate capacity/512 bytes (index and arenas). A shard at
 // its cap makes room in the arena of the value's class by the clock
@@ -42,14 +43,17 @@ type entityTable struct {
 
 const (
 	entityShards = 512
-	slotHeader   = 12 // hash (8), length (2), used mark (1), padding (1)
+	slotHeader   = 10 // hash (8), length (15 bits) and used mark (the top bit)
 	maxEntity    = 4096
 )
 
 // entityClasses are the value sizes of the arenas.
 var entityClasses = func() []int {
 	var c []int
-	for n := 8; n <= 128; n += 8 {
+	for n := 4; n <= 64; n += 4 {
+		c = append(c, n)
+	}
+	for n := 72; n <= 128; n += 8 {
 		c = append(c, n)
 	}
 	for n := 160; n < maxEntity; n = (n + n/4 + 7) &^ 7 {
@@ -58,13 +62,16 @@ var entityClasses = func() []int {
 	return append(c, maxEntity)
 }()
 
-const classBits = 26 // a reference is class<<classBits | slot
+const classBits = 25 // a reference is class<<classBits | slot
 
 func classOf(n int) int {
-	if n <= 128 {
-		return max(0, (n+7)/8-1)
+	switch {
+	case n <= 64:
+		return max(0, (n+3)/4-1)
+	case n <= 128:
+		return 16 + (n-64+7)/8 - 1
 	}
-	for c := 16; ; c++ {
+	for c := 24; ; c++ {
 		if entityClasses[c] >= n {
 			return c
 		}
@@ -76,7 +83,7 @@ type entityShard struct {
 	idx     hashIndex
 	n       int // records held
 	bytes   int // allocated: cells and arenas
-	arenas  [32]arena
+	arenas  [64]arena
 	scratch []byte // a combined record being rewritten
 }
 
@@ -125,9 +132,12 @@ func splitRef(ref int32) (c, i int) { return int(ref >> classBits), int(ref & (1
 // value returns the record of cell ci, marked used.
 func (s *entityShard) value(ci int) []byte {
 	sl := s.slot(ci)
-	sl[10] = 1
-	return sl[slotHeader : slotHeader+int(binary.LittleEndian.Uint16(sl[8:]))]
+	sl[9] |= 0x80
+	return sl[slotHeader : slotHeader+slotLen(sl)]
 }
+
+// slotLen is the length of the value in slot sl.
+func slotLen(sl []byte) int { return int(binary.LittleEndian.Uint16(sl[8:]) & 0x7fff) }
 
 // slot returns the arena slot of cell ci.
 func (s *entityShard) slot(ci int) []byte {
@@ -172,8 +182,7 @@ func (t *entityTable) set(s *entityShard, h uint64, v []byte) {
 func (s *entityShard) write(c, i int, h uint64, v []byte, used byte) {
 	sl := s.slotOf(c, i)
 	binary.LittleEndian.PutUint64(sl, h)
-	binary.LittleEndian.PutUint16(sl[8:], uint16(len(v)))
-	sl[10] = used
+	binary.LittleEndian.PutUint16(sl[8:], uint16(len(v))|uint16(used)<<15)
 	copy(sl[slotHeader:], v)
 }
 
@@ -189,7 +198,7 @@ func (t *entityTable) alloc(s *entityShard, c int) (int, bool) {
 	size := slotHeader + entityClasses[c]
 	slots := len(a.data) / size
 	if len(a.data)+size > cap(a.data) {
-		want := max(4, slots+slots/4)
+		want := slots + max(4, slots/8)
 		if room := (t.shardCap - s.bytes) / size; want-cap(a.data)/size > room {
 			want = cap(a.data)/size + room
 		}
@@ -228,8 +237,8 @@ func (t *entityTable) evictFrom(s *entityShard, c int) bool {
 		if h == 0 {
 			continue
 		}
-		if sl[10] != 0 {
-			sl[10] = 0
+		if sl[9]&0x80 != 0 {
+			sl[9] &^= 0x80
 			continue
 		}
 		s.idx.remove(h, int32(c<<classBits|i))
@@ -305,7 +314,7 @@ func (t *entityTable) writeTo(w io.Writer) error {
 				continue
 			}
 			sl := s.slot(ci)
-			v := sl[slotHeader : slotHeader+int(binary.LittleEndian.Uint16(sl[8:]))]
+			v := sl[slotHeader : slotHeader+slotLen(sl)]
 			var hdr [10]byte
 			binary.LittleEndian.PutUint64(hdr[:], binary.LittleEndian.Uint64(sl))
 			binary.LittleEndian.PutUint16(hdr[8:], uint16(len(v)))
