@@ -152,12 +152,14 @@ func (t *entityTable) set(s *entityShard, h uint64, v []byte) {
 		return
 	}
 	c := classOf(len(v))
+	used := byte(0) // a new record is not yet of use: it goes first
 	if ci := s.find(h); ci >= 0 {
 		if oc, i := splitRef(slotOfCell(s.idx.cells[ci])); oc == c {
 			s.write(c, i, h, v, 1)
 			return
 		}
-		t.del(s, h) // the value changes class: it moves
+		t.del(s, h) // the value changes class: it moves, and stays of use
+		used = 1
 	}
 	if 4*(s.n+1) > 3*len(s.idx.cells) {
 		if grow := 8 * max(16, len(s.idx.cells)); s.bytes+grow <= t.shardCap || len(s.idx.cells) == 0 {
@@ -173,7 +175,7 @@ func (t *entityTable) set(s *entityShard, h uint64, v []byte) {
 		t.evicted.Add(1)
 		return
 	}
-	s.write(c, i, h, v, 0) // a new record is not yet of use: it goes first
+	s.write(c, i, h, v, used)
 	s.idx.place(h, int32(c<<classBits|i))
 	s.n++
 	s.arenas[c].live++

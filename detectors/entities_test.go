@@ -177,3 +177,24 @@ func TestEntityTableSharedTags(t *testing.T) {
 		}
 	}
 }
+
+// A new record counts as unused until it is used again; a record written
+// again is used, and stays so when its value moves to another size class.
+func TestEntityTableUseMarks(t *testing.T) {
+	tab := newEntityTable(8)
+	s := &tab.shards[0]
+	h := uint64(5)<<32 | entityShards // shard 0
+	used := func() bool { return s.slot(s.find(h))[9]&0x80 != 0 }
+	tab.set(s, h, make([]byte, 8))
+	if used() {
+		t.Fatal("a new record counts as used")
+	}
+	tab.set(s, h, make([]byte, 8))
+	if !used() {
+		t.Fatal("a record written again counts as unused")
+	}
+	tab.set(s, h, make([]byte, 100))
+	if !used() {
+		t.Fatal("a record that moved to another size class counts as unused")
+	}
+}

@@ -173,7 +173,7 @@ var mutants = []mutant{
 		edits: one("pipeline/batch/replay.go", "for due.Len() > 0 && !due.peek().InspectedAt.After(eventTime) {", "for due.Len() > 0 {"),
 		tests: []test{batch}},
 	{name: "entities-new-record-used", why: "the entity table counts a new record as used, so a flood of importers seen once pushes out those seen again and again",
-		edits: one("detectors/entities.go", "s.write(c, i, h, v, 0)", "s.write(c, i, h, v, 1)"),
+		edits: one("detectors/entities.go", "used := byte(0)", "used := byte(1)"),
 		tests: []test{dets}},
 	{name: "entities-tag-only", why: "an entity lookup trusts the index cell's 32-bit tag without checking the full hash",
 		edits: one("detectors/entities.go", "sameTag(c, h) && binary.LittleEndian.Uint64(s.slotOf(splitRef(slotOfCell(c)))) == h", "sameTag(c, h)"),
