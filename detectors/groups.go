@@ -1,6 +1,7 @@
 package detectors
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/cespare/xxhash/v2"
@@ -42,7 +43,7 @@ func ImporterRecordKey(importerID string) []byte {
 // InRecord reports whether key names a section of the combined record of
 // record key rk.
 func InRecord(key, rk []byte) bool {
-	return rk != nil && len(key) > len(rk) && string(key[:len(rk)]) == string(rk)
+	return rk != nil && len(key) > len(rk) && bytes.HasPrefix(key, rk)
 }
 
 // splitGroupKey splits a key made by ImporterKey into the key of the

@@ -39,7 +39,9 @@ type Worker struct {
 func (e *Engine) NewWorker() *Worker { return &Worker{e: e} }
 
 // Assess assesses d and returns, with the assessment, the store writes made
-// for it (valid until the next call). A worker follows reloads: it builds
+// for it (valid until the next call), except the model's counts that settle
+// updated in the importer's combined record: a handover moves that record
+// whole (detectors.ImporterRecordKey). A worker follows reloads: it builds
 // its detectors again when the ruleset has changed.
 func (w *Worker) Assess(d *declaration.Declaration) (*declaration.Assessment, []detectors.Write) {
 	e := w.e
@@ -55,9 +57,13 @@ func (w *Worker) Assess(d *declaration.Declaration) (*declaration.Assessment, []
 	wk := e.assessTimed(rs, w.set, &work{d: d})
 	if wk.x != nil { // the importer's own party counts, which settle updated
 		var kb [96]byte
+		rk := detectors.ImporterRecordKey(d.Importer.ID)
 		for k, kind := range entityKinds {
 			if (kind == "importer" || kind == "importer_hs6") && wk.ids[k] != "" {
 				key := entityKey(kb[:0], k, wk.ids[k])
+				if detectors.InRecord(key, rk) {
+					continue // a section of the importer's combined record, which a handover moves whole
+				}
 				if v, ok := e.store.Get(nil, key); ok {
 					w.tap.Writes = append(w.tap.Writes, detectors.Write{Key: append([]byte(nil), key...), Value: v})
 				}
