@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/valyala/fastjson"
 )
 
 // Error is a validation error. Field names the offending field as a path
@@ -29,36 +28,240 @@ func (e *Error) Error() string {
 // MaxItems is the largest number of items a declaration may have.
 const MaxItems = 999
 
+// rawDecl is a declaration's fields as read, before validation.
+type rawDecl struct {
+	schema, id, typ, lodgedAt, office, declarant, importer, exporter,
+	dispatch, mode, procedure, currency, items value
+	imp, exp rawParty
+	lines    []rawItem
+}
+
+type rawParty struct{ id, name, country, aeo value }
+
+type rawItem struct {
+	kind                                                            uint8
+	line, hs, desc, origin, qty, unit, gross, net, cv, duties, pref value
+}
+
+type declDecoder struct {
+	s    scanner
+	d    rawDecl
+	strs strCache
+}
+
+var declDecoders = sync.Pool{New: func() any { return new(declDecoder) }}
+
 // DecodeDeclaration decodes and validates one declaration. The error, when not
 // nil, is an *Error whose message names the field (and item line).
 func DecodeDeclaration(b []byte) (*Declaration, error) {
-	p := parsers.Get()
-	defer parsers.Put(p)
-	o, err := parse(p, b, "a declaration")
-	if err != nil {
+	dd := declDecoders.Get().(*declDecoder)
+	defer func() {
+		clear(dd.d.lines)
+		dd.d = rawDecl{lines: dd.d.lines[:0]}
+		clear(dd.s.keys)
+		dd.s = scanner{keys: dd.s.keys[:0]}
+		declDecoders.Put(dd)
+	}()
+	s := &dd.s
+	if err := top(s, b, "a declaration"); err != nil {
 		return nil, err
 	}
-	var r reader
-	d := decodeHeader(&r, o)
+	s.declaration(&dd.d)
+	if s.end(); s.err != nil {
+		return nil, s.err
+	}
+	r := reader{strs: &dd.strs}
+	d := decodeHeader(&r, &dd.d)
 	if r.err != nil {
 		return nil, r.err
 	}
 	return d, nil
 }
 
-func decodeHeader(r *reader, o *fastjson.Object) *Declaration {
+// top starts reading b, which must hold one JSON object in UTF-8; what is
+// "a declaration" or "an outcome".
+func top(s *scanner, b []byte, what string) *Error {
+	if len(trimSpace(b)) == 0 {
+		return &Error{Kind: "json", Msg: "not valid JSON: empty message"}
+	}
+	if !utf8.Valid(b) {
+		return &Error{Kind: "utf8", Msg: "not valid UTF-8"}
+	}
+	s.b = b
+	if s.peek() != '{' {
+		s.skip(1)
+		if s.end(); s.err != nil {
+			return s.err
+		}
+		return &Error{Kind: "json", Msg: what + " must be a JSON object"}
+	}
+	return nil
+}
+
+func (s *scanner) declaration(d *rawDecl) {
+	var m members
+	for s.next(&m, 1) {
+		var v *value
+		switch string(m.key) {
+		case "schema":
+			s.known(&m, 0)
+			v = &d.schema
+		case "id":
+			s.known(&m, 1)
+			v = &d.id
+		case "type":
+			s.known(&m, 2)
+			v = &d.typ
+		case "lodged_at":
+			s.known(&m, 3)
+			v = &d.lodgedAt
+		case "office":
+			s.known(&m, 4)
+			v = &d.office
+		case "declarant_id":
+			s.known(&m, 5)
+			v = &d.declarant
+		case "importer":
+			s.known(&m, 6)
+			s.party(&d.importer, &d.imp)
+			continue
+		case "exporter":
+			s.known(&m, 7)
+			s.party(&d.exporter, &d.exp)
+			continue
+		case "dispatch_country":
+			s.known(&m, 8)
+			v = &d.dispatch
+		case "transport_mode":
+			s.known(&m, 9)
+			v = &d.mode
+		case "procedure":
+			s.known(&m, 10)
+			v = &d.procedure
+		case "currency":
+			s.known(&m, 11)
+			v = &d.currency
+		case "items":
+			s.known(&m, 12)
+			s.itemList(d)
+			continue
+		default:
+			s.unknown(&m)
+			s.skip(2)
+			continue
+		}
+		s.value(v, 2)
+	}
+}
+
+// party reads the importer or the exporter.
+func (s *scanner) party(v *value, p *rawParty) {
+	if s.peek() != '{' {
+		s.value(v, 2)
+		return
+	}
+	v.kind = kindObject
+	var m members
+	for s.next(&m, 2) {
+		var f *value
+		switch string(m.key) {
+		case "id":
+			s.known(&m, 0)
+			f = &p.id
+		case "name":
+			s.known(&m, 1)
+			f = &p.name
+		case "country":
+			s.known(&m, 2)
+			f = &p.country
+		case "aeo":
+			s.known(&m, 3)
+			f = &p.aeo
+		default:
+			s.unknown(&m)
+			s.skip(3)
+			continue
+		}
+		s.value(f, 3)
+	}
+}
+
+func (s *scanner) itemList(d *rawDecl) {
+	if s.peek() != '[' {
+		s.value(&d.items, 2)
+		return
+	}
+	d.items.kind = kindArray
+	for n := 0; s.element(n, 2); n++ {
+		d.lines = append(d.lines, rawItem{})
+		it := &d.lines[len(d.lines)-1]
+		if s.peek() != '{' {
+			var v value
+			s.value(&v, 3)
+			it.kind = v.kind
+			continue
+		}
+		it.kind = kindObject
+		var m members
+		for s.next(&m, 3) {
+			var f *value
+			switch string(m.key) {
+			case "line":
+				s.known(&m, 0)
+				f = &it.line
+			case "hs_code":
+				s.known(&m, 1)
+				f = &it.hs
+			case "description":
+				s.known(&m, 2)
+				f = &it.desc
+			case "origin":
+				s.known(&m, 3)
+				f = &it.origin
+			case "quantity":
+				s.known(&m, 4)
+				f = &it.qty
+			case "quantity_unit":
+				s.known(&m, 5)
+				f = &it.unit
+			case "gross_mass_kg":
+				s.known(&m, 6)
+				f = &it.gross
+			case "net_mass_kg":
+				s.known(&m, 7)
+				f = &it.net
+			case "customs_value":
+				s.known(&m, 8)
+				f = &it.cv
+			case "duties":
+				s.known(&m, 9)
+				f = &it.duties
+			case "preference":
+				s.known(&m, 10)
+				f = &it.pref
+			default:
+				s.unknown(&m)
+				s.skip(4)
+				continue
+			}
+			s.value(f, 4)
+		}
+	}
+}
+
+func decodeHeader(r *reader, raw *rawDecl) *Declaration {
 	d := &Declaration{}
-	d.Schema, _ = r.str(o, "schema", "schema")
+	d.Schema, _ = r.str(&raw.schema, "schema")
 	if d.Schema != "" && d.Schema != "declaration/v1" {
 		r.fail("schema", fmt.Sprintf("must be \"declaration/v1\", got %q", d.Schema))
 	}
 	var ok bool
-	if d.ID, ok = r.str(o, "id", "id"); !ok {
+	if d.ID, ok = r.str(&raw.id, "id"); !ok {
 		r.fail("id", "is required")
 	} else if n := utf8.RuneCountInString(d.ID); n < 1 || n > 64 {
 		r.fail("id", "must be 1-64 characters")
 	}
-	d.Type, _ = r.str(o, "type", "type")
+	d.Type, _ = r.str(&raw.typ, "type")
 	switch d.Type {
 	case "":
 		d.Type = "import"
@@ -66,50 +269,53 @@ func decodeHeader(r *reader, o *fastjson.Object) *Declaration {
 	default:
 		r.fail("type", fmt.Sprintf("must be import, export or transit, got %q", d.Type))
 	}
-	if ts, ok := r.str(o, "lodged_at", "lodged_at"); !ok {
+	if ts, ok := r.str(&raw.lodgedAt, "lodged_at"); !ok {
 		r.fail("lodged_at", "is required")
 	} else if t, err := time.Parse(time.RFC3339Nano, ts); err != nil {
 		r.fail("lodged_at", fmt.Sprintf("is not an RFC 3339 timestamp: %q", truncate(ts, 40)))
 	} else {
 		d.LodgedAt = t
 	}
-	if d.Office, ok = r.str(o, "office", "office"); !ok {
+	if d.Office, ok = r.shared(&raw.office, "office"); !ok {
 		r.fail("office", "is required")
 	} else if n := utf8.RuneCountInString(d.Office); n < 1 || n > 17 {
 		r.fail("office", "must be 1-17 characters")
 	}
-	d.DeclarantID, _ = r.str(o, "declarant_id", "declarant_id")
-	if imp := r.object(o, "importer", "importer"); imp == nil {
+	d.DeclarantID, _ = r.shared(&raw.declarant, "declarant_id")
+	if !r.object(&raw.importer, "importer") {
 		r.fail("importer", "is required")
 	} else {
-		if d.Importer.ID, ok = r.str(imp, "id", "importer.id"); !ok {
+		imp := &raw.imp
+		if d.Importer.ID, ok = r.str(&imp.id, "importer.id"); !ok {
 			r.fail("importer.id", "is required")
 		} else if n := utf8.RuneCountInString(d.Importer.ID); n < 1 || n > 35 {
 			r.fail("importer.id", "must be 1-35 characters")
 		}
-		d.Importer.Name, _ = r.str(imp, "name", "importer.name")
-		d.Importer.Country = r.country(imp, "country", "importer.country")
-		d.Importer.AEO = r.boolean(imp, "aeo", "importer.aeo")
+		d.Importer.Name, _ = r.str(&imp.name, "importer.name")
+		d.Importer.Country = r.country(&imp.country, "importer.country")
+		d.Importer.AEO = r.boolean(&imp.aeo, "importer.aeo")
 	}
-	if exp := r.object(o, "exporter", "exporter"); exp != nil {
-		d.Exporter.ID, _ = r.str(exp, "id", "exporter.id")
-		d.Exporter.Name, _ = r.str(exp, "name", "exporter.name")
-		d.Exporter.Country = r.country(exp, "country", "exporter.country")
+	if r.object(&raw.exporter, "exporter") {
+		exp := &raw.exp
+		d.Exporter.ID, _ = r.str(&exp.id, "exporter.id")
+		d.Exporter.Name, _ = r.str(&exp.name, "exporter.name")
+		d.Exporter.Country = r.country(&exp.country, "exporter.country")
 	}
-	d.DispatchCountry = r.country(o, "dispatch_country", "dispatch_country")
-	d.TransportMode, _ = r.str(o, "transport_mode", "transport_mode")
+	d.DispatchCountry = r.country(&raw.dispatch, "dispatch_country")
+	d.TransportMode, _ = r.str(&raw.mode, "transport_mode")
 	switch d.TransportMode {
 	case "", "sea", "air", "road", "rail", "post", "fixed", "inland_water":
 	default:
 		r.fail("transport_mode", fmt.Sprintf("must be one of sea, air, road, rail, post, fixed, inland_water, got %q", truncate(d.TransportMode, 40)))
 	}
-	d.Procedure, _ = r.str(o, "procedure", "procedure")
-	if d.Currency, ok = r.str(o, "currency", "currency"); !ok {
+	d.Procedure, _ = r.shared(&raw.procedure, "procedure")
+	if d.Currency, ok = r.str(&raw.currency, "currency"); !ok {
 		r.fail("currency", "is required")
 	} else if !isUpper(d.Currency, 3) {
 		r.fail("currency", fmt.Sprintf("must be a 3-letter ISO 4217 code, got %q", truncate(d.Currency, 40)))
 	}
-	items, ok := r.array(o, "items", "items")
+	ok = r.array(&raw.items, "items")
+	items := raw.lines
 	switch {
 	case r.err != nil:
 		return d
@@ -124,8 +330,8 @@ func decodeHeader(r *reader, o *fastjson.Object) *Declaration {
 		return d
 	}
 	d.Items = make([]Item, len(items))
-	for i, v := range items {
-		decodeItem(r, v, i, &d.Items[i])
+	for i := range items {
+		decodeItem(r, &items[i], i, &d.Items[i])
 		if r.err != nil {
 			return d
 		}
@@ -140,23 +346,22 @@ func decodeHeader(r *reader, o *fastjson.Object) *Declaration {
 }
 
 // country reads an optional ISO 3166-1 alpha-2 code.
-func (r *reader) country(o *fastjson.Object, key, field string) string {
-	s, ok := r.str(o, key, field)
+func (r *reader) country(v *value, field string) string {
+	s, ok := r.str(v, field)
 	if ok && s != "" && !isAlpha2(s) {
 		r.fail(field, fmt.Sprintf("must be an ISO 3166-1 alpha-2 code, got %q", truncate(s, 40)))
 	}
 	return s
 }
 
-func decodeItem(r *reader, v *fastjson.Value, i int, it *Item) {
+func decodeItem(r *reader, raw *rawItem, i int, it *Item) {
 	r.inItem, r.index, r.line = true, i, 0
 	defer func() { r.inItem = false }()
-	o, err := v.Object()
-	if err != nil {
+	if raw.kind != kindObject {
 		r.err = &Error{Field: "items[" + strconv.Itoa(i) + "]", Kind: "items[]", Msg: "must be an object"}
 		return
 	}
-	line, ok := r.num(o, "line", "line")
+	line, ok := r.num(&raw.line, "line")
 	switch {
 	case r.err != nil:
 		return
@@ -172,43 +377,42 @@ func decodeItem(r *reader, v *fastjson.Value, i int, it *Item) {
 	}
 	it.Line = int(line)
 	r.line = it.Line
-	if it.HSCode, ok = r.str(o, "hs_code", "hs_code"); !ok {
+	if it.HSCode, ok = r.shared(&raw.hs, "hs_code"); !ok {
 		r.fail("hs_code", "is required")
 	} else if n := len(it.HSCode); n < 6 || n > 10 || !allDigits(it.HSCode) {
 		r.fail("hs_code", fmt.Sprintf("must be 6-10 digits, got %q", truncate(it.HSCode, 40)))
 	}
-	it.Description, _ = r.str(o, "description", "description")
+	it.Description, _ = r.shared(&raw.desc, "description")
 	if utf8.RuneCountInString(it.Description) > 512 {
 		r.fail("description", "must be at most 512 characters")
 	}
-	if it.Origin, ok = r.str(o, "origin", "origin"); !ok {
+	if it.Origin, ok = r.str(&raw.origin, "origin"); !ok {
 		r.fail("origin", "is required")
 	} else if !isAlpha2(it.Origin) {
 		r.fail("origin", fmt.Sprintf("must be an ISO 3166-1 alpha-2 code, got %q", truncate(it.Origin, 40)))
 	}
-	if it.Quantity, ok = r.num(o, "quantity", "quantity"); ok && it.Quantity < 0 {
+	if it.Quantity, ok = r.num(&raw.qty, "quantity"); ok && it.Quantity < 0 {
 		r.fail("quantity", fmt.Sprintf("must be >= 0, got %g", it.Quantity))
 	}
-	it.QuantityUnit, _ = r.str(o, "quantity_unit", "quantity_unit")
-	if it.GrossMassKg, ok = r.num(o, "gross_mass_kg", "gross_mass_kg"); !ok {
+	it.QuantityUnit, _ = r.shared(&raw.unit, "quantity_unit")
+	if it.GrossMassKg, ok = r.num(&raw.gross, "gross_mass_kg"); !ok {
 		r.fail("gross_mass_kg", "is required")
 	} else if it.GrossMassKg <= 0 {
 		r.fail("gross_mass_kg", fmt.Sprintf("must be > 0, got %g", it.GrossMassKg))
 	}
-	if it.NetMassKg, it.HasNetMass = r.num(o, "net_mass_kg", "net_mass_kg"); it.HasNetMass && it.NetMassKg < 0 {
+	if it.NetMassKg, it.HasNetMass = r.num(&raw.net, "net_mass_kg"); it.HasNetMass && it.NetMassKg < 0 {
 		r.fail("net_mass_kg", fmt.Sprintf("must be >= 0, got %g", it.NetMassKg))
 	}
-	if it.CustomsValue, ok = r.num(o, "customs_value", "customs_value"); !ok {
+	if it.CustomsValue, ok = r.num(&raw.cv, "customs_value"); !ok {
 		r.fail("customs_value", "is required")
 	} else if it.CustomsValue < 0 {
 		r.fail("customs_value", fmt.Sprintf("must be >= 0, got %g", it.CustomsValue))
 	}
-	if it.Duties, it.HasDuties = r.num(o, "duties", "duties"); it.HasDuties && it.Duties < 0 {
+	if it.Duties, it.HasDuties = r.num(&raw.duties, "duties"); it.HasDuties && it.Duties < 0 {
 		r.fail("duties", fmt.Sprintf("must be >= 0, got %g", it.Duties))
 	}
-	it.Preference, _ = r.str(o, "preference", "preference")
+	it.Preference, _ = r.shared(&raw.pref, "preference")
 }
-
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {

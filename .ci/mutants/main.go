@@ -86,6 +86,7 @@ const (
 	ratesGo   = "pipeline/engine/rates.go"
 	configGo  = "config/config.go"
 	decodeGo  = "declaration/decode.go"
+	jsonGo    = "declaration/json.go"
 	cmdGo     = "cmd/riskmon/stream.go"
 )
 
@@ -251,7 +252,19 @@ var mutants = []mutant{
 	{name: "decode-1000-items", why: "1,000 items accepted",
 		edits: one(decodeGo, "case len(items) > MaxItems:", "case len(items) > MaxItems+1:"), tests: []test{decl}},
 	{name: "decode-infinite-accepted", why: "numbers too large for a float64 (infinite) accepted",
-		edits: one("declaration/reader.go", "if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {", "if err != nil || math.IsNaN(f) {"), tests: []test{decl}},
+		edits: one("declaration/reader.go", "if math.IsInf(f, 0) || math.IsNaN(f) {", "if math.IsNaN(f) {"), tests: []test{decl}},
+	{name: "json-control-character", why: "a raw control character inside a string accepted",
+		edits: one(jsonGo, "for c := 0; c < 0x20; c++ {", "for c := 0; c < 0x09; c++ {"), tests: []test{decl}},
+	{name: "json-leading-zero", why: "a number with a leading zero (01) accepted",
+		edits: one(jsonGo, "case s.i < len(s.b) && s.b[s.i] == '0':\n\t\ts.i++", "case s.i < len(s.b) && s.b[s.i] == '0':\n\t\ts.digits()"), tests: []test{decl}},
+	{name: "json-trailing-garbage", why: "bytes after the declaration's closing brace accepted",
+		edits: one(jsonGo, "if s.ws(); s.err == nil && s.i < len(s.b) {", "if s.ws(); false {"), tests: []test{decl}},
+	{name: "json-unknown-duplicate", why: "a key repeated in an object riskmon does not read accepted",
+		edits: one(jsonGo, "if string(k) == string(m.key) {", "if string(k) == string(m.key) && false {"), tests: []test{decl}},
+	{name: "json-fast-float-16-digits", why: "decimals of 16 or more digits converted by the fast path (not exact)",
+		edits: one(jsonGo, "digits <= 15 && exp >= -22", "digits <= 19 && exp >= -22"), tests: []test{decl}},
+	{name: "json-surrogate-pair", why: "a surrogate pair escape decoded as two replacement characters",
+		edits: one(jsonGo, "if r2, ok := s.hex4(s.i + 4); ok &&", "if r2, ok := s.hex4(s.i + 4); false && ok &&"), tests: []test{decl}},
 	{name: "decode-line-zero", why: "item line 0 accepted",
 		edits: one(decodeGo, "case line < 1 || line > 1e9:", "case line < 0 || line > 1e9:"), tests: []test{decl}},
 	{name: "decode-hs-11-digits", why: "an 11-digit HS code accepted",
