@@ -175,8 +175,10 @@ func (t *Table) update(key []byte, op tableOp) {
 	t.apply(key, &op)
 }
 
-func (t *Table) apply(key []byte, op *tableOp) {
-	h := xxhash.Sum64(key)
+func (t *Table) apply(key []byte, op *tableOp) { t.applyHashed(xxhash.Sum64(key), key, op) }
+
+// applyHashed is apply with the key's hash given.
+func (t *Table) applyHashed(h uint64, key []byte, op *tableOp) {
 	s := t.shardOf(h)
 	s.mu.Lock()
 	if e := s.lookup(h, key); e != nil {
@@ -229,7 +231,8 @@ type Recorder struct {
 }
 
 type recordedOp struct {
-	at, k0, k1 int // position; the key is keys[k0:k1]
+	at, k0, k1 int    // position; the key is keys[k0:k1]
+	h          uint64 // the key's hash, taken by the worker
 	op         tableOp
 }
 
@@ -243,7 +246,7 @@ func (r *Recorder) At(i int) { r.at = i }
 func (r *Recorder) record(key []byte, op *tableOp) {
 	k0 := len(r.keys)
 	r.keys = append(r.keys, key...)
-	r.ops = append(r.ops, recordedOp{at: r.at, k0: k0, k1: len(r.keys), op: *op})
+	r.ops = append(r.ops, recordedOp{at: r.at, k0: k0, k1: len(r.keys), h: xxhash.Sum64(key), op: *op})
 }
 
 // ApplyRecorded applies the updates of every recorder to t in order of
@@ -252,11 +255,10 @@ func (r *Recorder) record(key []byte, op *tableOp) {
 // (a worker handles its declarations in input order).
 func (t *Table) ApplyRecorded(recs []*Recorder) {
 	inPositionOrder(len(recs), func(l int) int { return len(recs[l].ops) }, func(l, j int) int { return recs[l].ops[j].at }, func(l, j int) uint64 {
-		op := &recs[l].ops[j]
-		return xxhash.Sum64(recs[l].keys[op.k0:op.k1]) % uint64(len(t.shards))
+		return recs[l].ops[j].h % uint64(len(t.shards))
 	}, func(l, j int) {
 		op := &recs[l].ops[j]
-		t.apply(recs[l].keys[op.k0:op.k1], &op.op)
+		t.applyHashed(op.h, recs[l].keys[op.k0:op.k1], &op.op)
 	})
 	for _, r := range recs {
 		r.ops, r.keys = r.ops[:0], r.keys[:0]

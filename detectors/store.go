@@ -199,6 +199,7 @@ func (s *Store) Restore(w Write) {
 // by the order of writes, so this keeps what is evicted, and therefore
 // every later assessment, independent of the number of workers.
 type Overlay struct {
+	ents *entityTable
 	at   int
 	vals [2]map[string]int // entity, declaration key -> index of its latest write in log
 	log  []overlayWrite
@@ -211,6 +212,8 @@ type overlayWrite struct {
 	v0, v1 int // the value is buf[v0:v1]
 	del    bool
 	decl   bool
+	ref    entityRef // where an entity write goes, found by the worker
+	bucket uint64    // the fastcache bucket of a declaration write
 }
 
 // At tags the writes that follow with the position of a declaration in its
@@ -245,29 +248,54 @@ func (o *Overlay) set(key, val []byte, del, decl bool) {
 	(*m)[k] = len(o.log)
 	v0 := len(o.buf)
 	o.buf = append(o.buf, val...)
-	o.log = append(o.log, overlayWrite{at: o.at, key: k, v0: v0, v1: len(o.buf), del: del, decl: decl})
+	w := overlayWrite{at: o.at, key: k, v0: v0, v1: len(o.buf), del: del, decl: decl}
+	// The key is hashed here, on the worker's core, rather than at the
+	// batch's end.
+	if decl {
+		w.bucket = xxhash.Sum64(key) % 512
+	} else {
+		w.ref = o.ents.ref(key)
+	}
+	o.log = append(o.log, w)
 }
 
 // Deferred returns a handle on the same cache whose writes go to o.
-func (s *Store) Deferred(o *Overlay) *Store { return &Store{storeData: s.storeData, ov: o} }
+func (s *Store) Deferred(o *Overlay) *Store {
+	o.ents = s.ents
+	return &Store{storeData: s.storeData, ov: o}
+}
 
 // ApplyOverlays writes the overlays' writes to the cache in order of
 // position, and of writing within a position, and empties them. Each
 // overlay's writes must have been made in increasing position.
+//
+// A write that a later write of the same key in the same overlay supersedes
+// is left out: the store ends the batch with the same records, and what
+// it evicts still depends on the batch alone.
 func (s *Store) ApplyOverlays(ovs []*Overlay) {
 	inPositionOrder(len(ovs), func(l int) int { return len(ovs[l].log) }, func(l, j int) int { return ovs[l].log[j].at }, func(l, j int) uint64 {
 		w := &ovs[l].log[j]
-		if w.decl { // fastcache's bucket
-			return xxhash.Sum64String(w.key) % 512
+		if w.decl {
+			return w.bucket
 		}
-		return s.ents.ref([]byte(w.key)).h % entityShards
+		return w.ref.h % entityShards
 	}, func(l, j int) {
-		w := &ovs[l].log[j]
+		o := ovs[l]
+		w := &o.log[j]
+		if o.vals[ns(w.decl)][w.key] != j {
+			return // superseded
+		}
 		var v []byte
 		if !w.del {
-			v = ovs[l].buf[w.v0:w.v1]
+			v = o.buf[w.v0:w.v1]
 		}
-		s.Restore(Write{Key: []byte(w.key), Value: v, Decl: w.decl})
+		if w.decl {
+			s.Restore(Write{Key: []byte(w.key), Value: v, Decl: true})
+			return
+		}
+		w.ref.s.mu.Lock()
+		s.ents.write(w.ref, v)
+		w.ref.s.mu.Unlock()
 	})
 	for _, o := range ovs {
 		clear(o.vals[0])
