@@ -100,7 +100,7 @@ type Stream struct {
 	// partition; more interleave updates of shared statistics by arrival.
 	Workers int `yaml:"workers"`
 	// LingerMS: how long the producer waits to fill a batch (kafka-go's
-	// default of 1 s is far too slow for a clearance decision).
+	// default of 1 s is far too slow for a clearance decision); 0: no wait.
 	LingerMS int `yaml:"linger_ms"`
 	// CommitIntervalMS: how often acknowledged offsets are committed.
 	CommitIntervalMS int `yaml:"commit_interval_ms"`

@@ -468,3 +468,15 @@ func TestOversizedOutput(t *testing.T) {
 		t.Errorf("assessment %s produced, want D8", got[0].Key)
 	}
 }
+
+// linger_ms 0 means no wait. kafka-go reads a zero BatchTimeout as its
+// default of one second: passed through, 0 made every assessment wait about
+// 100 ms (p50 at 5,000/s) instead of about 3.
+func TestLingerZeroIsNoWait(t *testing.T) {
+	if d := linger(0); d <= 0 || d >= time.Millisecond {
+		t.Errorf("linger_ms 0: BatchTimeout %v, want a positive wait under 1 ms", d)
+	}
+	if d := linger(2); d != 2*time.Millisecond {
+		t.Errorf("linger_ms 2: BatchTimeout %v", d)
+	}
+}

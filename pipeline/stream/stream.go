@@ -139,7 +139,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		// default transport's, shared with every other writer of the process.
 		Transport: s.Security.transport(),
 		Addr:      kafka.TCP(brokers...), Balancer: changelogBalancer{c.Changelog(), &kafka.Hash{}}, RequiredAcks: kafka.RequireAll, Async: true,
-		BatchTimeout: time.Duration(c.LingerMS) * time.Millisecond, BatchSize: 1000, Completion: s.completed,
+		BatchTimeout: linger(c.LingerMS), BatchSize: 1000, Completion: s.completed,
 		// One attempt: a failed batch comes back to the completion hook at
 		// once, and the retry loop produces everything that failed again in
 		// one call. kafka-go's own retries take the batches of a partition
@@ -458,4 +458,14 @@ func (s *Stream) commit(cons *consumer) {
 		return
 	}
 	s.tracker.committed(cs)
+}
+
+// linger is the producer's batch wait for stream.linger_ms. kafka-go takes
+// a zero BatchTimeout for its default of one second; 0 here means no wait:
+// a batch goes as soon as the writer's partition loop takes it.
+func linger(ms int) time.Duration {
+	if ms == 0 {
+		return time.Nanosecond
+	}
+	return time.Duration(ms) * time.Millisecond
 }
