@@ -184,8 +184,15 @@ func cmdValidate(args []string) error {
 		}
 	}
 	fmt.Printf("%s: ok, ruleset %s, %d detectors (%d enabled)\n", c.Source, c.Ruleset, len(c.Detectors), enabled)
+	if enabled == 0 {
+		fmt.Printf("%s: warning: %s\n", c.Source, noDetectors)
+	}
 	return nil
 }
+
+// noDetectors warns of a configuration that names no detector: `detectors`
+// left out of a file is an empty list, not the built-in one.
+const noDetectors = "no detector is enabled: every declaration scores 0 until a trained model scores it (`detectors` left out of a file is an empty list, not the built-in configuration's eight; start from `config/default.yml`)"
 
 func openIn(path string) (io.ReadCloser, error) {
 	if path == "-" {

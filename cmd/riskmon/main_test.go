@@ -56,6 +56,19 @@ func TestValidateTestdata(t *testing.T) {
 	}
 }
 
+// A file that leaves detectors out has none (not the built-in eight):
+// validate says so, and is silent when detectors are enabled.
+func TestValidateWarnsWithoutDetectors(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "c.yml")
+	os.WriteFile(f, []byte("name: brokers-only\nstream:\n  brokers: [\"k1:9092\"]\n"), 0o644)
+	if code, out, _ := capture(t, "validate", "--config", f); code != 0 || !strings.Contains(out, "warning: no detector is enabled") {
+		t.Errorf("exit %d, %q", code, out)
+	}
+	if _, out, _ := capture(t, "validate"); strings.Contains(out, "warning") {
+		t.Errorf("the built-in configuration warned: %q", out)
+	}
+}
+
 func TestUserErrors(t *testing.T) {
 	f := func(want string, args ...string) {
 		t.Helper()
