@@ -276,6 +276,12 @@ var mutants = []mutant{
 	{name: "decode-outcome-negative-revenue", why: "a slightly negative outcome revenue accepted",
 		edits: one("declaration/outcome.go", "ok && oc.Revenue < 0 {", "ok && oc.Revenue < -0.25 {"), tests: []test{decl}},
 
+	// The pending record's compact form.
+	{name: "half-ties-away", why: "features rounded to binary16 with ties away from zero instead of to even",
+		edits: one("pipeline/engine/half.go", "rem > 0x1000 || rem == 0x1000 && k&1 == 1", "rem >= 0x1000"), tests: []test{engine}},
+	{name: "pending-derives-every-id", why: "an id left out of the pending record as derived when it does not derive",
+		edits: one("pipeline/engine/model.go", "if ids[k] == deriveID(k, ids) {", "if ids[k] == deriveID(k, ids) || true {"), tests: []test{engine}},
+
 	// The learned model, for the quality floors.
 	{name: "model-never-scores", why: "the learned model trains but never scores (rules alone)",
 		edits: one(engineGo, "if model != nil && model.lay == rs.lay {", "if false && model != nil && model.lay == rs.lay {"),

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,19 +188,64 @@ func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []f
 // it in its stratum. (countSeen counts it for the parties.)
 func (ms *modelStage) remember(store *detectors.Store, d *declaration.Declaration, stratum declaration.Channel, x []float64, ids []string) {
 	ms.assessed[stratum].Add(1)
-	var buf [1024]byte // the usual record's size; the store copies it
-	b := append(buf[:0], byte(stratum))
+	var buf [512]byte // the usual record's size; the store copies it
+	var kb [96]byte
+	store.SetDecl(pendingKey(kb[:0], d.ID), appendPending(buf[:0], stratum, x, d.TotalValue(), ids))
+}
+
+// A pending record: the stratum (with compactPending set), the features as
+// binary16 (toHalf), the declaration's total value as float32, then the
+// entity ids, each with its length, but for those that derive from others
+// as entityIDs makes them (hs4, hs6_origin, importer_hs6), which a bit in
+// one byte before the ids stands for. Records without compactPending (from
+// before) hold float32 features and every id.
+const compactPending = 0x80
+
+// derivedIDs are the entity kinds whose id derives from others'.
+var derivedIDs = [...]int{entHS4, entHS6Origin, entImporterHS6}
+
+func deriveID(k int, ids []string) string {
+	hs6 := ids[entHS6]
+	switch k {
+	case entHS4:
+		if len(hs6) < 4 {
+			return ""
+		}
+		return hs6[:4]
+	case entHS6Origin:
+		return hs6 + "/" + ids[entOrigin]
+	}
+	if ids[entImporter] == "" {
+		return ""
+	}
+	return ids[entImporter] + "/" + hs6
+}
+
+func appendPending(b []byte, stratum declaration.Channel, x []float64, value float64, ids []string) []byte {
+	b = append(b, byte(stratum)|compactPending)
 	b = binary.AppendUvarint(b, uint64(len(x)))
 	for _, v := range x {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
+		b = binary.LittleEndian.AppendUint16(b, toHalf(float32(v)))
 	}
-	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(d.TotalValue())))
-	for _, id := range ids {
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(value)))
+	var derived byte
+	for i, k := range derivedIDs {
+		if ids[k] == deriveID(k, ids) {
+			derived |= 1 << i
+		}
+	}
+	b = append(b, derived)
+next:
+	for k, id := range ids {
+		for i, dk := range derivedIDs {
+			if k == dk && derived&(1<<i) != 0 {
+				continue next
+			}
+		}
 		b = binary.AppendUvarint(b, uint64(len(id)))
 		b = append(b, id...)
 	}
-	var kb [96]byte
-	store.SetDecl(pendingKey(kb[:0], d.ID), b)
+	return b
 }
 
 // countSeen counts an assessed declaration as seen for its parties (ids as
@@ -243,32 +289,58 @@ var errBadPending = errors.New("corrupt pending record")
 const learnedMark = 0xfe
 
 func decodePending(b []byte) (p pending, err error) {
-	if len(b) < 2 || b[0] > 2 {
+	if len(b) < 2 || b[0]&^compactPending > 2 {
 		return p, errBadPending
 	}
-	p.stratum = declaration.Channel(b[0])
+	compact := b[0]&compactPending != 0
+	width := 4
+	if compact {
+		width = 2
+	}
+	p.stratum = declaration.Channel(b[0] &^ compactPending)
 	n, k := binary.Uvarint(b[1:])
-	if k <= 0 || n > 4096 || len(b) < 1+k+4*int(n)+4 {
+	if k <= 0 || n > 4096 || len(b) < 1+k+width*int(n)+4 {
 		return p, errBadPending
 	}
 	b = b[1+k:]
 	p.x = make([]float32, n)
 	for i := range p.x {
-		p.x[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		if compact {
+			p.x[i] = fromHalf(binary.LittleEndian.Uint16(b[2*i:]))
+		} else {
+			p.x[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
 	}
-	b = b[4*n:]
+	b = b[width*int(n):]
 	p.value = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
 	b = b[4:]
-	for len(b) > 0 {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < l {
+	var derived byte
+	if compact {
+		if len(b) == 0 || b[0] >= 1<<len(derivedIDs) {
 			return p, errBadPending
 		}
-		p.ids = append(p.ids, string(b[k:k+int(l)]))
-		b = b[k+int(l):]
+		derived, b = b[0], b[1:]
 	}
-	if len(p.ids) != len(entityKinds) {
+	p.ids = make([]string, 0, len(entityKinds))
+	for k := 0; k < len(entityKinds); k++ {
+		if i := slices.Index(derivedIDs[:], k); i >= 0 && derived&(1<<i) != 0 {
+			p.ids = append(p.ids, "") // filled in below, from the others
+			continue
+		}
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return p, errBadPending
+		}
+		p.ids = append(p.ids, string(b[n:n+int(l)]))
+		b = b[n+int(l):]
+	}
+	if len(b) != 0 {
 		return p, errBadPending
+	}
+	for i, k := range derivedIDs {
+		if derived&(1<<i) != 0 {
+			p.ids[k] = deriveID(k, p.ids)
+		}
 	}
 	return p, nil
 }

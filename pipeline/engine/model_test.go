@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -65,6 +66,35 @@ func TestPendingRecord(t *testing.T) {
 	p, err := decodePending(raw)
 	if err != nil || p.stratum != declaration.Yellow || len(p.x) != len(x) || p.value != 1200 || strings.Join(p.ids, "|") != strings.Join(ids, "|") {
 		t.Fatalf("pending record: %+v %v", p, err)
+	}
+	for i, v := range x {
+		if want := fromHalf(toHalf(float32(v))); p.x[i] != want && !(math.IsNaN(float64(want)) && math.IsNaN(float64(p.x[i]))) {
+			t.Errorf("feature %d: %v kept as %v, want its binary16 %v", i, v, p.x[i], want)
+		}
+	}
+	// hs4, hs6_origin and importer_hs6 derive from the others and are left
+	// out: 2 bytes a feature, and the ids they derive from once.
+	if want := 1 + 1 + 2*len(x) + 4 + 1 + len("IMP") + len("DEC") + len("O1") + len("940350") + len("VN") + 13 - 3; len(raw) != want {
+		t.Errorf("pending record of %d bytes, want %d", len(raw), want)
+	}
+	// An id that does not derive as entityIDs makes it is kept.
+	odd := append([]string(nil), ids...)
+	odd[entImporterHS6] = "other/940350"
+	if q, err := decodePending(appendPending(nil, declaration.Red, x, 5, odd)); err != nil || strings.Join(q.ids, "|") != strings.Join(odd, "|") || q.stratum != declaration.Red {
+		t.Errorf("pending record with an underived id: %+v %v", q, err)
+	}
+	// A record of the format before (float32 features, every id) still reads.
+	old := []byte{byte(declaration.Yellow)}
+	old = binary.AppendUvarint(old, uint64(len(x)))
+	for _, v := range x {
+		old = binary.LittleEndian.AppendUint32(old, math.Float32bits(float32(v)))
+	}
+	old = binary.LittleEndian.AppendUint32(old, math.Float32bits(1200))
+	for _, id := range ids {
+		old = append(binary.AppendUvarint(old, uint64(len(id))), id...)
+	}
+	if q, err := decodePending(old); err != nil || q.value != 1200 || strings.Join(q.ids, "|") != strings.Join(ids, "|") || q.x[0] != 42 {
+		t.Errorf("pending record of the format before: %+v %v", q, err)
 	}
 	for cut := 0; cut < len(raw)-1; cut += 7 {
 		if _, err := decodePending(raw[:cut]); err == nil && cut < len(raw)-4 {
