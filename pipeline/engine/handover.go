@@ -33,6 +33,7 @@ type Worker struct {
 	rs  *ruleset
 	set detSet
 	tap detectors.Tap
+	wk  *work // reused: it is large (scratch space), and a worker assesses one at a time
 }
 
 // NewWorker returns a worker for e.
@@ -54,7 +55,13 @@ func (w *Worker) Assess(d *declaration.Declaration) (*declaration.Assessment, []
 		w.rs, w.set = rs, set
 	}
 	w.tap.Writes = w.tap.Writes[:0]
-	wk := e.assessTimed(rs, w.set, &work{d: d})
+	if w.wk == nil {
+		w.wk = new(work)
+	}
+	wk := w.wk
+	wk.d = d
+	defer func() { wk.d, wk.a = nil, nil }()
+	e.assessTimed(rs, w.set, wk)
 	if wk.x != nil { // the importer's own party counts, which settle updated
 		var kb [96]byte
 		rk := detectors.ImporterRecordKey(d.Importer.ID)
