@@ -46,10 +46,17 @@ type Uncalibrated interface {
 }
 
 // OutcomeLearner is implemented by detectors that learn from inspection
-// outcomes. The engine calls it when an outcome arrives (in replay: when the
-// stream's event time passes the outcome's inspected_at).
+// outcomes. Pending appends to dst what the detector keeps about a
+// declaration until its outcome; the engine calls it after Learn and keeps
+// the bytes, with its own about the declaration, in one record
+// (state.pending_mb). LearnOutcome is called when an outcome arrives (in
+// replay: when the stream's event time passes the outcome's inspected_at),
+// with those bytes, or nil when none are kept (the declaration was not
+// assessed here, or its record was evicted); a redelivered outcome is not
+// passed on.
 type OutcomeLearner interface {
-	LearnOutcome(o *declaration.Outcome)
+	Pending(d *declaration.Declaration, a *declaration.Assessment, dst []byte) []byte
+	LearnOutcome(o *declaration.Outcome, pending []byte)
 }
 
 // Measurer is implemented by detectors whose measurements, not only their

@@ -275,10 +275,13 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	return append(out, f)
 }
 
-// Learn remembers the declaration's entities (their hashes) and how it was
-// selected, for its outcome: 1 + 8 bytes an entity.
-func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
-	var vb [1 + 8*maxEntities]byte
+// Learn learns nothing from the declaration itself: history learns from
+// outcomes.
+func (h *history) Learn(*declaration.Declaration, *declaration.Assessment) {}
+
+// Pending is what the outcome needs: how the declaration was selected and
+// its entities (their hashes), 1 + 8 bytes an entity.
+func (h *history) Pending(d *declaration.Declaration, a *declaration.Assessment, b []byte) []byte {
 	sel := byte('n') // not selected by this monitor
 	if a != nil {
 		switch {
@@ -288,14 +291,13 @@ func (h *history) Learn(d *declaration.Declaration, a *declaration.Assessment) {
 			sel = 't'
 		}
 	}
-	b := append(vb[:0], sel)
+	b = append(b, sel)
 	var el entityList
 	ents := h.entities(d, &el)
 	for i := range ents {
 		b = binary.LittleEndian.AppendUint64(b, entityHash(&ents[i]))
 	}
-	var kb [96]byte
-	h.store.SetDecl(appendKey(kb[:0], h.stateKey, "d", d.ID), b)
+	return b
 }
 
 // ImporterTableKeys names the importer's inspection counts (ImporterState).
@@ -307,15 +309,14 @@ func (h *history) ImporterTableKeys(importerID string, dst [][]byte) [][]byte {
 }
 
 // LearnOutcome updates the hit rates of the entities of the outcome's
-// declaration.
-func (h *history) LearnOutcome(o *declaration.Outcome) {
+// declaration (as Pending kept them; without them, of its importer).
+func (h *history) LearnOutcome(o *declaration.Outcome, v []byte) {
 	now := unixSec(o.InspectedAt)
 	w := 1.0
 	var eb [maxEntities]uint64
 	es := eb[:0]
 	var kb [128]byte
-	var vb [1 + 8*maxEntities]byte
-	if v, ok := h.store.GetDecl(vb[:0], appendKey(kb[:0], h.stateKey, "d", o.DeclarationID)); ok && len(v) > 0 && (len(v)-1)%8 == 0 {
+	if len(v) > 0 && (len(v)-1)%8 == 0 {
 		if v[0] == 't' {
 			w = h.p.TargetedWeight
 		}

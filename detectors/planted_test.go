@@ -218,17 +218,18 @@ func TestPlantedHistory(t *testing.T) {
 		learner := det.(OutcomeLearner)
 		h := newHonest(5)
 		var ds []*declaration.Declaration
+		var pend [][]byte
 		for i := 0; i < 3000; i++ {
 			d := h.next()
 			det.Learn(d, nil)
-			ds = append(ds, d)
+			ds, pend = append(ds, d), append(pend, learner.Pending(d, nil, nil))
 		}
 		// Inspections: a 10 % random sample; importer IMP-13's inspected
 		// declarations are all hits, every other one is clean.
 		for i, d := range ds {
 			if i%10 == 0 {
 				learner.LearnOutcome(&declaration.Outcome{DeclarationID: d.ID, ImporterID: d.Importer.ID,
-					InspectedAt: d.LodgedAt.Add(48 * time.Hour), Hit: d.Importer.ID == "IMP-13"})
+					InspectedAt: d.LodgedAt.Add(48 * time.Hour), Hit: d.Importer.ID == "IMP-13"}, pend[i])
 			}
 		}
 		imp13Strength = 1

@@ -161,7 +161,7 @@ var mutants = []mutant{
 
 	// Outcomes.
 	{name: "engine-outcomes-ignored", why: "the engine hands outcomes to no detector",
-		edits: one(engineGo, "for _, l := range rs.learners {\n\t\tl.LearnOutcome(o)\n\t}", "_ = rs.learners"), tests: engineAll},
+		edits: one(engineGo, "for i, l := range rs.learners {\n\t\tl.LearnOutcome(o, section(rec, rs.learnerTags[i]))\n\t}", "_ = rs.learners"), tests: engineAll},
 	{name: "stream-outcomes-not-applied", why: "stream mode never applies outcomes",
 		edits: one(streamGo, "if m.Topic == s.Config.OutcomesTopic {\n\t\t\ts.Metrics.Outcomes.Inc()",
 			"if m.Topic == s.Config.OutcomesTopic && it.err == nil {\n\t\t\ts.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)\n\t\t\tcontinue\n\t\t}\n\t\tif m.Topic == s.Config.OutcomesTopic {\n\t\t\ts.Metrics.Outcomes.Inc()"),
@@ -183,7 +183,7 @@ var mutants = []mutant{
 		edits: one("pipeline/stream/changelog.go", "\t\timp = append(imp, detectors.Write{Key: rk, Value: v})", "\t\t_ = v"),
 		tests: []test{stream}},
 	{name: "history-not-learning", why: "the history detector stops learning from outcomes",
-		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
+		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome, v []byte) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome, v []byte) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
 		tests: []test{dets, engine, batch, quality}},
 
 	// Concurrency.
@@ -276,6 +276,12 @@ var mutants = []mutant{
 	{name: "decode-outcome-negative-revenue", why: "a slightly negative outcome revenue accepted",
 		edits: one("declaration/outcome.go", "ok && oc.Revenue < 0 {", "ok && oc.Revenue < -0.25 {"), tests: []test{decl}},
 
+	// A declaration's record.
+	{name: "declrecord-redelivery-learned", why: "a redelivered outcome learned again (the record not marked done)",
+		edits: one(engineGo, "\t\te.store.SetDecl(key, []byte{doneMark})", "\t\t_ = doneMark"), tests: []test{engine}},
+	{name: "declrecord-history-section-lost", why: "history's section of the declaration's record not kept (its outcome teaches the importer only)",
+		edits: one(engineGo, "if p := l.Pending(d, a, rec); len(p) >= len(rec) {", "if p := l.Pending(d, a, rec); len(p) < 0 {"), tests: []test{engine}},
+
 	// The pending record's compact form.
 	{name: "half-ties-away", why: "features rounded to binary16 with ties away from zero instead of to even",
 		edits: one("pipeline/engine/half.go", "rem > 0x1000 || rem == 0x1000 && k&1 == 1", "rem >= 0x1000"), tests: []test{engine}},
@@ -290,7 +296,7 @@ var mutants = []mutant{
 	// Quality floors alone: the same bugs, judged by the detection-quality
 	// test only (run with -run '^quality-').
 	{name: "quality-history-not-learning", why: "the history detector stops learning from outcomes (quality test only)",
-		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
+		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome, v []byte) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome, v []byte) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
 		tests: []test{quality}},
 	{name: "quality-model-never-scores", why: "rules alone (quality test only)",
 		edits: one(engineGo, "if model != nil && model.lay == rs.lay {", "if false && model != nil && model.lay == rs.lay {"),

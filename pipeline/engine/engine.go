@@ -57,18 +57,21 @@ type Engine struct {
 func (e *Engine) ObserveDetectors(f func(detector string, d time.Duration)) { e.observe.Store(&f) }
 
 type ruleset struct {
-	cfg       *config.Config
-	dets      []detectors.Detector
-	cals      []*calibrator // one per detector
-	learners  []detectors.OutcomeLearner
-	aeo       map[string]struct{}
-	randCut   uint64 // a declaration is sampled when its hash is below this
-	randChan  declaration.Channel
-	randSalt  string
-	detectors []string
-	measurers []detectors.Measurer // per detector, nil when it measures nothing
-	lay       *layout              // the model's features for these detectors
-	kind      map[string]string    // each enabled detector's kind, by name
+	cfg      *config.Config
+	dets     []detectors.Detector
+	cals     []*calibrator // one per detector
+	learners []detectors.OutcomeLearner
+	// tags are the detectors' section tags in a declaration's record
+	// (declrecord.go); learnerTags the learners'.
+	tags, learnerTags []uint32
+	aeo               map[string]struct{}
+	randCut           uint64 // a declaration is sampled when its hash is below this
+	randChan          declaration.Channel
+	randSalt          string
+	detectors         []string
+	measurers         []detectors.Measurer // per detector, nil when it measures nothing
+	lay               *layout              // the model's features for these detectors
+	kind              map[string]string    // each enabled detector's kind, by name
 
 	custom  bool // detectors given by the caller (NewWithDetectors)
 	batchMu sync.Mutex
@@ -146,12 +149,14 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 // model's feature layout for them.
 func (rs *ruleset) setDetectors(dets []detectors.Detector, calibrated func(detectors.Detector) bool) {
 	cal := rs.cfg.Scoring.Calibration
-	rs.dets, rs.cals, rs.detectors, rs.learners = dets, nil, nil, nil
-	for _, d := range dets {
+	rs.dets, rs.cals, rs.detectors, rs.learners, rs.learnerTags = dets, nil, nil, nil, nil
+	rs.tags = make([]uint32, len(dets))
+	for i, d := range dets {
 		rs.cals = append(rs.cals, newCalibrator(cal.FullTail, cal.MinDeclarations, !calibrated(d)))
 		rs.detectors = append(rs.detectors, d.Name())
+		rs.tags[i] = sectionTag(d.Name())
 		if l, ok := d.(detectors.OutcomeLearner); ok {
-			rs.learners = append(rs.learners, l)
+			rs.learners, rs.learnerTags = append(rs.learners, l), append(rs.learnerTags, rs.tags[i])
 		}
 	}
 	rs.measurers = make([]detectors.Measurer, len(rs.dets))
@@ -266,6 +271,7 @@ type work struct {
 	fbuf     [16]detectors.Finding // scratch space for the findings
 	seen     seenScratch
 	ids      [16]string
+	rec      []byte // the declaration's record (declrecord.go), built here
 	stats    [16]entityStats
 	timed    bool
 	spent    [16]time.Duration
@@ -341,9 +347,11 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 		}
 	}
 	w.stratum = rs.channel(d, a, w.forced, w.hasForce, c)
-	rs.rememberSelection(ds.store, a)
+	rec, at := openSection(w.rec[:0])
+	rec = closeSection(rs.appendSelection(rec, a), at, tagSelection)
 	if w.x != nil {
-		e.model.remember(ds.store, d, w.stratum, w.x, w.ids[:len(entityKinds)])
+		rec, at = openSection(rec)
+		rec = closeSection(e.model.remember(rec, d, w.stratum, w.x, w.ids[:len(entityKinds)]), at, tagModel)
 	}
 	for i, det := range dets {
 		var t0 time.Time
@@ -351,10 +359,21 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 			t0 = time.Now()
 		}
 		det.Learn(d, a)
+		if l, ok := det.(detectors.OutcomeLearner); ok {
+			rec, at = openSection(rec)
+			if p := l.Pending(d, a, rec); len(p) >= len(rec) {
+				rec = closeSection(p, at, rs.tags[i])
+			} else { // not appended to rec: nothing kept
+				rec = rec[:at]
+			}
+		}
 		if w.timed {
 			w.spent[i] += time.Since(t0)
 		}
 	}
+	var kb [96]byte
+	ds.store.SetDecl(declKey(kb[:0], d.ID), rec)
+	w.rec = rec[:0] // grown, kept for the next
 	a.AssessedAt = e.Now()
 }
 
@@ -374,13 +393,25 @@ func (e *Engine) settle(rs *ruleset, model *Trained, w *work) {
 // outcomes and to the model stage, and says how the engine had assessed its
 // declaration, for outcome monitoring (see Attribution).
 func (e *Engine) ApplyOutcome(o *declaration.Outcome) Attribution {
-	at := e.attribution(o)
+	var kb [96]byte
+	key := declKey(kb[:0], o.DeclarationID)
+	rec, ok := e.store.GetDecl(nil, key)
+	if ok && len(rec) == 1 && rec[0] == doneMark {
+		return Attribution{Repeat: true} // a redelivery: learned already
+	}
+	if !ok {
+		rec = nil // not assessed here, or no longer remembered
+	}
+	at := attribution(section(rec, tagSelection))
 	rs := e.rs.Load()
-	for _, l := range rs.learners {
-		l.LearnOutcome(o)
+	for i, l := range rs.learners {
+		l.LearnOutcome(o, section(rec, rs.learnerTags[i]))
 	}
 	if rs.cfg.Model.Enabled {
-		e.model.outcome(o)
+		e.model.outcome(o, section(rec, tagModel))
+	}
+	if ok {
+		e.store.SetDecl(key, []byte{doneMark})
 	}
 	return at
 }

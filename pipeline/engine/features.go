@@ -256,13 +256,6 @@ func entityKey(dst []byte, kind int, id string) []byte {
 	return append(dst, id...)
 }
 
-// pendingKey is the store key of a declaration's features, kept until its
-// outcome arrives.
-func pendingKey(dst []byte, declID string) []byte {
-	dst = append(dst[:0], 0xff, 'P')
-	return append(dst, declID...)
-}
-
 // ownValues writes the declaration's own figures into x.
 func ownValues(d *declaration.Declaration, aeo bool, x []float64) {
 	var value, gross, net, duties float64

@@ -109,7 +109,7 @@ func (e *Engine) OutcomeRecords(importerID, declID string) []Record {
 			out = append(out, Record{Key: append([]byte(nil), k...), Value: v})
 		}
 	}
-	k := pendingKey(kb[:0], declID)
+	k := declKey(kb[:0], declID)
 	if v, ok := e.store.GetDecl(nil, k); ok {
 		out = append(out, Record{Decl: true, Key: append([]byte(nil), k...), Value: v})
 	}

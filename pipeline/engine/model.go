@@ -183,14 +183,12 @@ func (ms *modelStage) featurize(lay *layout, d *declaration.Declaration, raw []f
 	ownValues(d, aeo, x[lay.ownOff:])
 }
 
-// remember keeps the features of an assessed declaration until its outcome
-// (in store: the engine's, or a micro-batch worker's handle on it) and counts
+// remember appends the features of an assessed declaration to b (the
+// declaration record's model section, kept until its outcome) and counts
 // it in its stratum. (countSeen counts it for the parties.)
-func (ms *modelStage) remember(store *detectors.Store, d *declaration.Declaration, stratum declaration.Channel, x []float64, ids []string) {
+func (ms *modelStage) remember(b []byte, d *declaration.Declaration, stratum declaration.Channel, x []float64, ids []string) []byte {
 	ms.assessed[stratum].Add(1)
-	var buf [512]byte // the usual record's size; the store copies it
-	var kb [96]byte
-	store.SetDecl(pendingKey(kb[:0], d.ID), appendPending(buf[:0], stratum, x, d.TotalValue(), ids))
+	return appendPending(b, stratum, x, d.TotalValue(), ids)
 }
 
 // A pending record: the stratum (with compactPending set), the features as
@@ -285,9 +283,6 @@ type pending struct {
 
 var errBadPending = errors.New("corrupt pending record")
 
-// learnedMark replaces a pending record once its outcome is learned.
-const learnedMark = 0xfe
-
 func decodePending(b []byte) (p pending, err error) {
 	if len(b) < 2 || b[0]&^compactPending > 2 {
 		return p, errBadPending
@@ -368,21 +363,11 @@ func (ms *modelStage) weight(s declaration.Channel) float64 {
 	return min(max(top/own, 1), ms.cfg.MaxWeight)
 }
 
-// outcome learns from an inspection outcome. It reports whether it trained a
-// model (synchronously).
-func (ms *modelStage) outcome(o *declaration.Outcome) {
-	var kb [96]byte
-	key := pendingKey(kb[:0], o.DeclarationID)
-	raw, ok := ms.store.GetDecl(nil, key)
-	if ok && len(raw) == 1 && raw[0] == learnedMark {
-		return // a redelivered outcome: learned already
-	}
-	var p pending
-	var err error
-	if ok {
-		p, err = decodePending(raw)
-	}
-	if !ok || err != nil {
+// outcome learns from an inspection outcome, with the model's section of
+// its declaration's record (raw; nil when none is kept).
+func (ms *modelStage) outcome(o *declaration.Outcome, raw []byte) {
+	p, err := decodePending(raw)
+	if err != nil {
 		// The declaration was never assessed here, or its features were
 		// evicted: only the importer the outcome names learns.
 		ms.unmatched.Add(1)
@@ -391,7 +376,6 @@ func (ms *modelStage) outcome(o *declaration.Outcome) {
 		}
 		return
 	}
-	ms.store.SetDecl(key, []byte{learnedMark}) // a redelivered outcome is not counted twice
 	ms.inspected[p.stratum].Add(1)
 	w := ms.weight(p.stratum)
 	for k, id := range p.ids {

@@ -57,12 +57,8 @@ func TestPendingRecord(t *testing.T) {
 	if ids[4] != "940350" { // the main item is the most valuable one
 		t.Errorf("hs6 entity %q, want the main item's 940350", ids[4])
 	}
-	ms.remember(store, d, declaration.Yellow, x, ids)
+	raw := ms.remember(nil, d, declaration.Yellow, x, ids)
 	ms.countSeen(ids, new(seenScratch))
-	raw, ok := store.GetDecl(nil, pendingKey(nil, "D1"))
-	if !ok {
-		t.Fatal("no pending record")
-	}
 	p, err := decodePending(raw)
 	if err != nil || p.stratum != declaration.Yellow || len(p.x) != len(x) || p.value != 1200 || strings.Join(p.ids, "|") != strings.Join(ids, "|") {
 		t.Fatalf("pending record: %+v %v", p, err)
@@ -101,21 +97,19 @@ func TestPendingRecord(t *testing.T) {
 			t.Errorf("a record cut at %d of %d bytes was accepted", cut, len(raw))
 		}
 	}
-	// The outcome is learned once: the importer's record counts it, and a
-	// redelivery finds no pending record.
+	// The outcome: the importer's record counts it, and it is a label.
 	o := &declaration.Outcome{DeclarationID: "D1", ImporterID: "IMP", Hit: true, Revenue: 50}
-	ms.outcome(o)
-	ms.outcome(o)
+	ms.outcome(o, raw)
 	v, _ := store.Get(nil, entityKey(nil, 0, "IMP"))
 	var st entityStats
 	if !st.decode(v) || st.inspections != 1 || st.hits != 1 || st.seen != 1 {
-		t.Errorf("importer record after an outcome and its redelivery: %+v, want 1 inspection, 1 hit, 1 declaration", st)
+		t.Errorf("importer record after an outcome: %+v, want 1 inspection, 1 hit, 1 declaration", st)
 	}
 	if ms.labels != 1 || ms.unmatched.Load() != 0 {
-		t.Errorf("labels %d, unmatched %d: want the outcome learned once", ms.labels, ms.unmatched.Load())
+		t.Errorf("labels %d, unmatched %d: want the outcome learned", ms.labels, ms.unmatched.Load())
 	}
 	// An outcome of a declaration never assessed teaches its importer only.
-	ms.outcome(&declaration.Outcome{DeclarationID: "D9", ImporterID: "IMP", Hit: false})
+	ms.outcome(&declaration.Outcome{DeclarationID: "D9", ImporterID: "IMP", Hit: false}, nil)
 	v, _ = store.Get(nil, entityKey(nil, 0, "IMP"))
 	if st.decode(v); st.inspections != 2 || ms.unmatched.Load() != 1 || ms.labels != 1 {
 		t.Errorf("after an unmatched outcome: importer %+v, unmatched %d, labels %d", st, ms.unmatched.Load(), ms.labels)

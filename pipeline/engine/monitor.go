@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/riskmon/riskmon/declaration"
-	"github.com/riskmon/riskmon/detectors"
 )
 
 // Outcome monitoring: the engine remembers, for each declaration it
@@ -34,12 +33,6 @@ type Attribution struct {
 	Detectors, Profiles []string
 }
 
-// selectionKey is the store key of a declaration's selection record.
-func selectionKey(dst []byte, declID string) []byte {
-	dst = append(dst[:0], 0xff, 'S')
-	return append(dst, declID...)
-}
-
 // selectedByCodes numbers the selected_by values in the record.
 var selectedByCodes = [...]string{"score", "profile", "random"}
 
@@ -52,15 +45,12 @@ func selectedByCode(s string) byte {
 	return 0
 }
 
-// appliedMark replaces a selection record once its outcome is counted.
-const appliedMark = 0xfe
-
-// rememberSelection stores a's treatment of d: channel, selected_by, then
-// the names of the detectors with findings and of the matched profiles,
-// each once, length-prefixed.
-func (rs *ruleset) rememberSelection(store *detectors.Store, a *declaration.Assessment) {
-	var buf [128]byte
-	b := append(buf[:0], byte(a.Channel), selectedByCode(a.SelectedBy))
+// appendSelection appends a's treatment of its declaration (the
+// declaration record's selection section): channel, selected_by, then the
+// names of the detectors with findings and of the matched profiles, each
+// once, length-prefixed.
+func (rs *ruleset) appendSelection(b []byte, a *declaration.Assessment) []byte {
+	b = append(b, byte(a.Channel), selectedByCode(a.SelectedBy))
 	var dets, profs [16]string
 	nd, np := 0, 0
 	for i := range a.Findings {
@@ -87,8 +77,7 @@ func (rs *ruleset) rememberSelection(store *detectors.Store, a *declaration.Asse
 	for _, n := range profs[:np] {
 		b = append(binary.AppendUvarint(b, uint64(len(n))), n...)
 	}
-	var kb [96]byte
-	store.SetDecl(selectionKey(kb[:0], a.DeclarationID), b)
+	return b
 }
 
 func contains(xs []string, s string) bool {
@@ -102,22 +91,16 @@ func contains(xs []string, s string) bool {
 
 var errSelection = errors.New("corrupt selection record")
 
-// attribution reads and consumes the selection record of o's declaration.
-func (e *Engine) attribution(o *declaration.Outcome) Attribution {
-	var kb [96]byte
-	key := selectionKey(kb[:0], o.DeclarationID)
-	raw, ok := e.store.GetDecl(nil, key)
-	if !ok {
+// attribution reads a declaration's selection section (nil when none is
+// kept: the zero Attribution).
+func attribution(sel []byte) Attribution {
+	if sel == nil {
 		return Attribution{}
 	}
-	if len(raw) == 1 && raw[0] == appliedMark {
-		return Attribution{Repeat: true}
-	}
-	at, err := decodeSelection(raw)
+	at, err := decodeSelection(sel)
 	if err != nil {
 		return Attribution{}
 	}
-	e.store.SetDecl(key, []byte{appliedMark})
 	return at
 }
 
