@@ -27,7 +27,9 @@ func (r *recorder) Score(d *declaration.Declaration, out []detectors.Finding) []
 	return out
 }
 func (r *recorder) Learn(*declaration.Declaration, *declaration.Assessment) {}
-func (r *recorder) Pending(_ *declaration.Declaration, _ *declaration.Assessment, b []byte) []byte { return b }
+func (r *recorder) Pending(_ *declaration.Declaration, _ *declaration.Assessment, b []byte) []byte {
+	return b
+}
 func (r *recorder) LearnOutcome(o *declaration.Outcome, _ []byte) {
 	*r.log = append(*r.log, "outcome "+o.DeclarationID)
 }

@@ -34,7 +34,9 @@ func (f *fixed) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	*f.log = append(*f.log, "learn "+f.name+" "+d.ID)
 	f.seen[d.ID] = true
 }
-func (f *fixed) Pending(_ *declaration.Declaration, _ *declaration.Assessment, b []byte) []byte { return b }
+func (f *fixed) Pending(_ *declaration.Declaration, _ *declaration.Assessment, b []byte) []byte {
+	return b
+}
 func (f *fixed) LearnOutcome(o *declaration.Outcome, _ []byte) {
 	*f.log = append(*f.log, "outcome "+o.DeclarationID)
 }
