@@ -98,59 +98,32 @@ func top(s *scanner, b []byte, what string) *Error {
 	return nil
 }
 
+// The fields riskmon reads, by object; the scanner checks and skips the
+// others. The index of a name is its bit in members.seen.
+var (
+	headerFields = []string{"schema", "id", "type", "lodged_at", "office", "declarant_id", "importer", "exporter",
+		"dispatch_country", "transport_mode", "procedure", "currency", "items"}
+	partyFields = []string{"id", "name", "country", "aeo"}
+	itemFields  = []string{"line", "hs_code", "description", "origin", "quantity", "quantity_unit", "gross_mass_kg",
+		"net_mass_kg", "customs_value", "duties", "preference"}
+)
+
 func (s *scanner) declaration(d *rawDecl) {
+	fields := [...]*value{&d.schema, &d.id, &d.typ, &d.lodgedAt, &d.office, &d.declarant, &d.importer, &d.exporter,
+		&d.dispatch, &d.mode, &d.procedure, &d.currency, &d.items}
 	var m members
 	for s.next(&m, 1) {
-		var v *value
-		switch string(m.key) {
-		case "schema":
-			s.known(&m, 0)
-			v = &d.schema
-		case "id":
-			s.known(&m, 1)
-			v = &d.id
-		case "type":
-			s.known(&m, 2)
-			v = &d.typ
-		case "lodged_at":
-			s.known(&m, 3)
-			v = &d.lodgedAt
-		case "office":
-			s.known(&m, 4)
-			v = &d.office
-		case "declarant_id":
-			s.known(&m, 5)
-			v = &d.declarant
-		case "importer":
-			s.known(&m, 6)
+		switch i := s.field(&m, headerFields, 1); i {
+		case -1:
+		case 6:
 			s.party(&d.importer, &d.imp)
-			continue
-		case "exporter":
-			s.known(&m, 7)
+		case 7:
 			s.party(&d.exporter, &d.exp)
-			continue
-		case "dispatch_country":
-			s.known(&m, 8)
-			v = &d.dispatch
-		case "transport_mode":
-			s.known(&m, 9)
-			v = &d.mode
-		case "procedure":
-			s.known(&m, 10)
-			v = &d.procedure
-		case "currency":
-			s.known(&m, 11)
-			v = &d.currency
-		case "items":
-			s.known(&m, 12)
+		case 12:
 			s.itemList(d)
-			continue
 		default:
-			s.unknown(&m)
-			s.skip(2)
-			continue
+			s.value(fields[i], 2)
 		}
-		s.value(v, 2)
 	}
 }
 
@@ -161,28 +134,12 @@ func (s *scanner) party(v *value, p *rawParty) {
 		return
 	}
 	v.kind = kindObject
+	fields := [...]*value{&p.id, &p.name, &p.country, &p.aeo}
 	var m members
 	for s.next(&m, 2) {
-		var f *value
-		switch string(m.key) {
-		case "id":
-			s.known(&m, 0)
-			f = &p.id
-		case "name":
-			s.known(&m, 1)
-			f = &p.name
-		case "country":
-			s.known(&m, 2)
-			f = &p.country
-		case "aeo":
-			s.known(&m, 3)
-			f = &p.aeo
-		default:
-			s.unknown(&m)
-			s.skip(3)
-			continue
+		if i := s.field(&m, partyFields, 2); i >= 0 {
+			s.value(fields[i], 3)
 		}
-		s.value(f, 3)
 	}
 }
 
@@ -202,49 +159,12 @@ func (s *scanner) itemList(d *rawDecl) {
 			continue
 		}
 		it.kind = kindObject
+		fields := [...]*value{&it.line, &it.hs, &it.desc, &it.origin, &it.qty, &it.unit, &it.gross, &it.net, &it.cv, &it.duties, &it.pref}
 		var m members
 		for s.next(&m, 3) {
-			var f *value
-			switch string(m.key) {
-			case "line":
-				s.known(&m, 0)
-				f = &it.line
-			case "hs_code":
-				s.known(&m, 1)
-				f = &it.hs
-			case "description":
-				s.known(&m, 2)
-				f = &it.desc
-			case "origin":
-				s.known(&m, 3)
-				f = &it.origin
-			case "quantity":
-				s.known(&m, 4)
-				f = &it.qty
-			case "quantity_unit":
-				s.known(&m, 5)
-				f = &it.unit
-			case "gross_mass_kg":
-				s.known(&m, 6)
-				f = &it.gross
-			case "net_mass_kg":
-				s.known(&m, 7)
-				f = &it.net
-			case "customs_value":
-				s.known(&m, 8)
-				f = &it.cv
-			case "duties":
-				s.known(&m, 9)
-				f = &it.duties
-			case "preference":
-				s.known(&m, 10)
-				f = &it.pref
-			default:
-				s.unknown(&m)
-				s.skip(4)
-				continue
+			if i := s.field(&m, itemFields, 3); i >= 0 {
+				s.value(fields[i], 4)
 			}
-			s.value(f, 4)
 		}
 	}
 }

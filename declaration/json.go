@@ -315,7 +315,7 @@ func (s *scanner) skipArray(depth int) {
 // members is the state of one object being read.
 type members struct {
 	n     int
-	seen  uint64 // the known fields already read, by bit
+	seen  uint64 // the fields riskmon reads already read, by index (field)
 	mark  int    // where this object's unknown keys start in scanner.keys
 	many  map[string]struct{}
 	key   []byte
@@ -371,14 +371,23 @@ func (s *scanner) next(m *members, depth int) bool {
 	return true
 }
 
-// known notes that the member is the known field numbered bit, and refuses
-// it if it came before.
-func (s *scanner) known(m *members, bit uint) {
-	if m.seen&(1<<bit) != 0 {
-		s.duplicate(m.key)
-		return
+// field finds the member's key among the fields riskmon reads in this
+// object (names) and returns its index, refusing it if it came before; the
+// value is the caller's to read. For any other key it checks the key is
+// not repeated, skips the value and returns -1.
+func (s *scanner) field(m *members, names []string, depth int) int {
+	for i, n := range names {
+		if len(n) == len(m.key) && n == string(m.key) {
+			if m.seen&(1<<i) != 0 {
+				s.duplicate(m.key)
+			}
+			m.seen |= 1 << i
+			return i
+		}
 	}
-	m.seen |= 1 << bit
+	s.unknown(m)
+	s.skip(depth + 1)
+	return -1
 }
 
 // unknown refuses an unknown key that came before in the same object.

@@ -64,40 +64,14 @@ type rawOutcome struct {
 	schema, id, importer, at, result, revenue, offence, line value
 }
 
+var outcomeFields = []string{"schema", "declaration_id", "importer_id", "inspected_at", "result", "revenue", "offence", "item_line"}
+
 func (s *scanner) outcome(o *rawOutcome) {
+	fields := [...]*value{&o.schema, &o.id, &o.importer, &o.at, &o.result, &o.revenue, &o.offence, &o.line}
 	var m members
 	for s.next(&m, 1) {
-		var v *value
-		switch string(m.key) {
-		case "schema":
-			s.known(&m, 0)
-			v = &o.schema
-		case "declaration_id":
-			s.known(&m, 1)
-			v = &o.id
-		case "importer_id":
-			s.known(&m, 2)
-			v = &o.importer
-		case "inspected_at":
-			s.known(&m, 3)
-			v = &o.at
-		case "result":
-			s.known(&m, 4)
-			v = &o.result
-		case "revenue":
-			s.known(&m, 5)
-			v = &o.revenue
-		case "offence":
-			s.known(&m, 6)
-			v = &o.offence
-		case "item_line":
-			s.known(&m, 7)
-			v = &o.line
-		default:
-			s.unknown(&m)
-			s.skip(2)
-			continue
+		if i := s.field(&m, outcomeFields, 1); i >= 0 {
+			s.value(fields[i], 2)
 		}
-		s.value(v, 2)
 	}
 }
