@@ -377,7 +377,7 @@ func (s *scanner) next(m *members, depth int) bool {
 // not repeated, skips the value and returns -1.
 func (s *scanner) field(m *members, names []string, depth int) int {
 	for i, n := range names {
-		if len(n) == len(m.key) && n == string(m.key) {
+		if len(n) == len(m.key) && n[0] == m.key[0] && n == string(m.key) {
 			if m.seen&(1<<i) != 0 {
 				s.duplicate(m.key)
 			}
