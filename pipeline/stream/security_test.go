@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/riskmon/riskmon/config"
+	"github.com/riskmon/riskmon/declaration"
 	"github.com/riskmon/riskmon/internal/testkit"
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
@@ -151,7 +153,9 @@ func TestStreamTLSAndSASL(t *testing.T) {
 				t.Fatal(err)
 			}
 			w2.Close()
-			runFor := func(password string, d time.Duration) (*Stream, string) {
+			// runFor runs the stream for d, or until want assessments are
+			// acknowledged.
+			runFor := func(password string, d time.Duration, want int) (*Stream, string) {
 				t.Helper()
 				os.WriteFile(pwFile, []byte(password), 0o600)
 				st := fresh
@@ -165,6 +169,12 @@ func TestStreamTLSAndSASL(t *testing.T) {
 				s2 := &Stream{Engine: e2, Config: st, Metrics: NewMetrics(e2), Log: zerolog.New(logs2), Security: sec2}
 				ctx2, cancel2 := context.WithTimeout(context.Background(), d)
 				defer cancel2()
+				var acked atomic.Int64
+				s2.OnAssessed = func(*declaration.Assessment, *declaration.Declaration, time.Duration) {
+					if acked.Add(1) == int64(want) {
+						cancel2()
+					}
+				}
 				s2.Run(ctx2, brokers)
 				return s2, logs2.String()
 			}
@@ -180,7 +190,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 					}
 				}
 			}
-			s2, logs2 := runFor("wrong", 5*time.Second)
+			s2, logs2 := runFor("wrong", 5*time.Second, 0)
 			if ok, why := s2.ReadyState(); ok {
 				t.Errorf("ready with a wrong password: %s", why)
 			}
@@ -190,7 +200,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			if n := countA2(); n != 0 {
 				t.Errorf("%d assessments produced with a wrong password", n)
 			}
-			runFor(secret, 8*time.Second)
+			runFor(secret, 8*time.Second, len(decls))
 			if n := countA2(); n != len(decls) {
 				t.Errorf("with the right password on the same fresh group: %d of %d assessments", n, len(decls))
 			}
