@@ -346,6 +346,17 @@ func (pc *ParamsContext) List(name string) ([]string, bool) {
 // IsEnabled reports whether the detector runs (default true).
 func (d *Detector) IsEnabled() bool { return d.Enabled == nil || *d.Enabled }
 
+// EnabledDetectors is how many of the configuration's detectors run.
+func (c *Config) EnabledDetectors() int {
+	n := 0
+	for i := range c.Detectors {
+		if c.Detectors[i].IsEnabled() {
+			n++
+		}
+	}
+	return n
+}
+
 // defaults are set before decoding, so a Config is never half-filled.
 func defaults() *Config {
 	return &Config{

@@ -301,8 +301,7 @@ func (s *scanner) skip(depth int) {
 func (s *scanner) skipObject(depth int) {
 	var m members
 	for s.next(&m, depth) {
-		s.unknown(&m)
-		s.skip(depth + 1)
+		s.field(&m, nil, depth) // no field riskmon reads: checked and skipped
 	}
 }
 

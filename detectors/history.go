@@ -80,14 +80,13 @@ func (p *HistoryParams) Validate(pc *config.ParamsContext) {
 type history struct {
 	base
 	p        HistoryParams
-	store    *Store // per-declaration summaries, awaiting their outcome
 	rates    *Table // per-entity hit counts
 	halfLife time.Duration
 	weight   [numEntityKinds]float64 // Entities, by kind
 }
 
 func newHistory(b base, p HistoryParams, env *Env) (Detector, error) {
-	h := &history{base: b, p: p, store: env.Store, rates: env.shared(), halfLife: days(p.HalfLifeDays)}
+	h := &history{base: b, p: p, rates: env.shared(), halfLife: days(p.HalfLifeDays)}
 	for k, name := range historyEntities {
 		h.weight[k] = p.Entities[name]
 	}

@@ -139,8 +139,10 @@ func (s *Store) Set(key, value []byte) {
 }
 
 // setEntity sets the entity record of key, or with value nil deletes it.
-func (s *Store) setEntity(key, value []byte) {
-	r := s.ents.ref(key)
+func (s *Store) setEntity(key, value []byte) { s.writeEntity(s.ents.ref(key), value) }
+
+// writeEntity is setEntity at a place already found (ref).
+func (s *Store) writeEntity(r entityRef, value []byte) {
 	r.s.mu.Lock()
 	s.ents.write(r, value)
 	r.s.mu.Unlock()
@@ -293,9 +295,7 @@ func (s *Store) ApplyOverlays(ovs []*Overlay) {
 			s.Restore(Write{Key: []byte(w.key), Value: v, Decl: true})
 			return
 		}
-		w.ref.s.mu.Lock()
-		s.ents.write(w.ref, v)
-		w.ref.s.mu.Unlock()
+		s.writeEntity(w.ref, v)
 	})
 	for _, o := range ovs {
 		clear(o.vals[0])

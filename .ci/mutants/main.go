@@ -161,7 +161,7 @@ var mutants = []mutant{
 
 	// Outcomes.
 	{name: "engine-outcomes-ignored", why: "the engine hands outcomes to no detector",
-		edits: one(engineGo, "for i, l := range rs.learners {\n\t\tl.LearnOutcome(o, section(rec, rs.learnerTags[i]))\n\t}", "_ = rs.learners"), tests: engineAll},
+		edits: one(engineGo, "\t\t\tl.LearnOutcome(o, section(rec, rs.tags[i]))\n", "\t\t\t_, _ = l, i\n"), tests: engineAll},
 	{name: "stream-outcomes-not-applied", why: "stream mode never applies outcomes",
 		edits: one(streamGo, "if m.Topic == s.Config.OutcomesTopic {\n\t\t\ts.Metrics.Outcomes.Inc()",
 			"if m.Topic == s.Config.OutcomesTopic && it.err == nil {\n\t\t\ts.tracker.done(m.Topic, m.Partition, m.Offset, it.epoch)\n\t\t\tcontinue\n\t\t}\n\t\tif m.Topic == s.Config.OutcomesTopic {\n\t\t\ts.Metrics.Outcomes.Inc()"),

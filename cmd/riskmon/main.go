@@ -177,12 +177,7 @@ func cmdValidate(args []string) error {
 	if _, err := engine.New(c); err != nil {
 		return err
 	}
-	enabled := 0
-	for _, d := range c.Detectors {
-		if d.IsEnabled() {
-			enabled++
-		}
-	}
+	enabled := c.EnabledDetectors()
 	fmt.Printf("%s: ok, ruleset %s, %d detectors (%d enabled)\n", c.Source, c.Ruleset, len(c.Detectors), enabled)
 	if enabled == 0 {
 		fmt.Printf("%s: warning: %s\n", c.Source, noDetectors)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -319,7 +318,7 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger, l
 	go web.Serve(ln, sv.http, &web.FlagConfig{WebConfigFile: &webCfg}, slog.New(slog.DiscardHandler))
 	log.Info().Str("metrics", "http://"+ln.Addr().String()+"/metrics").Str("ruleset", cfg.Ruleset).Strs("brokers", sv.brokers).
 		Int("workers", st.Workers).Msg("riskmon started")
-	if !slices.ContainsFunc(cfg.Detectors, func(d config.Detector) bool { return d.IsEnabled() }) {
+	if cfg.EnabledDetectors() == 0 {
 		log.Warn().Str("ruleset", cfg.Ruleset).Msg(noDetectors)
 	}
 	return sv, nil

@@ -57,21 +57,20 @@ type Engine struct {
 func (e *Engine) ObserveDetectors(f func(detector string, d time.Duration)) { e.observe.Store(&f) }
 
 type ruleset struct {
-	cfg      *config.Config
-	dets     []detectors.Detector
-	cals     []*calibrator // one per detector
-	learners []detectors.OutcomeLearner
+	cfg  *config.Config
+	dets []detectors.Detector
+	cals []*calibrator // one per detector
 	// tags are the detectors' section tags in a declaration's record
-	// (declrecord.go); learnerTags the learners'.
-	tags, learnerTags []uint32
-	aeo               map[string]struct{}
-	randCut           uint64 // a declaration is sampled when its hash is below this
-	randChan          declaration.Channel
-	randSalt          string
-	detectors         []string
-	measurers         []detectors.Measurer // per detector, nil when it measures nothing
-	lay               *layout              // the model's features for these detectors
-	kind              map[string]string    // each enabled detector's kind, by name
+	// (declrecord.go): an outcome learner's section is tagged by its name.
+	tags      []uint32
+	aeo       map[string]struct{}
+	randCut   uint64 // a declaration is sampled when its hash is below this
+	randChan  declaration.Channel
+	randSalt  string
+	detectors []string
+	measurers []detectors.Measurer // per detector, nil when it measures nothing
+	lay       *layout              // the model's features for these detectors
+	kind      map[string]string    // each enabled detector's kind, by name
 
 	custom  bool // detectors given by the caller (NewWithDetectors)
 	batchMu sync.Mutex
@@ -145,19 +144,16 @@ func (e *Engine) build(cfg *config.Config) (*ruleset, error) {
 }
 
 // setDetectors installs the detectors with their calibrators (calibrated
-// or fixed), the outcome learners among them, their measurements and the
+// or fixed), their section tags, their measurements and the
 // model's feature layout for them.
 func (rs *ruleset) setDetectors(dets []detectors.Detector, calibrated func(detectors.Detector) bool) {
 	cal := rs.cfg.Scoring.Calibration
-	rs.dets, rs.cals, rs.detectors, rs.learners, rs.learnerTags = dets, nil, nil, nil, nil
+	rs.dets, rs.cals, rs.detectors = dets, nil, nil
 	rs.tags = make([]uint32, len(dets))
 	for i, d := range dets {
 		rs.cals = append(rs.cals, newCalibrator(cal.FullTail, cal.MinDeclarations, !calibrated(d)))
 		rs.detectors = append(rs.detectors, d.Name())
 		rs.tags[i] = sectionTag(d.Name())
-		if l, ok := d.(detectors.OutcomeLearner); ok {
-			rs.learners, rs.learnerTags = append(rs.learners, l), append(rs.learnerTags, rs.tags[i])
-		}
 	}
 	rs.measurers = make([]detectors.Measurer, len(rs.dets))
 	measures := make([][]detectors.Measure, len(rs.dets))
@@ -404,8 +400,10 @@ func (e *Engine) ApplyOutcome(o *declaration.Outcome) Attribution {
 	}
 	at := attribution(section(rec, tagSelection))
 	rs := e.rs.Load()
-	for i, l := range rs.learners {
-		l.LearnOutcome(o, section(rec, rs.learnerTags[i]))
+	for i, d := range rs.dets {
+		if l, ok := d.(detectors.OutcomeLearner); ok {
+			l.LearnOutcome(o, section(rec, rs.tags[i]))
+		}
 	}
 	if rs.cfg.Model.Enabled {
 		e.model.outcome(o, section(rec, tagModel))

@@ -12,7 +12,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,6 +201,17 @@ const compactPending = 0x80
 // derivedIDs are the entity kinds whose id derives from others'.
 var derivedIDs = [...]int{entHS4, entHS6Origin, entImporterHS6}
 
+// derivedBit is kind k's bit in the pending record's byte of ids left out
+// (0 for a kind whose id does not derive from others).
+func derivedBit(k int) byte {
+	for i, dk := range derivedIDs {
+		if dk == k {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
 func deriveID(k int, ids []string) string {
 	hs6 := ids[entHS6]
 	switch k {
@@ -227,18 +237,15 @@ func appendPending(b []byte, stratum declaration.Channel, x []float64, value flo
 	}
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(value)))
 	var derived byte
-	for i, k := range derivedIDs {
+	for _, k := range derivedIDs {
 		if ids[k] == deriveID(k, ids) {
-			derived |= 1 << i
+			derived |= derivedBit(k)
 		}
 	}
 	b = append(b, derived)
-next:
 	for k, id := range ids {
-		for i, dk := range derivedIDs {
-			if k == dk && derived&(1<<i) != 0 {
-				continue next
-			}
+		if derived&derivedBit(k) != 0 {
+			continue
 		}
 		b = binary.AppendUvarint(b, uint64(len(id)))
 		b = append(b, id...)
@@ -317,8 +324,8 @@ func decodePending(b []byte) (p pending, err error) {
 		derived, b = b[0], b[1:]
 	}
 	p.ids = make([]string, 0, len(entityKinds))
-	for k := 0; k < len(entityKinds); k++ {
-		if i := slices.Index(derivedIDs[:], k); i >= 0 && derived&(1<<i) != 0 {
+	for k := range entityKinds {
+		if derived&derivedBit(k) != 0 {
 			p.ids = append(p.ids, "") // filled in below, from the others
 			continue
 		}
@@ -332,8 +339,8 @@ func decodePending(b []byte) (p pending, err error) {
 	if len(b) != 0 {
 		return p, errBadPending
 	}
-	for i, k := range derivedIDs {
-		if derived&(1<<i) != 0 {
+	for _, k := range derivedIDs {
+		if derived&derivedBit(k) != 0 {
 			p.ids[k] = deriveID(k, p.ids)
 		}
 	}
