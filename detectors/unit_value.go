@@ -96,6 +96,29 @@ type unitValue struct {
 	p     UnitValueParams
 	peers *peers
 	store *Store
+	last  uvLast
+}
+
+// uvLast is what Score read for the declaration in hand, which Measure and
+// Learn, called after it for the same declaration from the same goroutine
+// (a detector is used by one goroutine at a time), take instead of reading
+// it again: the importer's running mean, which nothing changes before this
+// detector's Learn, and the reference groups of the items' measures, which
+// a group's Learn reads again only where an earlier item of the declaration
+// changed it (seenGroups). Learn forgets it.
+type uvLast struct {
+	d       *declaration.Declaration
+	memo    uvMemo
+	impMean float64
+	impN    int
+}
+
+// known returns what Score read for d's measure m of it, if it did.
+func (l *uvLast) known(d *declaration.Declaration, it *declaration.Item, m *measure) (groupStat, bool) {
+	if l.d != d {
+		return groupStat{}, false
+	}
+	return l.memo.find(m.unit, it.HS6(), it.Origin)
 }
 
 func newUnitValue(b base, p UnitValueParams, env *Env) (Detector, error) {
@@ -170,12 +193,19 @@ type uvMemo struct {
 	}
 }
 
+func (m *uvMemo) find(unit, hs6, origin string) (groupStat, bool) {
+	for i := 0; i < m.n; i++ {
+		if k := &m.keys[i]; k.unit == unit && k.hs6 == hs6 && k.origin == origin {
+			return k.st, true
+		}
+	}
+	return groupStat{}, false
+}
+
 func (u *unitValue) reference(memo *uvMemo, kb []byte, d *declaration.Declaration, it *declaration.Item, m *measure) groupStat {
 	hs6 := it.HS6()
-	for i := 0; i < memo.n; i++ {
-		if k := &memo.keys[i]; k.unit == m.unit && k.hs6 == hs6 && k.origin == it.Origin {
-			return k.st
-		}
+	if st, ok := memo.find(m.unit, hs6, it.Origin); ok {
+		return st
 	}
 	g := u.groups(kb, d, it, m)
 	st := u.peers.reference(&g)
@@ -194,7 +224,8 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 	if u.p.ImporterMin > 0 && impN >= u.p.ImporterMin {
 		impStrength = ramp(-impMean, u.p.ImporterZ, u.p.ImporterRamp)
 	}
-	var memo uvMemo
+	u.last = uvLast{d: d, impMean: impMean, impN: impN}
+	memo := &u.last.memo
 	var kb [128]byte
 	var rb [384]byte
 	for i := range d.Items {
@@ -204,7 +235,7 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 		var bps peerStat
 		below := false
 		for _, m := range u.measures(it, &buf) {
-			st := u.reference(&memo, kb[:0], d, it, &m)
+			st := u.reference(memo, kb[:0], d, it, &m)
 			if !st.ok {
 				continue
 			}
@@ -274,13 +305,21 @@ func (u *unitValue) Measure(d *declaration.Declaration, out []float64) {
 	it := d.MainItem()
 	var buf [2]measure
 	if ms := u.measures(it, &buf); len(ms) > 0 {
-		var kb [128]byte
-		g := u.groups(kb[:0], d, it, &ms[0])
-		if ps, ok := u.peers.deviation(&g, ms[0].lx); ok {
-			out[0], out[1] = ps.z, math.Log1p(float64(ps.n))
+		st, ok := u.last.known(d, it, &ms[0])
+		if !ok {
+			var kb [128]byte
+			g := u.groups(kb[:0], d, it, &ms[0])
+			st = u.peers.reference(&g)
+		}
+		if st.ok {
+			out[0], out[1] = st.of(ms[0].lx).z, math.Log1p(float64(st.n))
 		}
 	}
-	if mean, n := u.importerMean(d); n > 0 {
+	mean, n := u.last.impMean, u.last.impN
+	if u.last.d != d {
+		mean, n = u.importerMean(d)
+	}
+	if n > 0 {
 		out[2] = mean
 	}
 }
@@ -303,15 +342,19 @@ func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment)
 			// per-unit group is read only to refresh what an earlier item
 			// changed, as its update did before it.
 			if perKg := j == 0 && nz < len(zs); perKg || changed {
-				ps, ok := u.peers.deviation(&g, m.lx)
-				if ok && perKg {
-					zs[nz] = max(-6, min(6, ps.z))
+				st, known := u.last.known(d, it, &m)
+				if changed || !known {
+					st = u.peers.reference(&g)
+				}
+				if st.ok && perKg {
+					zs[nz] = max(-6, min(6, st.of(m.lx).z))
 					nz++
 				}
 			}
 			u.peers.add(&g, m.lx)
 		}
 	}
+	u.last.d = nil
 	if u.p.ImporterMin > 0 && nz > 0 {
 		u.learnImporter(d, zs[:nz])
 	}

@@ -75,6 +75,7 @@ type ruleset struct {
 	custom  bool // detectors given by the caller (NewWithDetectors)
 	batchMu sync.Mutex
 	batch   *batchWorkers // the detectors again for each micro-batch worker
+	idle    []*detSet     // the detectors again for Assess, not in use (under batchMu)
 }
 
 // NewEngine builds the detectors of cfg on a new state store.
@@ -227,10 +228,47 @@ func (e *Engine) Assess(d *declaration.Declaration) *declaration.Assessment {
 	rs := e.rs.Load()
 	w := workPool.Get().(*work)
 	w.d = d
-	a := e.assessTimed(rs, detSet{rs.dets, rs.measurers, e.store}, w).a
+	ds := e.takeSet(rs)
+	a := e.assessTimed(rs, *ds, w).a
+	rs.putSet(ds)
 	w.d, w.a = nil, nil
 	workPool.Put(w)
 	return a
+}
+
+// takeSet returns a set of the ruleset's detectors that no other goroutine
+// uses until putSet: a built detector keeps what it read for the
+// declaration in hand (Score's reads, for Measure and Learn), so each
+// goroutine that assesses has detectors of its own, as micro-batch and
+// stream workers do. Detectors given by the caller (NewWithDetectors) are
+// the ruleset's own, shared, as before.
+func (e *Engine) takeSet(rs *ruleset) *detSet {
+	if rs.custom {
+		return &detSet{rs.dets, rs.measurers, e.store}
+	}
+	rs.batchMu.Lock()
+	if n := len(rs.idle); n > 0 {
+		ds := rs.idle[n-1]
+		rs.idle = rs.idle[:n-1]
+		rs.batchMu.Unlock()
+		return ds
+	}
+	rs.batchMu.Unlock()
+	ds, ok := e.buildSet(rs, e.store, e.shared)
+	if !ok {
+		return &detSet{rs.dets, rs.measurers, e.store}
+	}
+	return &ds
+}
+
+// putSet gives back a set that takeSet gave.
+func (rs *ruleset) putSet(ds *detSet) {
+	if rs.custom {
+		return
+	}
+	rs.batchMu.Lock()
+	rs.idle = append(rs.idle, ds)
+	rs.batchMu.Unlock()
 }
 
 // workPool holds the work of Assess between declarations: it is large
