@@ -113,17 +113,21 @@ func (t *entityTable) write(r entityRef, v []byte) {
 		copy(rec[v0:v1], v) // in place
 		return
 	}
+	// A section rewritten keeps its place, so that the sections first
+	// written (an importer's first declaration writes every detector's)
+	// stay first, before those added one by one later (its counts by HS6,
+	// which may number hundreds): findSection reads from the start.
 	nr := r.s.scratch[:0]
-	if at >= 0 {
-		nr = append(append(nr, rec[:at]...), rec[v1:]...)
-	} else {
-		nr = append(nr, rec...)
+	if at < 0 {
+		at, v1 = len(rec), len(rec)
 	}
+	nr = append(nr, rec[:at]...)
 	if v != nil {
 		nr = binary.LittleEndian.AppendUint32(nr, r.tag)
 		nr = binary.AppendUvarint(nr, uint64(len(v)))
 		nr = append(nr, v...)
 	}
+	nr = append(nr, rec[v1:]...)
 	r.s.scratch = nr
 	switch {
 	case len(nr) > maxEntity:
