@@ -224,7 +224,7 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 	if u.p.ImporterMin > 0 && impN >= u.p.ImporterMin {
 		impStrength = ramp(-impMean, u.p.ImporterZ, u.p.ImporterRamp)
 	}
-	u.last = uvLast{d: d, impMean: impMean, impN: impN}
+	u.last.d, u.last.impMean, u.last.impN, u.last.memo.n = d, impMean, impN, 0 // (the memo's keys are many bytes to clear)
 	memo := &u.last.memo
 	var kb [128]byte
 	var rb [384]byte
