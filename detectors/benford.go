@@ -62,6 +62,7 @@ type benford struct {
 	base
 	p     BenfordParams
 	store *Store
+	last  scoreRead // the importer's digit counts, for Learn
 }
 
 func newBenford(b base, p BenfordParams, env *Env) (Detector, error) {
@@ -118,6 +119,7 @@ func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 	var kb [64]byte
 	var vb [9 * binary.MaxVarintLen32]byte
 	v, ok := b.store.Get(vb[:0], b.key(kb[:0], d))
+	b.last.keep(d, v, ok)
 	if !ok {
 		return out
 	}
@@ -173,7 +175,10 @@ func (b *benford) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
-	old, _ := b.store.Get(vb[:0], key)
+	old, _, known := b.last.take(d)
+	if !known {
+		old, _ = b.store.Get(vb[:0], key)
+	}
 	r, ok := decodeDigits(old)
 	if !ok {
 		r = [9]uint32{} // a missing or malformed record starts afresh

@@ -32,11 +32,40 @@ type Finding struct {
 //
 // The engine calls Score and Learn for one importer from one goroutine at a
 // time, in lodgement order; calls for different importers may run
-// concurrently, so state shared across importers must be safe for that.
+// concurrently, so state shared across importers must be safe for that. A
+// detector built by Build is used by one goroutine at a time (the engine
+// builds them once more for each goroutine that assesses), and may keep
+// what Score read for the Measure and Learn of the same declaration.
 type Detector interface {
 	Name() string
 	Score(d *declaration.Declaration, out []Finding) []Finding
 	Learn(d *declaration.Declaration, a *declaration.Assessment)
+}
+
+// scoreRead is a store record that Score read for the declaration in hand,
+// which Learn, called after Score for the same declaration, takes instead of
+// reading it again: a detector value is used by one goroutine at a time
+// (the engine builds the detectors once more for each goroutine that
+// assesses), and nothing else writes an importer's record while its
+// declaration is in hand. Learn forgets it.
+type scoreRead struct {
+	d  *declaration.Declaration
+	v  []byte
+	ok bool
+}
+
+// keep remembers v (ok: present) as read for d.
+func (r *scoreRead) keep(d *declaration.Declaration, v []byte, ok bool) {
+	r.d, r.v, r.ok = d, append(r.v[:0], v...), ok
+}
+
+// take returns what was read for d, if anything (known), and forgets it.
+func (r *scoreRead) take(d *declaration.Declaration) (v []byte, ok, known bool) {
+	if r.d != d || d == nil {
+		return nil, false, false
+	}
+	r.d = nil
+	return r.v, r.ok, true
 }
 
 // Uncalibrated is implemented by detectors whose strengths are already on the

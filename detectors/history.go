@@ -83,6 +83,13 @@ type history struct {
 	rates    *Table // per-entity hit counts
 	halfLife time.Duration
 	weight   [numEntityKinds]float64 // Entities, by kind
+	// last holds the hashes of the entities of the declaration Score read,
+	// for its Pending (see scoreRead).
+	last struct {
+		d      *declaration.Declaration
+		n      int
+		hashes [maxEntities]uint64
+	}
 }
 
 func newHistory(b base, p HistoryParams, env *Env) (Detector, error) {
@@ -229,9 +236,12 @@ func (h *history) Score(d *declaration.Declaration, out []Finding) []Finding {
 	var kb [96]byte
 	prefix := h.hashKeyPrefix(kb[:0])
 	ents := h.entities(d, &el)
+	h.last.d, h.last.n = d, len(ents)
 	for i := range ents {
 		e := &ents[i]
-		hits, n := h.read(putHash(prefix, entityHash(e)), now)
+		x := entityHash(e)
+		h.last.hashes[i] = x
+		hits, n := h.read(putHash(prefix, x), now)
 		if hits <= 0 {
 			continue
 		}
@@ -291,6 +301,13 @@ func (h *history) Pending(d *declaration.Declaration, a *declaration.Assessment,
 		}
 	}
 	b = append(b, sel)
+	if h.last.d == d && d != nil {
+		h.last.d = nil
+		for _, x := range h.last.hashes[:h.last.n] {
+			b = binary.LittleEndian.AppendUint64(b, x)
+		}
+		return b
+	}
 	var el entityList
 	ents := h.entities(d, &el)
 	for i := range ents {

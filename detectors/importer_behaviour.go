@@ -72,6 +72,7 @@ type importerBehaviour struct {
 	p          ImporterParams
 	store      *Store
 	fast, slow time.Duration
+	last       scoreRead // the importer's record, for Learn
 }
 
 func newImporterBehaviour(b base, p ImporterParams, env *Env) (Detector, error) {
@@ -178,7 +179,8 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 	now := unixSec(d.LodgedAt)
 	var kb [64]byte
 	var vb, xb [4 * ibFields]byte
-	v, _ := ib.store.Get(vb[:0], ib.key(kb[:0], d))
+	v, found := ib.store.Get(vb[:0], ib.key(kb[:0], d))
+	ib.last.keep(d, v, found)
 	rec := ibExpand(v, &xb)
 	var rb [256]byte
 	ev := newEvidence()
@@ -271,7 +273,10 @@ func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.As
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
-	old, _ := ib.store.Get(vb[:0], key)
+	old, _, known := ib.last.take(d)
+	if !known {
+		old, _ = ib.store.Get(vb[:0], key)
+	}
 	rec := ibExpand(old, &xb)
 	if rec == nil {
 		rec = record(xb[:])

@@ -69,6 +69,7 @@ type splitting struct {
 	base
 	p     SplittingParams
 	store *Store
+	last  scoreRead // the importer's recent values, for Learn
 }
 
 func newSplitting(b base, p SplittingParams, env *Env) (Detector, error) {
@@ -133,7 +134,8 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	}
 	var kb [64]byte
 	var vb [8 * splitRing]byte
-	raw, _ := sp.store.Get(vb[:0], sp.key(kb[:0], d))
+	raw, ok := sp.store.Get(vb[:0], sp.key(kb[:0], d))
+	sp.last.keep(d, raw, ok)
 	if len(raw) == 0 || len(raw)%8 != 0 {
 		return out
 	}
@@ -190,7 +192,10 @@ func (sp *splitting) Learn(d *declaration.Declaration, _ *declaration.Assessment
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
-	old, _ := sp.store.Get(vb[:0], key)
+	old, _, known := sp.last.take(d)
+	if !known {
+		old, _ = sp.store.Get(vb[:0], key)
+	}
 	if len(old)%8 != 0 || len(old) > 8*splitRing {
 		old = nil // malformed: start afresh
 	}
