@@ -106,7 +106,8 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 	r := s.ents.ref(key)
 	r.s.mu.Lock()
 	var old []byte
-	if v, ok := s.ents.read(r); ok {
+	v, ok := s.ents.read(r)
+	if ok {
 		old = append(buf[:0], v...)
 		if old == nil {
 			old = []byte{} // held, and empty
@@ -114,7 +115,11 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 	}
 	nv := f(old)
 	if nv != nil {
-		s.ents.write(r, nv)
+		if ok && len(nv) == len(v) {
+			copy(v, nv) // where it is (read marked it used, as a write would)
+		} else {
+			s.ents.write(r, nv)
+		}
 		if s.tap != nil {
 			s.tap.add(key, nv, false)
 		}
