@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,16 +230,39 @@ func deriveID(k int, ids []string) string {
 	return ids[entImporter] + "/" + hs6
 }
 
+// isDerived reports whether ids[k] is what deriveID(k, ids) gives, without
+// building it.
+func isDerived(k int, ids []string) bool {
+	id, hs6 := ids[k], ids[entHS6]
+	switch k {
+	case entHS4:
+		return len(hs6) >= 4 && id == hs6[:4] || len(hs6) < 4 && id == ""
+	case entHS6Origin:
+		return joined(id, hs6, ids[entOrigin])
+	}
+	if ids[entImporter] == "" {
+		return id == ""
+	}
+	return joined(id, ids[entImporter], hs6)
+}
+
+// joined reports whether s is a + "/" + b.
+func joined(s, a, b string) bool {
+	return len(s) == len(a)+1+len(b) && s[:len(a)] == a && s[len(a)] == '/' && s[len(a)+1:] == b
+}
+
 func appendPending(b []byte, stratum declaration.Channel, x []float64, value float64, ids []string) []byte {
 	b = append(b, byte(stratum)|compactPending)
 	b = binary.AppendUvarint(b, uint64(len(x)))
-	for _, v := range x {
-		b = binary.LittleEndian.AppendUint16(b, toHalf(float32(v)))
+	n := len(b)
+	b = slices.Grow(b, 2*len(x)+4)[:n+2*len(x)]
+	for i, v := range x {
+		binary.LittleEndian.PutUint16(b[n+2*i:], toHalf(float32(v)))
 	}
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(value)))
 	var derived byte
 	for _, k := range derivedIDs {
-		if ids[k] == deriveID(k, ids) {
+		if isDerived(k, ids) {
 			derived |= derivedBit(k)
 		}
 	}
