@@ -276,9 +276,12 @@ func (s *Store) Deferred(o *Overlay) *Store {
 // position, and of writing within a position, and empties them. Each
 // overlay's writes must have been made in increasing position.
 //
-// A write that a later write of the same key in the same overlay supersedes
-// is left out: the store ends the batch with the same records, and what
-// it evicts still depends on the batch alone.
+// An entity write that a later write of the same key in the same overlay
+// supersedes is left out: the store ends the batch with the same records,
+// and what it evicts still depends on the batch alone (an entity written
+// while assessing is its importer's, and one importer's declarations are
+// in one overlay however many there are). A declaration's record is
+// written in full: two declarations of one id may be of two importers.
 func (s *Store) ApplyOverlays(ovs []*Overlay) {
 	inPositionOrder(len(ovs), func(l int) int { return len(ovs[l].log) }, func(l, j int) int { return ovs[l].log[j].at }, func(l, j int) uint64 {
 		w := &ovs[l].log[j]
@@ -289,7 +292,7 @@ func (s *Store) ApplyOverlays(ovs []*Overlay) {
 	}, func(l, j int) {
 		o := ovs[l]
 		w := &o.log[j]
-		if o.vals[ns(w.decl)][w.key] != j {
+		if !w.decl && o.vals[0][w.key] != j {
 			return // superseded
 		}
 		var v []byte

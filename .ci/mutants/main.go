@@ -187,6 +187,12 @@ var mutants = []mutant{
 		tests: []test{dets, engine, batch, quality}},
 
 	// Concurrency.
+	{name: "batch-lane-by-declaration", why: "a micro-batch deals declarations into lanes by declaration id, so one importer's declarations are assessed in several lanes, each blind to the others' writes",
+		edits: one("pipeline/engine/batch.go", "xxhash.Sum64String(ws[i].d.Importer.ID) % uint64(lanes)", "xxhash.Sum64String(ws[i].d.ID) % uint64(lanes)"),
+		tests: []test{determin, batch}},
+	{name: "batch-end-supersedes-declarations", why: "a batch's end leaves out a declaration write superseded in its overlay, so what the pending ring holds depends on how the batch was shared out",
+		edits: one("detectors/store.go", "if !w.decl && o.vals[0][w.key] != j {", "if o.vals[ns(w.decl)][w.key] != j {"),
+		tests: []test{dets}},
 	{name: "stream-worker-by-offset", why: "worker chosen by offset instead of importer",
 		edits: one(streamGo, "workers[xxhash.Sum64String(it.d.Importer.ID)%uint64(len(workers))]", "workers[xxhash.Sum64String(strconv.FormatInt(m.Offset, 10))%uint64(len(workers))]"),
 		tests: []test{stream, cmd}},

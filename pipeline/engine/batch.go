@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -27,23 +29,36 @@ import (
 // workers or on their timing: `--workers 1` and `--workers 8` give the same
 // assessments, byte for byte.
 //
+// The batch's importers are dealt out in lanes (by a hash of the importer,
+// lanesPerWorker lanes for each worker), and a worker that is done with a
+// lane takes the next one not taken: a worker that drew busy importers
+// does not leave the others idle until it is done. Each lane has its own
+// detectors and overlay, so which worker assesses a lane changes nothing.
+//
 // Against one declaration at a time (Assess, as stream mode does), a
 // declaration does not see the shared updates of the earlier declarations of
 // its own batch: at most BatchSize declarations of staleness in statistics
 // that are built from hundreds of thousands.
 const BatchSize = 256
 
-// batchWorkers are a ruleset's detectors built once more for each worker,
+// lanesPerWorker is how many lanes a batch has for each worker.
+const lanesPerWorker = 8
+
+// batchWorkers are a ruleset's detectors built once more for each lane,
 // with the shared statistics behind a recorder.
 type batchWorkers struct {
-	sets []detSet // each with the worker's handle on the store
+	sets []detSet // each with the lane's handle on the store
 	ovs  []*detectors.Overlay
 	recs []*detectors.Recorder
+	// The batch's declarations by lane: lane l's are order[start[l]:start[l+1]],
+	// in input order.
+	order []int32
+	start []int
 }
 
-// workersFor returns n sets of the ruleset's detectors for a micro-batch,
-// built on first use; nil when the ruleset's detectors were given by the
-// caller (NewWithDetectors) and cannot be built again.
+// workersFor returns n sets of the ruleset's detectors for a micro-batch's
+// lanes, built on first use; nil when the ruleset's detectors were given by
+// the caller (NewWithDetectors) and cannot be built again.
 func (e *Engine) workersFor(rs *ruleset, n int) *batchWorkers {
 	rs.batchMu.Lock()
 	defer rs.batchMu.Unlock()
@@ -61,6 +76,32 @@ func (e *Engine) workersFor(rs *ruleset, n int) *batchWorkers {
 	}
 	rs.batch = bw
 	return bw
+}
+
+// deal sorts the batch's declarations into lanes by importer (a counting
+// sort, which keeps each lane's in input order).
+func (bw *batchWorkers) deal(ws []work, lanes int) {
+	bw.order = slices.Grow(bw.order[:0], len(ws))[:len(ws)]
+	bw.start = slices.Grow(bw.start[:0], lanes+2)[:lanes+2]
+	clear(bw.start)
+	lane := func(i int) int {
+		if lanes == 1 {
+			return 0
+		}
+		return int(xxhash.Sum64String(ws[i].d.Importer.ID) % uint64(lanes))
+	}
+	for i := range ws { // start[l+2] counts lane l's
+		bw.start[lane(i)+2]++
+	}
+	for l := 2; l < len(bw.start); l++ {
+		bw.start[l] += bw.start[l-1]
+	}
+	for i := range ws { // start[l+1] is where lane l's next goes
+		l := lane(i)
+		bw.order[bw.start[l+1]] = int32(i)
+		bw.start[l+1]++
+	}
+	bw.start = bw.start[:lanes+1]
 }
 
 // AssessBatch assesses ds, in input order, on up to workers goroutines, and
@@ -81,22 +122,27 @@ func (e *Engine) AssessBatch(ds []*declaration.Declaration, workers int) []*decl
 		ws[i].d, ws[i].a, ws[i].timed = d, nil, false
 	}
 	workers = max(1, min(workers, len(ds)))
-	bw := e.workersFor(rs, workers)
+	lanes := 1
+	if workers > 1 {
+		lanes = workers * lanesPerWorker
+	}
+	bw := e.workersFor(rs, lanes)
 	if bw == nil { // detectors given by the caller: one worker, updates at once
 		for i := range ws {
 			e.assess(rs, detSet{rs.dets, rs.measurers, e.store}, model, c, &ws[i])
 		}
 	} else {
+		bw.deal(ws, lanes)
+		var next atomic.Int32
 		var wg sync.WaitGroup
-		for k := range workers {
+		for range workers {
 			wg.Go(func() {
-				for i := range ws {
-					if workers > 1 && xxhash.Sum64String(ws[i].d.Importer.ID)%uint64(workers) != uint64(k) {
-						continue
+				for l := int(next.Add(1)) - 1; l < lanes; l = int(next.Add(1)) - 1 {
+					for _, i := range bw.order[bw.start[l]:bw.start[l+1]] {
+						bw.recs[l].At(int(i))
+						bw.ovs[l].At(int(i))
+						e.assess(rs, bw.sets[l], model, c, &ws[i])
 					}
-					bw.recs[k].At(i)
-					bw.ovs[k].At(i)
-					e.assess(rs, bw.sets[k], model, c, &ws[i])
 				}
 			})
 		}
