@@ -354,10 +354,10 @@ func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment)
 			u.peers.add(&g, m.lx)
 		}
 	}
-	u.last.d = nil
 	if u.p.ImporterMin > 0 && nz > 0 {
 		u.learnImporter(d, zs[:nz])
 	}
+	u.last.d = nil
 }
 
 // learnImporter folds the declaration's per-kg deviations into the
@@ -370,9 +370,16 @@ func (u *unitValue) learnImporter(d *declaration.Declaration, zs []float64) {
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
-	old, _ := u.store.Get(vb[:0], key)
-	r := fixed(old, vb[:], 8)
-	mean, cnt := r.f32(0), int(r.u32(1))
+	var mean float64
+	var cnt int
+	if u.last.d == d { // Score read it (importerMean)
+		mean, cnt = u.last.impMean, u.last.impN
+	} else {
+		old, _ := u.store.Get(vb[:0], key)
+		r := fixed(old, vb[:], 8)
+		mean, cnt = r.f32(0), int(r.u32(1))
+	}
+	r := record(vb[:8])
 	for _, z := range zs {
 		cnt++
 		mean += (z - mean) / float64(min(cnt, 20))
