@@ -119,7 +119,7 @@ func (b *benford) Score(d *declaration.Declaration, out []Finding) []Finding {
 	var kb [64]byte
 	var vb [9 * binary.MaxVarintLen32]byte
 	v, ok := b.store.Get(vb[:0], b.key(kb[:0], d))
-	b.last.keep(d, v, ok)
+	b.last.keep(b.store, d, v, ok)
 	if !ok {
 		return out
 	}
@@ -175,7 +175,7 @@ func (b *benford) Learn(d *declaration.Declaration, _ *declaration.Assessment) {
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
-	old, _, known := b.last.take(d)
+	old, _, known := b.last.take(b.store, d)
 	if !known {
 		old, _ = b.store.Get(vb[:0], key)
 	}

@@ -35,7 +35,8 @@ type Finding struct {
 // concurrently, so state shared across importers must be safe for that. A
 // detector built by Build is used by one goroutine at a time (the engine
 // builds them once more for each goroutine that assesses), and may keep
-// what Score read for the Measure and Learn of the same declaration.
+// what Score read for the Measure and Learn of the same declaration, as
+// long as the state has lost nothing since (scoreRead).
 type Detector interface {
 	Name() string
 	Score(d *declaration.Declaration, out []Finding) []Finding
@@ -46,25 +47,34 @@ type Detector interface {
 // which Learn, called after Score for the same declaration, takes instead of
 // reading it again: a detector value is used by one goroutine at a time
 // (the engine builds the detectors once more for each goroutine that
-// assesses), and nothing else writes an importer's record while its
-// declaration is in hand. Learn forgets it.
+// assesses), and no other goroutine writes an importer's records while its
+// declaration is in hand. The store may still lose a record meanwhile: when
+// the entity table is at its cap, another detector's write to the same
+// importer's combined record can evict it, and a read then finds nothing.
+// So what was read is taken only if the store has evicted nothing since
+// (storeMark); otherwise Learn reads again. Learn forgets it.
 type scoreRead struct {
-	d  *declaration.Declaration
-	v  []byte
-	ok bool
+	d    *declaration.Declaration
+	v    []byte
+	ok   bool
+	mark uint64
 }
 
-// keep remembers v (ok: present) as read for d.
-func (r *scoreRead) keep(d *declaration.Declaration, v []byte, ok bool) {
-	r.d, r.v, r.ok = d, append(r.v[:0], v...), ok
+// keep remembers v (ok: present) as read for d from s.
+func (r *scoreRead) keep(s *Store, d *declaration.Declaration, v []byte, ok bool) {
+	r.d, r.v, r.ok, r.mark = d, append(r.v[:0], v...), ok, s.evictions()
 }
 
-// take returns what was read for d, if anything (known), and forgets it.
-func (r *scoreRead) take(d *declaration.Declaration) (v []byte, ok, known bool) {
+// take returns what was read for d, if anything and if s has evicted
+// nothing since (known), and forgets it.
+func (r *scoreRead) take(s *Store, d *declaration.Declaration) (v []byte, ok, known bool) {
 	if r.d != d || d == nil {
 		return nil, false, false
 	}
 	r.d = nil
+	if s.evictions() != r.mark {
+		return nil, false, false
+	}
 	return r.v, r.ok, true
 }
 

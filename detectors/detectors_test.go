@@ -220,3 +220,85 @@ func TestUnitValueEviction(t *testing.T) {
 		t.Errorf("fired after eviction: %+v", fs)
 	}
 }
+
+// A record that Score read and the store then lost (evicted at its cap by
+// other writes before Learn) is not written back from what Score kept:
+// Learn reads again, finds nothing and starts afresh, as it did before
+// detectors kept their reads (scoreRead).
+func TestLearnAfterEvictionReadsAgain(t *testing.T) {
+	c, err := config.Parse([]byte("name: t\ndetectors: [{name: bf, kind: benford}]\n"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(1, 32)
+	dets, err := Build(c, &Env{Config: c, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf := dets[0].(*benford)
+	d := decl("D", t0, item("6403990000", "CN", 100, 4000)) // first digit 4
+	for range 40 {
+		bf.Learn(d, nil)
+	}
+	key := bf.key(nil, d)
+	// held looks the importer's record up without marking it used.
+	held := func() bool {
+		r := store.ents.ref(key)
+		r.s.mu.Lock()
+		defer r.s.mu.Unlock()
+		return r.s.find(r.h) >= 0
+	}
+	bf.Score(d, nil)
+	// Records of its size class, until the clock evicts it.
+	for i := 0; held(); i++ {
+		if i == 2_000_000 {
+			t.Fatal("the importer's record was never evicted")
+		}
+		store.Set([]byte(fmt.Sprint("other-", i)), make([]byte, 14))
+	}
+	bf.Learn(d, nil)
+	v, _ := store.Get(nil, key)
+	if digits, ok := decodeDigits(v); !ok || digits[3] != 1 {
+		t.Errorf("Learn after the record was evicted left counts %v (ok %v), want one 4: afresh", digits, ok)
+	}
+}
+
+// The same for unit_value's running mean of the importer's deviations: lost
+// between Score and Learn, it starts afresh from the declaration's own.
+func TestUnitValueLearnAfterEvictionReadsAgain(t *testing.T) {
+	c, err := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 1}}]\n"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(1, 32)
+	dets, err := Build(c, &Env{Config: c, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uv := dets[0].(*unitValue)
+	for range 10 {
+		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)), nil)
+	}
+	d := decl("L", t0, item("6403990000", "CN", 100, 1000)) // far below its peers
+	key := uv.importerKey(nil, d)
+	held := func() bool {
+		r := store.ents.ref(key)
+		r.s.mu.Lock()
+		defer r.s.mu.Unlock()
+		return r.s.find(r.h) >= 0
+	}
+	if _, n := uv.importerMean(d); n < 2 {
+		t.Fatalf("running mean over %d items before: the test needs some", n)
+	}
+	uv.Score(d, nil)
+	for i := 0; held(); i++ {
+		if i == 2_000_000 {
+			t.Fatal("the importer's record was never evicted")
+		}
+		store.Set([]byte(fmt.Sprint("other-", i)), make([]byte, 13))
+	}
+	uv.Learn(d, nil)
+	if mean, n := uv.importerMean(d); n != 1 || mean != -6 {
+		t.Errorf("running mean %v over %d items after the record was evicted, want -6 (the declaration's own, clamped) over 1", mean, n)
+	}
+}

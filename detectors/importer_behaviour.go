@@ -180,7 +180,7 @@ func (ib *importerBehaviour) Score(d *declaration.Declaration, out []Finding) []
 	var kb [64]byte
 	var vb, xb [4 * ibFields]byte
 	v, found := ib.store.Get(vb[:0], ib.key(kb[:0], d))
-	ib.last.keep(d, v, found)
+	ib.last.keep(ib.store, d, v, found)
 	rec := ibExpand(v, &xb)
 	var rb [256]byte
 	ev := newEvidence()
@@ -273,7 +273,7 @@ func (ib *importerBehaviour) Learn(d *declaration.Declaration, _ *declaration.As
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
-	old, _, known := ib.last.take(d)
+	old, _, known := ib.last.take(ib.store, d)
 	if !known {
 		old, _ = ib.store.Get(vb[:0], key)
 	}

@@ -135,7 +135,7 @@ func (sp *splitting) Score(d *declaration.Declaration, out []Finding) []Finding 
 	var kb [64]byte
 	var vb [8 * splitRing]byte
 	raw, ok := sp.store.Get(vb[:0], sp.key(kb[:0], d))
-	sp.last.keep(d, raw, ok)
+	sp.last.keep(sp.store, d, raw, ok)
 	if len(raw) == 0 || len(raw)%8 != 0 {
 		return out
 	}
@@ -192,7 +192,7 @@ func (sp *splitting) Learn(d *declaration.Declaration, _ *declaration.Assessment
 	// closure (which would move the buffers to the heap): the record is the
 	// importer\'s, and one importer\'s declarations are assessed by one
 	// goroutine at a time, so no other writer can come in between.
-	old, _, known := sp.last.take(d)
+	old, _, known := sp.last.take(sp.store, d)
 	if !known {
 		old, _ = sp.store.Get(vb[:0], key)
 	}

@@ -200,9 +200,9 @@ func (s *Store) Restore(w Write) {
 	}
 }
 
-// An Overlay holds one worker's writes during a micro-batch: the worker
-// reads its own writes through it, and at the batch's end the writes of all
-// workers reach the cache in input order (ApplyOverlays). fastcache evicts
+// An Overlay holds one lane's writes during a micro-batch: the lane reads
+// its own writes through it, and at the batch's end the writes of all
+// lanes reach the cache in input order (ApplyOverlays). fastcache evicts
 // by the order of writes, so this keeps what is evicted, and therefore
 // every later assessment, independent of the number of workers.
 type Overlay struct {
@@ -312,6 +312,10 @@ func (s *Store) ApplyOverlays(ovs []*Overlay) {
 		o.log, o.buf = o.log[:0], o.buf[:0]
 	}
 }
+
+// evictions is how many entity records the store has lost to its cap so
+// far (Stats' evicted).
+func (s *Store) evictions() uint64 { return s.ents.evicted.Load() }
 
 // Stats reports the entity records held, the bytes allocated for them and
 // how many were evicted to stay within the cap.

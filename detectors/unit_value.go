@@ -105,20 +105,31 @@ type unitValue struct {
 // it again: the importer's running mean, which nothing changes before this
 // detector's Learn, and the reference groups of the items' measures, which
 // a group's Learn reads again only where an earlier item of the declaration
-// changed it (seenGroups). Learn forgets it.
+// changed it (seenGroups). As with scoreRead, it is taken only while the
+// store has evicted nothing and the shared table dropped nothing since
+// Score read it (at its cap, an earlier item's update can drop a group a
+// later item reads). Learn forgets it.
 type uvLast struct {
-	d       *declaration.Declaration
-	memo    uvMemo
-	impMean float64
-	impN    int
+	d              *declaration.Declaration
+	memo           uvMemo
+	impMean        float64
+	impN           int
+	evicted, drops uint64
 }
 
-// known returns what Score read for d's measure m of it, if it did.
-func (l *uvLast) known(d *declaration.Declaration, it *declaration.Item, m *measure) (groupStat, bool) {
-	if l.d != d {
+// lastValid reports whether what Score read for d still stands.
+func (u *unitValue) lastValid(d *declaration.Declaration) bool {
+	l := &u.last
+	return l.d == d && d != nil && u.store.evictions() == l.evicted && u.peers.table.Dropped() == l.drops
+}
+
+// known returns what Score read for d's measure m of it, if it did and it
+// still stands.
+func (u *unitValue) known(d *declaration.Declaration, it *declaration.Item, m *measure) (groupStat, bool) {
+	if !u.lastValid(d) {
 		return groupStat{}, false
 	}
-	return l.memo.find(m.unit, it.HS6(), it.Origin)
+	return u.last.memo.find(m.unit, it.HS6(), it.Origin)
 }
 
 func newUnitValue(b base, p UnitValueParams, env *Env) (Detector, error) {
@@ -225,6 +236,7 @@ func (u *unitValue) Score(d *declaration.Declaration, out []Finding) []Finding {
 		impStrength = ramp(-impMean, u.p.ImporterZ, u.p.ImporterRamp)
 	}
 	u.last.d, u.last.impMean, u.last.impN, u.last.memo.n = d, impMean, impN, 0 // (the memo's keys are many bytes to clear)
+	u.last.evicted, u.last.drops = u.store.evictions(), u.peers.table.Dropped()
 	memo := &u.last.memo
 	var kb [128]byte
 	var rb [384]byte
@@ -305,7 +317,7 @@ func (u *unitValue) Measure(d *declaration.Declaration, out []float64) {
 	it := d.MainItem()
 	var buf [2]measure
 	if ms := u.measures(it, &buf); len(ms) > 0 {
-		st, ok := u.last.known(d, it, &ms[0])
+		st, ok := u.known(d, it, &ms[0])
 		if !ok {
 			var kb [128]byte
 			g := u.groups(kb[:0], d, it, &ms[0])
@@ -316,7 +328,7 @@ func (u *unitValue) Measure(d *declaration.Declaration, out []float64) {
 		}
 	}
 	mean, n := u.last.impMean, u.last.impN
-	if u.last.d != d {
+	if !u.lastValid(d) {
 		mean, n = u.importerMean(d)
 	}
 	if n > 0 {
@@ -342,7 +354,7 @@ func (u *unitValue) Learn(d *declaration.Declaration, _ *declaration.Assessment)
 			// per-unit group is read only to refresh what an earlier item
 			// changed, as its update did before it.
 			if perKg := j == 0 && nz < len(zs); perKg || changed {
-				st, known := u.last.known(d, it, &m)
+				st, known := u.known(d, it, &m)
 				if changed || !known {
 					st = u.peers.reference(&g)
 				}
@@ -372,7 +384,7 @@ func (u *unitValue) learnImporter(d *declaration.Declaration, zs []float64) {
 	// goroutine at a time, so no other writer can come in between.
 	var mean float64
 	var cnt int
-	if u.last.d == d { // Score read it (importerMean)
+	if u.lastValid(d) { // Score read it (importerMean)
 		mean, cnt = u.last.impMean, u.last.impN
 	} else {
 		old, _ := u.store.Get(vb[:0], key)

@@ -13,8 +13,8 @@ import (
 
 // Micro-batches: how replay uses every core and stays deterministic.
 //
-// AssessBatch takes a batch of declarations in input order and hands each
-// to a worker by a hash of its importer, so one worker sees all of an
+// AssessBatch takes a batch of declarations in input order and deals each
+// into a lane by a hash of its importer, so one lane holds all of an
 // importer's declarations, in order, and an importer's own state (its
 // records in the store) evolves exactly as if one goroutine did everything.
 // What importers share is frozen for the batch: the workers read the shared
@@ -22,9 +22,10 @@ import (
 // rate keeper's cuts, the model and its party counts as they were when the
 // batch began; their updates to the shared statistics are recorded, and at
 // the batch's end the updates and the counts are applied in input order.
-// Each worker's writes to the store go to an overlay that it reads its own
-// writes through, and reach the store in input order too, so that what the
-// store evicts when it is full does not depend on the workers either.
+// Each lane's writes to the store go to its overlay, which the lane reads
+// its own writes through, and reach the store in input order too, so that
+// what the store evicts when it is full does not depend on the workers
+// either.
 // The result depends on the batch boundaries, never on the number of
 // workers or on their timing: `--workers 1` and `--workers 8` give the same
 // assessments, byte for byte.
