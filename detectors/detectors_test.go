@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
 )
@@ -300,5 +302,66 @@ func TestUnitValueLearnAfterEvictionReadsAgain(t *testing.T) {
 	uv.Learn(d, nil)
 	if mean, n := uv.importerMean(d); n != 1 || mean != -6 {
 		t.Errorf("running mean %v over %d items after the record was evicted, want -6 (the declaration's own, clamped) over 1", mean, n)
+	}
+}
+
+// And for the reference groups unit_value's Learn takes from Score: when an
+// earlier item's update drops (at the shared table's cap) the group a later
+// item was measured against, Learn measures that item again, against the
+// coarser group it now falls back to, as it would without what Score kept.
+func TestUnitValueLearnAfterDropReadsAgain(t *testing.T) {
+	c, err := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 1}}]\n"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := NewTable(64) // one entry a shard
+	dets, err := Build(c, &Env{Config: c, Store: NewStore(32, 32), Shared: tab})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uv := dets[0].(*unitValue)
+	shard := func(hs, origin string, level int) *tableShard {
+		it := item(hs, origin, 100, 1)
+		ms := uv.measures(&it, &[2]measure{})
+		g := uv.groups(nil, decl("K", t0, it), &it, &ms[0])
+		return tab.shardOf(xxhash.Sum64(g.level(level)))
+	}
+	// B's groups (its HS6 from CN, from VN, all origins, its HS4) each in a
+	// shard of its own; A's finest group in the shard of B's from CN, A's
+	// coarser ones elsewhere.
+	var hsA, hsB string
+	for b := 0; hsB == "" && b < 10000; b++ {
+		h := fmt.Sprintf("%06d0000", 100000+b)
+		s := []*tableShard{shard(h, "CN", 0), shard(h, "VN", 0), shard(h, "CN", 1), shard(h, "CN", 2)}
+		if s[0] != s[1] && s[0] != s[2] && s[0] != s[3] && s[1] != s[2] && s[1] != s[3] && s[2] != s[3] {
+			hsB = h
+		}
+	}
+	for a := 0; hsA == "" && a < 100000; a++ {
+		h := fmt.Sprintf("%06d0000", 500000+a)
+		if shard(h, "CN", 0) == shard(hsB, "CN", 0) && shard(h, "CN", 1) != shard(hsB, "CN", 1) && shard(h, "CN", 2) != shard(hsB, "CN", 1) &&
+			shard(h, "CN", 1) != shard(hsB, "CN", 2) && shard(h, "CN", 2) != shard(hsB, "CN", 2) {
+			hsA = h
+		}
+	}
+	if hsA == "" || hsB == "" {
+		t.Fatal("no HS codes with the shards the test needs")
+	}
+	// B from CN at 40/kg, from VN at 10/kg: the CN group's median is 40,
+	// all origins' lies between.
+	for range 10 {
+		uv.Learn(decl("T", t0, item(hsB, "CN", 100, 4000)), nil)
+		uv.Learn(decl("T", t0, item(hsB, "VN", 100, 1000)), nil)
+	}
+	d := decl("D", t0, item(hsA, "CN", 100, 4000), item(hsB, "CN", 100, 4000))
+	d.Importer.ID = "IMP-2"
+	uv.Score(d, nil) // B at its CN peers' median: z 0
+	drops := tab.Dropped()
+	uv.Learn(d, nil) // A's update drops B's CN group
+	if tab.Dropped() == drops { // (B's own update then puts its CN group back, dropping A's)
+		t.Fatal("A's update did not drop B's CN group: the test does not exercise the drop")
+	}
+	if mean, n := uv.importerMean(d); n != 1 || mean <= 0.5 {
+		t.Errorf("IMP-2's running mean %v over %d items, want B's deviation above all origins' median (z > 0.5) over 1", mean, n)
 	}
 }
