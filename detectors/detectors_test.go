@@ -357,7 +357,7 @@ func TestUnitValueLearnAfterDropReadsAgain(t *testing.T) {
 	d.Importer.ID = "IMP-2"
 	uv.Score(d, nil) // B at its CN peers' median: z 0
 	drops := tab.Dropped()
-	uv.Learn(d, nil) // A's update drops B's CN group
+	uv.Learn(d, nil)            // A's update drops B's CN group
 	if tab.Dropped() == drops { // (B's own update then puts its CN group back, dropping A's)
 		t.Fatal("A's update did not drop B's CN group: the test does not exercise the drop")
 	}
