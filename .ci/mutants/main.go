@@ -298,7 +298,7 @@ var mutants = []mutant{
 	{name: "half-ties-away", why: "features rounded to binary16 with ties away from zero instead of to even",
 		edits: one("pipeline/engine/half.go", "rem > 0x1000 || rem == 0x1000 && k&1 == 1", "rem >= 0x1000"), tests: []test{engine}},
 	{name: "pending-derives-every-id", why: "an id left out of the pending record as derived when it does not derive",
-		edits: one("pipeline/engine/model.go", "if ids[k] == deriveID(k, ids) {", "if ids[k] == deriveID(k, ids) || true {"), tests: []test{engine}},
+		edits: one("pipeline/engine/model.go", "if isDerived(k, ids) {", "if isDerived(k, ids) || true {"), tests: []test{engine}},
 
 	// The learned model, for the quality floors.
 	{name: "model-never-scores", why: "the learned model trains but never scores (rules alone)",
