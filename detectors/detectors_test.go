@@ -16,16 +16,40 @@ import (
 
 // build parses a configuration and builds its detectors on a fresh store.
 func build(t *testing.T, yml string) []Detector {
+	return buildOn(t, yml, NewStore(32, 32), nil)
+}
+
+// buildOn is build on the given store and shared table (nil: their own).
+func buildOn(t *testing.T, yml string, store *Store, shared *Table) []Detector {
 	t.Helper()
 	c, err := config.Parse([]byte(yml), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dets, err := Build(c, &Env{Config: c, Store: NewStore(32, 32)})
+	dets, err := Build(c, &Env{Config: c, Store: store, Shared: shared})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return dets
+}
+
+// evictRecord writes records of size bytes (the size class of key's
+// record) to store until the clock evicts key's record; it looks the
+// record up without marking it used.
+func evictRecord(t *testing.T, store *Store, key []byte, size int) {
+	t.Helper()
+	held := func() bool {
+		r := store.ents.ref(key)
+		r.s.mu.Lock()
+		defer r.s.mu.Unlock()
+		return r.s.find(r.h) >= 0
+	}
+	for i := 0; held(); i++ {
+		if i == 2_000_000 {
+			t.Fatal("the record was never evicted")
+		}
+		store.Set([]byte(fmt.Sprint("other-", i)), make([]byte, size))
+	}
 }
 
 var t0 = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -228,36 +252,15 @@ func TestUnitValueEviction(t *testing.T) {
 // Learn reads again, finds nothing and starts afresh, as it did before
 // detectors kept their reads (scoreRead).
 func TestLearnAfterEvictionReadsAgain(t *testing.T) {
-	c, err := config.Parse([]byte("name: t\ndetectors: [{name: bf, kind: benford}]\n"), "t")
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := NewStore(1, 32)
-	dets, err := Build(c, &Env{Config: c, Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bf := dets[0].(*benford)
+	bf := buildOn(t, "name: t\ndetectors: [{name: bf, kind: benford}]\n", store, nil)[0].(*benford)
 	d := decl("D", t0, item("6403990000", "CN", 100, 4000)) // first digit 4
 	for range 40 {
 		bf.Learn(d, nil)
 	}
 	key := bf.key(nil, d)
-	// held looks the importer's record up without marking it used.
-	held := func() bool {
-		r := store.ents.ref(key)
-		r.s.mu.Lock()
-		defer r.s.mu.Unlock()
-		return r.s.find(r.h) >= 0
-	}
 	bf.Score(d, nil)
-	// Records of its size class, until the clock evicts it.
-	for i := 0; held(); i++ {
-		if i == 2_000_000 {
-			t.Fatal("the importer's record was never evicted")
-		}
-		store.Set([]byte(fmt.Sprint("other-", i)), make([]byte, 14))
-	}
+	evictRecord(t, store, key, 14)
 	bf.Learn(d, nil)
 	v, _ := store.Get(nil, key)
 	if digits, ok := decodeDigits(v); !ok || digits[3] != 1 {
@@ -268,37 +271,17 @@ func TestLearnAfterEvictionReadsAgain(t *testing.T) {
 // The same for unit_value's running mean of the importer's deviations: lost
 // between Score and Learn, it starts afresh from the declaration's own.
 func TestUnitValueLearnAfterEvictionReadsAgain(t *testing.T) {
-	c, err := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 1}}]\n"), "t")
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := NewStore(1, 32)
-	dets, err := Build(c, &Env{Config: c, Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	uv := dets[0].(*unitValue)
+	uv := buildOn(t, "name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 1}}]\n", store, nil)[0].(*unitValue)
 	for range 10 {
 		uv.Learn(decl("T", t0, item("6403990000", "CN", 100, 4000)), nil)
 	}
 	d := decl("L", t0, item("6403990000", "CN", 100, 1000)) // far below its peers
-	key := uv.importerKey(nil, d)
-	held := func() bool {
-		r := store.ents.ref(key)
-		r.s.mu.Lock()
-		defer r.s.mu.Unlock()
-		return r.s.find(r.h) >= 0
-	}
 	if _, n := uv.importerMean(d); n < 2 {
 		t.Fatalf("running mean over %d items before: the test needs some", n)
 	}
 	uv.Score(d, nil)
-	for i := 0; held(); i++ {
-		if i == 2_000_000 {
-			t.Fatal("the importer's record was never evicted")
-		}
-		store.Set([]byte(fmt.Sprint("other-", i)), make([]byte, 13))
-	}
+	evictRecord(t, store, uv.importerKey(nil, d), 13)
 	uv.Learn(d, nil)
 	if mean, n := uv.importerMean(d); n != 1 || mean != -6 {
 		t.Errorf("running mean %v over %d items after the record was evicted, want -6 (the declaration's own, clamped) over 1", mean, n)
@@ -310,16 +293,8 @@ func TestUnitValueLearnAfterEvictionReadsAgain(t *testing.T) {
 // item was measured against, Learn measures that item again, against the
 // coarser group it now falls back to, as it would without what Score kept.
 func TestUnitValueLearnAfterDropReadsAgain(t *testing.T) {
-	c, err := config.Parse([]byte("name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 1}}]\n"), "t")
-	if err != nil {
-		t.Fatal(err)
-	}
 	tab := NewTable(64) // one entry a shard
-	dets, err := Build(c, &Env{Config: c, Store: NewStore(32, 32), Shared: tab})
-	if err != nil {
-		t.Fatal(err)
-	}
-	uv := dets[0].(*unitValue)
+	uv := buildOn(t, "name: t\ndetectors: [{name: uv, kind: unit_value, params: {min_peers: 5, importer_min: 1}}]\n", NewStore(32, 32), tab)[0].(*unitValue)
 	shard := func(hs, origin string, level int) *tableShard {
 		it := item(hs, origin, 100, 1)
 		ms := uv.measures(&it, &[2]measure{})
