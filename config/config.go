@@ -62,6 +62,12 @@ type State struct {
 	// outcomes arrive (a ring: the oldest go first). fastcache's minimum is
 	// 32.
 	PendingMB int `yaml:"pending_mb"`
+	// PendingDir keeps the records of assessed declarations on disk, in
+	// this directory, instead of in memory: an append-only log capped at
+	// PendingMB, with only an index in memory (about 40 bytes a record),
+	// for outcome windows longer than memory holds. "" keeps them in
+	// memory.
+	PendingDir string `yaml:"pending_dir"`
 	// SharedEntries caps the statistics kept in memory apart from the store
 	// because nearly every declaration reads and updates them: peer-group
 	// price and mass baselines (928 bytes each) and inspection-history

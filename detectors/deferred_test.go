@@ -96,7 +96,7 @@ func TestDeclarationWritesNotSuperseded(t *testing.T) {
 			t.Errorf("%d overlays: record %q, want the later write b", lanes, v)
 		}
 		var st fastcache.Stats
-		s.decl.UpdateStats(&st)
+		s.decl.(ring).UpdateStats(&st)
 		return st.SetCalls
 	}
 	if one, two := sets(1), sets(2); one != 2 || two != 2 {

@@ -69,7 +69,7 @@ func TestEntityTableAgreesWithMap(t *testing.T) {
 	if err := s.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	l, err := LoadStore(dir, 64, 32)
+	l, err := LoadStore(dir, 64, 32, "")
 	if err != nil {
 		t.Fatal(err)
 	}

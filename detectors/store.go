@@ -61,13 +61,38 @@ func (s *Store) Tapped(t *Tap) *Store { return &Store{storeData: s.storeData, ta
 
 type storeData struct {
 	ents *entityTable
-	decl *fastcache.Cache
+	decl declRecords
+	log  *declLog // decl, when the records are on disk
 }
 
 // NewStore returns a store whose entity records may take entityMB
-// megabytes and declaration records declMB (fastcache's minimum is 32).
+// megabytes and declaration records declMB, in memory (fastcache's minimum
+// is 32).
 func NewStore(entityMB, declMB int) *Store {
-	return &Store{storeData: &storeData{ents: newEntityTable(entityMB), decl: fastcache.New(declMB << 20)}}
+	return &Store{storeData: &storeData{ents: newEntityTable(entityMB), decl: ring{fastcache.New(declMB << 20)}}}
+}
+
+// OpenStore is NewStore with the declaration records on disk, in declDir
+// (state.pending_dir), where declMB caps their bytes; declDir "" keeps
+// them in memory. Records an earlier run left in declDir are deleted: the
+// store starts without history (LoadStore keeps them).
+func OpenStore(entityMB, declMB int, declDir string) (*Store, error) {
+	if declDir == "" {
+		return NewStore(entityMB, declMB), nil
+	}
+	l, err := openDeclLog(declDir, declMB)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{storeData: &storeData{ents: newEntityTable(entityMB), decl: l, log: l}}, nil
+}
+
+// Close releases the declaration log's files and its directory (a store
+// kept in memory has nothing to release).
+func (s *Store) Close() {
+	if s.log != nil {
+		s.log.close()
+	}
 }
 
 // Get appends the entity record of key to dst; ok is false when the key is
@@ -324,12 +349,19 @@ func (s *Store) Stats() (entries, bytes, evicted uint64) {
 	return entries, bytes, s.ents.evicted.Load()
 }
 
-// DeclStats reports the declaration records held (superseded copies
-// included: fastcache cannot tell them apart) and the bytes they use.
+// DeclStats reports the declaration records held (in memory, superseded
+// copies included: fastcache cannot tell them apart) and the bytes they
+// use (on disk: in the log's files).
 func (s *Store) DeclStats() (entries, bytes uint64) {
-	var st fastcache.Stats
-	s.decl.UpdateStats(&st)
-	return st.EntriesCount, st.BytesSize
+	entries, bytes, _ = s.decl.counts()
+	return entries, bytes
+}
+
+// DeclLost reports the declaration records lost to disk errors (always 0
+// in memory).
+func (s *Store) DeclLost() uint64 {
+	_, _, lost := s.decl.counts()
+	return lost
 }
 
 // Reset drops all state.
@@ -339,10 +371,10 @@ func (s *Store) Reset() {
 }
 
 // Save writes the store to a directory (the entity records to
-// entities.bin, the declaration records in fastcache's format), safe to
-// call while the store is in use.
+// entities.bin, the declaration records in fastcache's format, or for a
+// log on disk how far it reached), safe to call while the store is in use.
 func (s *Store) Save(dir string) error {
-	if err := s.decl.SaveToFileConcurrent(dir, 2); err != nil {
+	if err := s.decl.save(dir); err != nil {
 		return err
 	}
 	f, err := os.Create(filepath.Join(dir, "entities.bin"))
@@ -356,14 +388,11 @@ func (s *Store) Save(dir string) error {
 	return f.Close()
 }
 
-// LoadStore reads a store saved by Save; a missing or unreadable directory
-// gives an error, so a caller can say it starts without history.
-func LoadStore(dir string, entityMB, declMB int) (*Store, error) {
-	c, err := fastcache.LoadFromFileMaxBytes(dir, declMB<<20)
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{storeData: &storeData{ents: newEntityTable(entityMB), decl: c}}
+// LoadStore reads a store saved by Save, with its declaration records in
+// declDir as OpenStore; a missing or unreadable directory gives an error,
+// so a caller can say it starts without history.
+func LoadStore(dir string, entityMB, declMB int, declDir string) (*Store, error) {
+	s := &Store{storeData: &storeData{ents: newEntityTable(entityMB)}}
 	f, err := os.Open(filepath.Join(dir, "entities.bin"))
 	if err != nil {
 		return nil, err
@@ -371,6 +400,31 @@ func LoadStore(dir string, entityMB, declMB int) (*Store, error) {
 	defer f.Close()
 	if err := s.ents.readFrom(f); err != nil {
 		return nil, err
+	}
+	// A checkpoint written with the records kept the other way (in memory,
+	// on disk) keeps its entity records; its declaration records are not
+	// carried over.
+	_, err = os.Stat(filepath.Join(dir, logMarkFile))
+	onDisk := err == nil
+	switch {
+	case declDir == "" && onDisk:
+		s.decl = ring{fastcache.New(declMB << 20)}
+	case declDir == "":
+		c, err := fastcache.LoadFromFileMaxBytes(dir, declMB<<20)
+		if err != nil {
+			return nil, err
+		}
+		s.decl = ring{c}
+	default:
+		open := func() (*declLog, error) { return loadDeclLog(dir, declDir, declMB) }
+		if !onDisk {
+			open = func() (*declLog, error) { return openDeclLog(declDir, declMB) }
+		}
+		l, err := open()
+		if err != nil {
+			return nil, err
+		}
+		s.decl, s.log = l, l
 	}
 	return s, nil
 }

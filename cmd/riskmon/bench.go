@@ -17,7 +17,6 @@ import (
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
-	"github.com/riskmon/riskmon/pipeline/engine"
 	"github.com/riskmon/riskmon/pipeline/stream"
 	"github.com/riskmon/riskmon/synth"
 )
@@ -229,7 +228,7 @@ func cpuTime() time.Duration {
 // the pipeline runs.
 func benchPipeline(cfg *config.Config, st config.Stream, brokers []string, n int,
 	on func(*declaration.Assessment, *declaration.Declaration, time.Duration), feed ...func()) (time.Duration, int, error) {
-	eng, err := engine.New(cfg)
+	eng, err := newOfflineEngine(cfg)
 	if err != nil {
 		return 0, 0, err
 	}

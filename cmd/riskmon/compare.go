@@ -55,7 +55,7 @@ func cmdCompare(args []string) error {
 		if err := rf.apply(c); err != nil {
 			return nil, nil, err
 		}
-		e, err := engine.New(c)
+		e, err := newOfflineEngine(c)
 		if err != nil {
 			return nil, nil, err
 		}

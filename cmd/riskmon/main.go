@@ -93,6 +93,12 @@ func main() { os.Exit(run(os.Args[1:])) }
 // run executes one command line and returns the exit status: 0 on success,
 // 1 on a user error (reported on stderr, never as a stack trace).
 func run(args []string) int {
+	defer func() {
+		for _, f := range cleanups {
+			f()
+		}
+		cleanups = nil
+	}()
 	if len(args) < 1 {
 		fmt.Fprint(os.Stderr, usage)
 		return 1
@@ -120,6 +126,33 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// cleanups run when a command returns.
+var cleanups []func()
+
+// newOfflineEngine builds an engine for a command that does not run beside
+// the clearance system (replay, train, compare, bench). Such a command
+// never touches state.pending_dir, where a running instance keeps its
+// records: when the configuration keeps them on disk, this run keeps its
+// own in a temporary directory, with the same cap, removed at its end.
+func newOfflineEngine(c *config.Config) (*engine.Engine, error) {
+	if c.State.PendingDir == "" {
+		return engine.New(c)
+	}
+	dir, err := os.MkdirTemp("", "riskmon-pending-")
+	if err != nil {
+		return nil, fmt.Errorf("state.pending_dir: a directory of this run's own: %w", err)
+	}
+	cc := *c
+	cc.State.PendingDir = dir
+	e, err := engine.New(&cc)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { e.Close(); os.RemoveAll(dir) })
+	return e, nil
 }
 
 func newFlags(name, synopsis string) *flag.FlagSet {
@@ -174,7 +207,9 @@ func cmdValidate(args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := engine.New(c); err != nil {
+	mem := *c
+	mem.State.PendingDir = "" // building the detectors is the check; the directory is the running instance's
+	if _, err := engine.New(&mem); err != nil {
 		return err
 	}
 	enabled := c.EnabledDetectors()
@@ -249,7 +284,7 @@ func cmdReplay(args []string) error {
 	if err := rf.apply(c); err != nil {
 		return err
 	}
-	eng, err := engine.New(c)
+	eng, err := newOfflineEngine(c)
 	if err != nil {
 		return err
 	}

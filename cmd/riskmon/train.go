@@ -75,7 +75,7 @@ func loadEngine(path string) (*config.Config, *engine.Engine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := engine.New(c)
+	eng, err := newOfflineEngine(c)
 	return c, eng, err
 }
 

@@ -75,7 +75,9 @@ type ReplayStats struct {
 	Scores                                     []Scored
 	StateEntries, StateBytes, StateEvicted     uint64 // entity records at the end, and evicted
 	PendingEntries, PendingBytes               uint64 // declaration records at the end
-	SharedEntries                              int    // in-memory statistics held at the end
+	PendingLost                                uint64 // declaration records lost to disk errors (state.pending_dir)
+	PendingOnDisk                              bool
+	SharedEntries                              int // in-memory statistics held at the end
 	Monitor                                    *Monitor
 	Rates                                      engine.RateState // channel thresholds and shares at the end
 }
@@ -253,6 +255,7 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 	st.Elapsed = time.Since(start)
 	st.StateEntries, st.StateBytes, st.StateEvicted = e.Store().Stats()
 	st.PendingEntries, st.PendingBytes = e.Store().DeclStats()
+	st.PendingLost, st.PendingOnDisk = e.Store().DeclLost(), e.Config().State.PendingDir != ""
 	st.SharedEntries = e.Shared().Len()
 	st.Rates = e.Rates()
 	if readErr != nil {
@@ -361,8 +364,12 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 		fmt.Fprintf(&b, "outcomes: %d read, %d applied, %d not yet due at the end of the stream, %d invalid\n",
 			st.OutcomesRead, st.OutcomesApplied, st.OutcomesRead-st.OutcomesApplied, st.OutcomesBad)
 	}
-	fmt.Fprintf(&b, "state: %d entity records in %.1f MB, %d evicted; %d declaration records in %.1f MB; %d shared statistics\n",
-		st.StateEntries, float64(st.StateBytes)/(1<<20), st.StateEvicted, st.PendingEntries, float64(st.PendingBytes)/(1<<20), st.SharedEntries)
+	where := ""
+	if st.PendingOnDisk {
+		where = fmt.Sprintf(" on disk (%d lost to disk errors)", st.PendingLost)
+	}
+	fmt.Fprintf(&b, "state: %d entity records in %.1f MB, %d evicted; %d declaration records in %.1f MB%s; %d shared statistics\n",
+		st.StateEntries, float64(st.StateBytes)/(1<<20), st.StateEvicted, st.PendingEntries, float64(st.PendingBytes)/(1<<20), where, st.SharedEntries)
 	b.WriteString("findings by detector:")
 	for _, d := range detectors {
 		fmt.Fprintf(&b, " %s %d (%.1f%%),", d, st.Fired[d], pct(st.Fired[d], st.Assessed))

@@ -40,7 +40,11 @@ func TestReplayWorkersIdentical(t *testing.T) {
 	}
 	var first []byte
 	var firstDecl [2]uint64
-	for _, workers := range []int{1, 2, 3} {
+	for run, workers := range []int{1, 2, 3, 2} {
+		if run == 3 { // the declaration records on disk: the same assessments
+			cfg.State.PendingDir = t.TempDir()
+			firstDecl[1] = 0 // bytes on disk are not fastcache's
+		}
 		e, err := engine.New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -58,6 +62,9 @@ func TestReplayWorkersIdentical(t *testing.T) {
 		if first == nil {
 			first, firstDecl = got, [2]uint64{entries, size}
 			continue
+		}
+		if firstDecl[1] == 0 {
+			firstDecl[1] = size
 		}
 		if d := [2]uint64{entries, size}; d != firstDecl {
 			t.Errorf("workers %d: declaration records %d, %d bytes; workers 1: %d, %d bytes", workers, d[0], d[1], firstDecl[0], firstDecl[1])

@@ -108,7 +108,7 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		e, err = New(cfg)
 		return e, false, fmt.Sprintf("checkpoint format %d is not this riskmon's %d (detector state is keyed differently): starting afresh", meta.Format, checkpointFormat), err
 	}
-	store, err := detectors.LoadStore(filepath.Join(dir, "store"), cfg.State.CapacityMB, cfg.State.PendingMB)
+	store, err := detectors.LoadStore(filepath.Join(dir, "store"), cfg.State.CapacityMB, cfg.State.PendingMB, cfg.State.PendingDir)
 	if err != nil {
 		e, err = New(cfg)
 		return e, false, "unreadable state store: " + err.Error(), err
@@ -120,17 +120,20 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		f.Close()
 	}
 	if err != nil {
+		store.Close() // New opens the declaration log again
 		e, err = New(cfg)
 		return e, false, "unreadable shared statistics: " + err.Error(), err
 	}
 	e, err = newEngine(cfg, store, shared)
 	if err != nil {
+		store.Close()
 		return nil, false, "", err
 	}
 	e.rs.Load().takeCalibration(meta.Calibration, meta.Kinds)
 	e.rates.restore(meta.Rates)
 	modelKept, err := e.model.restore(dir, e)
 	if err != nil {
+		store.Close()
 		e, err = New(cfg)
 		return e, false, "unreadable model state: " + err.Error(), err
 	}

@@ -80,8 +80,20 @@ type ruleset struct {
 
 // NewEngine builds the detectors of cfg on a new state store.
 func New(cfg *config.Config) (*Engine, error) {
-	return newEngine(cfg, detectors.NewStore(cfg.State.CapacityMB, cfg.State.PendingMB), detectors.NewTable(cfg.State.SharedEntries))
+	store, err := detectors.OpenStore(cfg.State.CapacityMB, cfg.State.PendingMB, cfg.State.PendingDir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEngine(cfg, store, detectors.NewTable(cfg.State.SharedEntries))
+	if err != nil {
+		store.Close()
+	}
+	return e, err
 }
+
+// Close releases the state store's files (state.pending_dir); the engine
+// is not used after.
+func (e *Engine) Close() { e.store.Close() }
 
 func newEngine(cfg *config.Config, store *detectors.Store, shared *detectors.Table) (*Engine, error) {
 	e := &Engine{store: store, shared: shared, Now: time.Now}

@@ -221,3 +221,55 @@ func TestReloadCalibrationByKind(t *testing.T) {
 		t.Errorf("kind change: the splitting detector x took over importer_behaviour's calibration (%d declarations)", seen())
 	}
 }
+
+// With the declaration records on disk (state.pending_dir), a checkpoint
+// brings them back: an outcome of a declaration assessed before it finds
+// its record after a restart; one assessed after it does not (the input
+// brings it again). A restart that changes where the records are kept
+// keeps the entity state.
+func TestCheckpointDeclarationsOnDisk(t *testing.T) {
+	pending := t.TempDir()
+	onDisk := ibCfg("ib", "importer_behaviour", 40) + "state: {pending_dir: " + pending + "}\n"
+	e, err := New(parseCfg(t, onDisk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 4; n++ {
+		e.Assess(phone("I1", n))
+	}
+	dir := t.TempDir() + "/ck"
+	if err := e.SaveState(dir); err != nil {
+		t.Fatal(err)
+	}
+	e.Assess(phone("I1", 5))
+	if _, _, _, err := NewFromState(parseCfg(t, onDisk), dir); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("a second engine on the same state.pending_dir: %v; want it refused", err)
+	}
+	e.Close() // the process stops
+
+	outcome := func(e *Engine, n int) Attribution {
+		return e.ApplyOutcome(&declaration.Outcome{DeclarationID: fmt.Sprintf("I1-%d", n), ImporterID: "I1"})
+	}
+	r, restored, why, err := NewFromState(parseCfg(t, onDisk), dir)
+	if err != nil || !restored {
+		t.Fatalf("not restored: %v %s", err, why)
+	}
+	if at := outcome(r, 2); !at.Known {
+		t.Error("the outcome of a declaration assessed before the checkpoint found no record after the restart")
+	}
+	if at := outcome(r, 5); at.Known {
+		t.Error("the outcome of a declaration assessed after the checkpoint found a record")
+	}
+	r.Close()
+
+	inMemory, restored, why, err := NewFromState(parseCfg(t, ibCfg("ib", "importer_behaviour", 40)), dir)
+	if err != nil || !restored {
+		t.Fatalf("a checkpoint with the records on disk, restarted with them in memory: not restored: %v %s", err, why)
+	}
+	if newImporterFinding(inMemory.Assess(phone("I1", 6))) {
+		t.Error("restarted with the records in memory: the importer's state was lost")
+	}
+	if at := outcome(inMemory, 3); at.Known {
+		t.Error("restarted with the records in memory: found a record only the disk had")
+	}
+}

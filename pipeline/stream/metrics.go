@@ -31,6 +31,7 @@ type Metrics struct {
 	StateEvicted    prometheus.CounterFunc
 	PendingEntries  prometheus.GaugeFunc
 	PendingBytes    prometheus.GaugeFunc
+	PendingLost     prometheus.CounterFunc
 	SharedEntries   prometheus.GaugeFunc
 	SharedDropped   prometheus.CounterFunc
 	Ready           prometheus.Gauge
@@ -93,7 +94,9 @@ func NewMetrics(e *engine.Engine) *Metrics {
 		PendingEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_pending_entries",
 			Help: "Records of assessed declarations kept for their outcomes (superseded copies included)."}, func() float64 { n, _ := e.Store().DeclStats(); return float64(n) }),
 		PendingBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_pending_bytes",
-			Help: "Bytes used by the records of assessed declarations (at most state.pending_mb; the oldest go first)."}, func() float64 { _, b := e.Store().DeclStats(); return float64(b) }),
+			Help: "Bytes used by the records of assessed declarations, in memory or on disk with state.pending_dir (at most about state.pending_mb; the oldest go first)."}, func() float64 { _, b := e.Store().DeclStats(); return float64(b) }),
+		PendingLost: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_pending_lost_total",
+			Help: "Records of assessed declarations lost to disk errors in state.pending_dir (their outcomes then teach only their importer)."}, func() float64 { return float64(e.Store().DeclLost()) }),
 		SharedEntries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "riskmon_shared_statistics_entries",
 			Help: "Shared statistics held in memory (peer baselines, route counts, history rates)."}, func() float64 { return float64(e.Shared().Len()) }),
 		SharedDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_shared_statistics_evictions_total",
@@ -131,7 +134,7 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
 		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, m.ChangelogRestoring, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
-		m.StateBytes, m.StateEvicted, m.PendingEntries, m.PendingBytes, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
+		m.StateBytes, m.StateEvicted, m.PendingEntries, m.PendingBytes, m.PendingLost, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

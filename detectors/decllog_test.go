@@ -1,0 +1,199 @@
+package detectors
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+func logKey(i int) []byte { return []byte(fmt.Sprintf("decl\x00GT%08d", i)) }
+
+func logValue(i, n int) []byte { return bytes.Repeat([]byte{byte(i)}, n) }
+
+// Records written to the log on disk are read back, whether still in a
+// shard's unwritten tail or in its files; a later write replaces, a
+// delete removes.
+func TestDeclLogKeepsRecords(t *testing.T) {
+	s, err := OpenStore(8, 32, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 5000 // 5000 × 300 bytes: most written out, some in the tails
+	for i := range n {
+		s.SetDecl(logKey(i), logValue(i, 300))
+	}
+	s.SetDecl(logKey(7), []byte("again"))
+	s.Restore(Write{Key: logKey(8), Decl: true}) // a handed-over delete
+	for i := range n {
+		v, ok := s.GetDecl(nil, logKey(i))
+		switch {
+		case i == 7:
+			if string(v) != "again" {
+				t.Fatalf("record 7: %q after its rewrite", v)
+			}
+		case i == 8:
+			if ok {
+				t.Fatalf("record 8 read after its delete")
+			}
+		case !ok || !bytes.Equal(v, logValue(i, 300)):
+			t.Fatalf("record %d: %v, %d bytes; want 300 bytes of %d", i, ok, len(v), i)
+		}
+	}
+	if _, ok := s.GetDecl(nil, logKey(n)); ok {
+		t.Fatal("a record never written was found")
+	}
+	entries, size := s.DeclStats()
+	if entries != n-1 || size < n*300 {
+		t.Fatalf("DeclStats: %d records in %d bytes; want %d in at least %d", entries, size, n-1, n*300)
+	}
+	var unwritten int
+	for i := range s.log.shards {
+		unwritten += len(s.log.shards[i].tail)
+	}
+	if unwritten == 0 || unwritten >= int(size)/2 {
+		t.Fatalf("%d of %d bytes not yet written out: the test should read both from files and from tails", unwritten, size)
+	}
+}
+
+// At its cap the log deletes its oldest segments: the oldest records go,
+// the newest stay, the bytes stay near the cap, and the index forgets the
+// deleted records.
+func TestDeclLogCapDropsOldestFirst(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(8, 1, dir) // 1 MB: 64 KB a shard, in 8 KB segments
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 20000 // 20000 × 227 bytes: 4.3 times the cap
+	rec := uint64(logHeader + len(logKey(0)) + 200)
+	for i := range n {
+		s.SetDecl(logKey(i), logValue(i, 200))
+	}
+	for i := range 1000 {
+		if _, ok := s.GetDecl(nil, logKey(i)); ok {
+			t.Fatalf("record %d of %d still found: the oldest should have gone", i, n)
+		}
+	}
+	for i := n - 1000; i < n; i++ {
+		if v, ok := s.GetDecl(nil, logKey(i)); !ok || !bytes.Equal(v, logValue(i, 200)) {
+			t.Fatalf("record %d of the newest 1000 lost", i)
+		}
+	}
+	entries, size := s.DeclStats()
+	if size > 1<<20+logShards*8<<10 || size < 1<<20*3/4 {
+		t.Fatalf("%d bytes held; want about the 1 MB cap", size)
+	}
+	if entries != size/rec {
+		t.Fatalf("%d records indexed for %d bytes of %d-byte records: the index keeps deleted records", entries, size, rec)
+	}
+	var onDisk int64
+	files, _ := filepath.Glob(filepath.Join(dir, "decl-*.log"))
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		onDisk += st.Size()
+	}
+	if onDisk > int64(size) || onDisk < int64(size)/2 {
+		t.Fatalf("%d bytes in %d files for %d bytes held: deleted segments left on disk", onDisk, len(files), size)
+	}
+}
+
+// A restart from a checkpoint finds the log as the checkpoint left it: what
+// was written before is read back, what was written after is gone (it
+// comes again from the input), and a record damaged on disk ends its
+// segment there without losing the records before it.
+func TestDeclLogCheckpoint(t *testing.T) {
+	dir, ckpt := t.TempDir(), t.TempDir()
+	s, err := OpenStore(8, 32, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		s.SetDecl(logKey(i), logValue(i, 100))
+	}
+	if err := s.Save(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3000; i < 4000; i++ {
+		s.SetDecl(logKey(i), logValue(i, 100))
+	}
+	s.SetDecl(logKey(5), []byte("after"))
+	for i := range s.log.shards {
+		s.log.shards[i].flush()
+	}
+	if _, err := LoadStore(ckpt, 8, 32, dir); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("a second store on the same directory: %v; want it refused", err)
+	}
+	// Damage the last record of shard 3's first segment.
+	sh := &s.log.shards[3]
+	name := sh.segs[0].f.Name()
+	var last int64 // where the last record written before the checkpoint starts
+	for i := range 3000 {
+		if h := xxhash.Sum64(logKey(i)); h%logShards == 3 && i != 5 {
+			last = max(last, int64(uint32(sh.index[h])))
+		}
+	}
+	s.Close()
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff}, last+logHeader+20)
+	f.Close()
+
+	l, err := LoadStore(ckpt, 8, 32, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var damaged int
+	for i := range 3000 {
+		v, ok := l.GetDecl(nil, logKey(i))
+		if !ok {
+			damaged++
+			continue
+		}
+		if !bytes.Equal(v, logValue(i, 100)) {
+			t.Fatalf("record %d: %q after the restart, want its value at the checkpoint", i, v)
+		}
+	}
+	if damaged != 1 {
+		t.Fatalf("%d records lost to one damaged record at a segment's end; want 1", damaged)
+	}
+	for i := 3000; i < 4000; i++ {
+		if _, ok := l.GetDecl(nil, logKey(i)); ok {
+			t.Fatalf("record %d, written after the checkpoint, found after the restart", i)
+		}
+	}
+	l.SetDecl(logKey(9999), []byte("new"))
+	if v, _ := l.GetDecl(nil, logKey(9999)); string(v) != "new" {
+		t.Fatalf("a write after the restart read back as %q", v)
+	}
+}
+
+// A fresh store on a directory an earlier run wrote starts without its
+// records.
+func TestDeclLogFreshStartForgets(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(8, 32, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetDecl(logKey(1), []byte("old"))
+	s.Save(t.TempDir())
+	s.Close()
+	s, err = OpenStore(8, 32, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, ok := s.GetDecl(nil, logKey(1)); ok {
+		t.Fatalf("a fresh store read %q from an earlier run", v)
+	}
+}
