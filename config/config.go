@@ -440,7 +440,9 @@ func yamlErrLine(err error) int {
 
 // contentHash hashes the document re-encoded without comments and in block
 // style, so that editing a comment or the layout keeps the ruleset id. The
-// stream section (deployment settings) is left out.
+// stream section (deployment settings) is left out, and of
+// state.pending_dir only that there is one: where the records are kept
+// changes what the cap holds, the directory's name nothing.
 func contentHash(root *yaml.Node) string {
 	stripComments(root)
 	if len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode {
@@ -448,7 +450,15 @@ func contentHash(root *yaml.Node) string {
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			if m.Content[i].Value == "stream" {
 				m.Content = append(m.Content[:i:i], m.Content[i+2:]...)
-				break
+				i -= 2
+				continue
+			}
+			if st := m.Content[i+1]; m.Content[i].Value == "state" && st.Kind == yaml.MappingNode {
+				for j := 0; j+1 < len(st.Content); j += 2 {
+					if st.Content[j].Value == "pending_dir" && st.Content[j+1].Value != "" {
+						st.Content[j+1].Value, st.Content[j+1].Tag, st.Content[j+1].Style = "on disk", "!!str", 0
+					}
+				}
 			}
 		}
 	}

@@ -93,6 +93,17 @@ func TestRulesetHash(t *testing.T) {
 	if g.Ruleset != c.Ruleset {
 		t.Errorf("a weight after the stream section: id %s, want %s", g.Ruleset, c.Ruleset)
 	}
+	// Of state.pending_dir the id sees only that the records are on disk.
+	dir := func(d string) string {
+		c, err := config.Parse([]byte("name: x\nstate: {pending_dir: "+d+"}\ndetectors:\n  - {name: p, kind: unit_value}\n"), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Ruleset
+	}
+	if dir("/var/a") != dir("/srv/b") || dir("/var/a") == dir(`""`) {
+		t.Errorf("state.pending_dir: ids %s and %s, in memory %s; want the two equal and unlike the third", dir("/var/a"), dir("/srv/b"), dir(`""`))
+	}
 }
 
 // The configuration loader never panics, and what it accepts has a ruleset id
