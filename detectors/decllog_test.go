@@ -178,22 +178,82 @@ func TestDeclLogCheckpoint(t *testing.T) {
 }
 
 // A fresh store on a directory an earlier run wrote starts without its
-// records.
+// records, and without its files.
 func TestDeclLogFreshStartForgets(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(8, 32, dir)
+	s, err := OpenStore(8, 1, dir) // 8 KB segments
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetDecl(logKey(1), []byte("old"))
+	for i := range 2000 { // 250 KB: several segments a shard
+		s.SetDecl(logKey(i), logValue(i, 100))
+	}
 	s.Save(t.TempDir())
 	s.Close()
-	s, err = OpenStore(8, 32, dir)
+	s, err = OpenStore(8, 1, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if v, ok := s.GetDecl(nil, logKey(1)); ok {
-		t.Fatalf("a fresh store read %q from an earlier run", v)
+	for i := range 2000 {
+		if v, ok := s.GetDecl(nil, logKey(i)); ok {
+			t.Fatalf("a fresh store read %q from an earlier run", v)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "decl-*.log")); len(files) != logShards {
+		t.Fatalf("%d segment files after a fresh start; want one a shard, %d", len(files), logShards)
+	}
+}
+
+// Segments begun after the checkpoint are deleted by a restart from it.
+func TestDeclLogCheckpointDropsLaterSegments(t *testing.T) {
+	dir, ckpt := t.TempDir(), t.TempDir()
+	s, err := OpenStore(8, 1, dir) // 8 KB segments, 64 KB a shard
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		s.SetDecl(logKey(i), logValue(i, 100))
+	}
+	if err := s.Save(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	for i := 200; i < 2200; i++ { // 250 KB: two or three new segments a shard
+		s.SetDecl(logKey(i), logValue(i, 100))
+	}
+	before, _ := filepath.Glob(filepath.Join(dir, "decl-*.log"))
+	s.Close()
+	l, err := LoadStore(ckpt, 8, 1, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 2200 {
+		if _, ok := l.GetDecl(nil, logKey(i)); ok != (i < 200) {
+			t.Fatalf("record %d (the checkpoint was taken after 200): found %v after the restart", i, ok)
+		}
+	}
+	after, _ := filepath.Glob(filepath.Join(dir, "decl-*.log"))
+	if len(before) < 2*logShards || len(after) != logShards {
+		t.Fatalf("%d segment files before the restart, %d after; want several a shard, then one", len(before), len(after))
+	}
+}
+
+// A log shard takes the writes of whole fastcache buckets (key hash mod
+// 512), which the micro-batch end writes in input order on one goroutine
+// each: so a shard's order, and what its cap deletes, does not depend on
+// the worker count.
+func TestDeclLogShardFollowsBucket(t *testing.T) {
+	l := &declLog{}
+	owner := map[uint64]*logShard{}
+	for i := range 100000 {
+		h := xxhash.Sum64(logKey(i))
+		var o Overlay
+		o.set(logKey(i), nil, false, true)
+		b := o.log[0].bucket
+		if sh, ok := owner[b]; ok && sh != l.shard(h) {
+			t.Fatalf("bucket %d writes to two log shards", b)
+		}
+		owner[b] = l.shard(h)
 	}
 }
