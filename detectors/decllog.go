@@ -72,7 +72,7 @@ const (
 	logHeader   = 12
 	tombstone   = ^uint32(0)
 	flushBytes  = 64 << 10
-	logSegments = 8 // a shard holds up to this many segments' worth of its cap
+	logSegments = 8 // a shard holds up to this many segments' worth of its cap; a segment is at most 1 GiB (its offsets are 32 bits)
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -138,7 +138,7 @@ func lockDeclLog(dir string, capMB int) (*declLog, error) {
 	l := &declLog{dir: dir, lock: f}
 	capShard := int64(capMB) << 20 / logShards
 	for i := range l.shards {
-		l.shards[i] = logShard{dir: dir, n: i, capBytes: capShard, segBytes: max(capShard/logSegments, 4<<10), index: map[uint64]uint64{}}
+		l.shards[i] = logShard{dir: dir, n: i, capBytes: capShard, segBytes: min(max(capShard/logSegments, 4<<10), 1<<30), index: map[uint64]uint64{}}
 	}
 	return l, nil
 }
