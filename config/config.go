@@ -455,8 +455,8 @@ func contentHash(root *yaml.Node) string {
 			}
 			if st := m.Content[i+1]; m.Content[i].Value == "state" && st.Kind == yaml.MappingNode {
 				for j := 0; j+1 < len(st.Content); j += 2 {
-					if st.Content[j].Value == "pending_dir" && st.Content[j+1].Value != "" {
-						st.Content[j+1].Value, st.Content[j+1].Tag, st.Content[j+1].Style = "on disk", "!!str", 0
+					if v := st.Content[j+1]; st.Content[j].Value == "pending_dir" && v.Value != "" && v.Tag != "!!null" {
+						v.Value, v.Tag, v.Style = "on disk", "!!str", 0
 					}
 				}
 			}

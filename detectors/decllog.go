@@ -1,7 +1,9 @@
 package detectors
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,7 +32,6 @@ type declRecords interface {
 	// counts reports the records held, the bytes they take and how many
 	// writes were lost to a disk error.
 	counts() (entries, bytes, lost uint64)
-	Reset()
 	// save writes what a checkpoint needs to dir.
 	save(dir string) error
 }
@@ -54,15 +56,20 @@ func (r ring) save(dir string) error { return r.SaveToFileConcurrent(dir, 2) }
 // written out in blocks.
 //
 // A shard is key hash mod logShards, and the micro-batch end writes each
-// fastcache bucket (key hash mod 512) in input order on one goroutine, so a
-// shard's appends, and what its cap deletes, do not depend on the number of
-// workers either.
+// shard's records in input order on one goroutine (ApplyOverlays), so a
+// shard's appends, and what its cap deletes, depend neither on the number of
+// workers nor on GOMAXPROCS.
+//
+// The directory holds an id, written when a store starts without history;
+// a checkpoint's mark names it, and a restart from a mark of another id
+// (the directory was started afresh since) starts afresh too.
 //
 // A record on disk: crc32c of the rest, key length, value length (all
 // uint32, little-endian; a value length of tombstone deletes the key), the
 // key, the value.
 type declLog struct {
 	dir    string
+	id     string // of the directory's log, since its last fresh start
 	lock   *os.File // flock'ed: one process per directory
 	shards [logShards]logShard
 }
@@ -107,20 +114,32 @@ func openDeclLog(dir string, capMB int) (*declLog, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := l.fresh(); err != nil {
+		l.close()
+		return nil, fmt.Errorf("state.pending_dir %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+const logIDFile = "decl-log.id"
+
+// fresh empties the directory's log and gives it a new id.
+func (l *declLog) fresh() error {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		for _, seq := range sh.existing() {
-			if err := os.Remove(filepath.Join(dir, segmentName(i, seq))); err != nil {
-				l.close()
-				return nil, err
+			if err := os.Remove(filepath.Join(l.dir, segmentName(i, seq))); err != nil {
+				return err
 			}
 		}
 		if err := sh.rotate(1); err != nil {
-			l.close()
-			return nil, err
+			return err
 		}
 	}
-	return l, nil
+	var b [8]byte
+	rand.Read(b[:])
+	l.id = hex.EncodeToString(b[:])
+	return os.WriteFile(filepath.Join(l.dir, logIDFile), []byte(l.id+"\n"), 0o644)
 }
 
 func lockDeclLog(dir string, capMB int) (*declLog, error) {
@@ -161,10 +180,14 @@ func (sh *logShard) existing() []uint32 {
 // close releases the files and the directory's lock.
 func (l *declLog) close() {
 	for i := range l.shards {
-		for _, s := range l.shards[i].segs {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.segs {
 			s.f.Close()
 		}
-		l.shards[i].segs = nil
+		sh.segs = nil
+		clear(sh.index)
+		sh.mu.Unlock()
 	}
 	l.lock.Close()
 }
@@ -198,7 +221,7 @@ func (sh *logShard) read(loc uint64) ([]byte, error) {
 	if len(sh.segs) == 0 || seq < sh.segs[0].seq {
 		return nil, io.EOF
 	}
-	if int(seq-sh.segs[0].seq) >= len(sh.segs) {
+	if int(seq-sh.segs[0].seq) >= len(sh.segs) || sh.segs[seq-sh.segs[0].seq].seq != seq {
 		return nil, io.EOF
 	}
 	s := sh.segs[seq-sh.segs[0].seq]
@@ -217,6 +240,9 @@ func (sh *logShard) read(loc uint64) ([]byte, error) {
 	n := logHeader + int(binary.LittleEndian.Uint32(hdr[4:]))
 	if vl := binary.LittleEndian.Uint32(hdr[8:]); vl != tombstone {
 		n += int(vl)
+	}
+	if off+int64(n) > s.size {
+		return nil, errors.New("damaged record header")
 	}
 	sh.scratch = slices.Grow(sh.scratch[:0], n)[:n]
 	if _, err := s.f.ReadAt(sh.scratch, off); err != nil {
@@ -237,8 +263,10 @@ func (l *declLog) append(key, value []byte, vl uint32) {
 	sh := l.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.failed != nil {
-		sh.lost.Add(1)
+	if sh.failed != nil || len(sh.segs) == 0 { // failed, or closed
+		if vl != tombstone {
+			sh.lost.Add(1)
+		}
 		return
 	}
 	last := sh.segs[len(sh.segs)-1]
@@ -272,6 +300,7 @@ func (sh *logShard) fail(err error) {
 	sh.failed = err
 	sh.lost.Add(uint64(len(sh.index)))
 	clear(sh.index)
+	sh.bytes -= int64(len(sh.tail))
 	sh.tail = sh.tail[:0]
 }
 
@@ -328,28 +357,10 @@ func (l *declLog) counts() (entries, bytes, lost uint64) {
 	return entries, bytes, lost
 }
 
-func (l *declLog) Reset() {
-	for i := range l.shards {
-		sh := &l.shards[i]
-		sh.mu.Lock()
-		for _, s := range sh.segs {
-			s.f.Close()
-			os.Remove(s.f.Name())
-		}
-		next := uint32(1)
-		if len(sh.segs) > 0 {
-			next = sh.segs[len(sh.segs)-1].seq + 1
-		}
-		sh.segs, sh.tail, sh.bytes, sh.failed = nil, sh.tail[:0], 0, nil
-		clear(sh.index)
-		sh.fail(sh.rotate(next))
-		sh.mu.Unlock()
-	}
-}
-
 // logMark is how far each shard's log reached when a checkpoint was
 // taken: a restart from that checkpoint cuts the log back to it.
 type logMark struct {
+	ID   string   `json:"id"`   // the log's (decl-log.id)
 	Last []uint32 `json:"last"` // per shard: the segment appended to
 	Size []int64  `json:"size"` // and its size
 }
@@ -359,10 +370,14 @@ const logMarkFile = "decl-log.json"
 // save writes the shards' tails to disk, syncs them and records how far
 // they reach in dir.
 func (l *declLog) save(dir string) error {
-	m := logMark{Last: make([]uint32, logShards), Size: make([]int64, logShards)}
+	m := logMark{ID: l.id, Last: make([]uint32, logShards), Size: make([]int64, logShards)}
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
+		if len(sh.segs) == 0 {
+			sh.mu.Unlock()
+			return errors.New("state.pending_dir: the declaration log is closed")
+		}
 		err := sh.flush()
 		sh.fail(err)
 		last := sh.segs[len(sh.segs)-1]
@@ -399,11 +414,21 @@ func loadDeclLog(dir, logDir string, capMB int) (*declLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range l.shards {
-		if err := l.shards[i].reopen(m.Last[i], m.Size[i]); err != nil {
-			l.close()
-			return nil, fmt.Errorf("state.pending_dir %s: %w", logDir, err)
+	id, _ := os.ReadFile(filepath.Join(logDir, logIDFile))
+	if l.id = strings.TrimSpace(string(id)); l.id == "" || l.id != m.ID {
+		// The directory was started afresh after the checkpoint (or was
+		// never this log's): its records are another run's.
+		err = l.fresh()
+	} else {
+		for i := range l.shards {
+			if err = l.shards[i].reopen(m.Last[i], m.Size[i]); err != nil {
+				break
+			}
 		}
+	}
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("state.pending_dir %s: %w", logDir, err)
 	}
 	return l, nil
 }

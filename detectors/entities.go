@@ -292,15 +292,6 @@ func (t *entityTable) stats() (entries, bytes uint64) {
 	return entries, bytes
 }
 
-func (t *entityTable) reset() {
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		*s = entityShard{}
-		s.mu.Unlock()
-	}
-}
-
 const entitiesMagic = "riskmon entities 1\n"
 
 // writeTo writes every record as (hash, length, value), little-endian, a

@@ -311,7 +311,11 @@ func (s *Store) ApplyOverlays(ovs []*Overlay) {
 	inPositionOrder(len(ovs), func(l int) int { return len(ovs[l].log) }, func(l, j int) int { return ovs[l].log[j].at }, func(l, j int) uint64 {
 		w := &ovs[l].log[j]
 		if w.decl {
-			return w.bucket
+			// By log shard (state.pending_dir), which is a set of whole
+			// fastcache buckets: each is written in input order by one
+			// goroutine, whatever the number of them, so what either
+			// holds and drops at its cap does not depend on it.
+			return w.bucket % logShards
 		}
 		return w.ref.h % entityShards
 	}, func(l, j int) {
@@ -362,12 +366,6 @@ func (s *Store) DeclStats() (entries, bytes uint64) {
 func (s *Store) DeclLost() uint64 {
 	_, _, lost := s.decl.counts()
 	return lost
-}
-
-// Reset drops all state.
-func (s *Store) Reset() {
-	s.ents.reset()
-	s.decl.Reset()
 }
 
 // Save writes the store to a directory (the entity records to

@@ -172,6 +172,7 @@ func benchTopics(st config.Stream, tag string) config.Stream {
 	st.AssessmentsTopic += sfx
 	st.DeadLetterTopic += sfx
 	st.Group += sfx
+	st.StateDir = "" // a bench never checkpoints into an instance's directory
 	return st
 }
 
