@@ -69,7 +69,7 @@ func (r ring) save(dir string) error { return r.SaveToFileConcurrent(dir, 2) }
 // key, the value.
 type declLog struct {
 	dir    string
-	id     string // of the directory's log, since its last fresh start
+	id     string   // of the directory's log, since its last fresh start
 	lock   *os.File // flock'ed: one process per directory
 	shards [logShards]logShard
 }
