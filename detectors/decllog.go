@@ -381,11 +381,15 @@ func (l *declLog) save(dir string) error {
 		err := sh.flush()
 		sh.fail(err)
 		last := sh.segs[len(sh.segs)-1]
-		if err == nil {
-			err = last.f.Sync()
-		}
 		m.Last[i], m.Size[i] = last.seq, last.size
 		sh.mu.Unlock()
+		// Synced outside the lock, so that the shard's writers do not wait
+		// for the disk. A segment the cap deleted meanwhile needs no sync.
+		if err == nil {
+			if err = last.f.Sync(); errors.Is(err, os.ErrClosed) {
+				err = nil
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("state.pending_dir: %w", err)
 		}
