@@ -252,14 +252,14 @@ func TestDeclLogBatchEndIndependentOfCores(t *testing.T) {
 		}
 		defer s.Close()
 		ovs := []*Overlay{{}, {}, {}}
-		for i := range 36000 {
+		for i := range 18000 {
 			o := ovs[i%3]
 			o.At(i)
 			s.Deferred(o).SetDecl(logKey(i), logValue(i, 100))
 		}
 		s.ApplyOverlays(ovs)
 		var b strings.Builder
-		for i := range 36000 {
+		for i := range 18000 {
 			if _, ok := s.GetDecl(nil, logKey(i)); ok {
 				fmt.Fprint(&b, i, " ")
 			}
@@ -268,7 +268,7 @@ func TestDeclLogBatchEndIndependentOfCores(t *testing.T) {
 	}
 	one := kept(1)
 	if n := strings.Count(one, " "); n < 5000 || n > 9000 {
-		t.Fatalf("%d records kept of 36,000 at a 1 MB cap", n)
+		t.Fatalf("%d records kept of 18,000 at a 1 MB cap", n)
 	}
 	for _, procs := range []int{2, 3, 3, 6, 6} {
 		if kept(procs) != one {
