@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
 	"github.com/riskmon/riskmon/internal/testkit"
 )
@@ -148,12 +150,20 @@ func TestLivePrintModes(t *testing.T) {
 
 // riskmon demo with its output in a file, as in CI: it says at once where its
 // broker is, prints a plain row a second, every line under 100 characters,
-// and its declarations carry the time they were produced as lodged_at.
+// and its declarations carry the time they were produced as lodged_at. Given
+// an instance's configuration, it writes nothing into the state_dir and
+// pending_dir that name.
 func TestDemoProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the demo")
 	}
-	cmd := exec.Command(os.Args[0], "demo", "--duration", "5s", "--rate", "200", "--embedded-broker", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	stateDir, pendingDir := t.TempDir(), t.TempDir()
+	cfgPath := filepath.Join(t.TempDir(), "instance.yml")
+	yml := strings.Replace(string(config.DefaultYAML()), "\nstate:\n", "\nstate:\n  pending_dir: "+pendingDir+"\n", 1) + "\nstream:\n  state_dir: " + stateDir + "\n"
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "demo", "--duration", "5s", "--rate", "200", "--embedded-broker", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "RISKMON_TEST_MAIN=1")
 	var stderr testkit.SyncBuffer
 	cmd.Stderr = &stderr
@@ -203,6 +213,11 @@ func TestDemoProcess(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v\n%s", err, stderr.String())
+	}
+	for _, dir := range []string{stateDir, pendingDir} {
+		if files, _ := os.ReadDir(dir); len(files) > 0 {
+			t.Errorf("the demo wrote %d files into %s, an instance's directory", len(files), dir)
+		}
 	}
 	out := strings.Join(lines, "\n")
 	rows := 0

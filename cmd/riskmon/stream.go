@@ -482,7 +482,22 @@ func cmdDemo(args []string) error {
 	}
 	// The live summary is the output, so the log says little; the demo
 	// always runs on the embedded broker.
-	quiet := func(c *config.Config) { c.Stream.LogFormat, c.Stream.LogLevel = "console", "error" }
+	// The demo learns from synthetic declarations: it never checkpoints into
+	// the state_dir a configuration file names for an instance (--state-dir
+	// on the command line still counts), and keeps the declaration records
+	// of a configuration with state.pending_dir in a directory of its own.
+	var pendingDir string
+	quiet := func(c *config.Config) {
+		c.Stream.LogFormat, c.Stream.LogLevel = "console", "error"
+		c.Stream.StateDir = ""
+		if c.State.PendingDir != "" {
+			if pendingDir == "" {
+				pendingDir, _ = os.MkdirTemp("", "riskmon-pending-")
+				cleanups = append(cleanups, func() { os.RemoveAll(pendingDir) })
+			}
+			c.State.PendingDir = pendingDir // "" (in memory) if it could not be made
+		}
+	}
 	embeddedOnly := func(c *config.Config) { c.Stream.Brokers = nil }
 	load := configLoader(*cfgPath, sf, rf, quiet, embeddedOnly)
 	cfg, err := load()
