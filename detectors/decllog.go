@@ -97,6 +97,17 @@ type logShard struct {
 	failed   error
 	lost     atomic.Uint64
 	scratch  []byte
+	// Segments the cap deleted are only closed and forgotten while a
+	// checkpoint may still need them (keep: the log was restored from one
+	// or has been saved): their files go two saves later.
+	keep    bool
+	saves   uint64
+	retired []retiredSegment
+}
+
+type retiredSegment struct {
+	name  string
+	saves uint64 // saves before it was retired
 }
 
 type logSegment struct {
@@ -338,11 +349,33 @@ func (sh *logShard) trim() error {
 			}
 		}
 		old.f.Close()
+		if sh.keep {
+			sh.retired = append(sh.retired, retiredSegment{old.f.Name(), sh.saves})
+			continue
+		}
 		if err := os.Remove(old.f.Name()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// saved counts a checkpoint's save of the shard and deletes the segments
+// retired before the one before it: a restart is from the newest
+// checkpoint, or from the one before if the newest was not completed.
+func (sh *logShard) saved() {
+	sh.saves++
+	sh.keep = true
+	n := 0
+	for _, r := range sh.retired {
+		if r.saves+2 <= sh.saves {
+			os.Remove(r.name)
+			continue
+		}
+		sh.retired[n] = r
+		n++
+	}
+	sh.retired = sh.retired[:n]
 }
 
 func (l *declLog) counts() (entries, bytes, lost uint64) {
@@ -360,9 +393,10 @@ func (l *declLog) counts() (entries, bytes, lost uint64) {
 // logMark is how far each shard's log reached when a checkpoint was
 // taken: a restart from that checkpoint cuts the log back to it.
 type logMark struct {
-	ID   string   `json:"id"`   // the log's (decl-log.id)
-	Last []uint32 `json:"last"` // per shard: the segment appended to
-	Size []int64  `json:"size"` // and its size
+	ID    string   `json:"id"`    // the log's (decl-log.id)
+	First []uint32 `json:"first"` // per shard: the oldest segment held
+	Last  []uint32 `json:"last"`  // the segment appended to
+	Size  []int64  `json:"size"`  // and its size
 }
 
 const logMarkFile = "decl-log.json"
@@ -370,7 +404,7 @@ const logMarkFile = "decl-log.json"
 // save writes the shards' tails to disk, syncs them and records how far
 // they reach in dir.
 func (l *declLog) save(dir string) error {
-	m := logMark{ID: l.id, Last: make([]uint32, logShards), Size: make([]int64, logShards)}
+	m := logMark{ID: l.id, First: make([]uint32, logShards), Last: make([]uint32, logShards), Size: make([]int64, logShards)}
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
@@ -381,7 +415,8 @@ func (l *declLog) save(dir string) error {
 		err := sh.flush()
 		sh.fail(err)
 		last := sh.segs[len(sh.segs)-1]
-		m.Last[i], m.Size[i] = last.seq, last.size
+		m.First[i], m.Last[i], m.Size[i] = sh.segs[0].seq, last.seq, last.size
+		sh.saved()
 		sh.mu.Unlock()
 		// Synced outside the lock, so that the shard's writers do not wait
 		// for the disk. A segment the cap deleted meanwhile needs no sync.
@@ -411,7 +446,7 @@ func loadDeclLog(dir, logDir string, capMB int) (*declLog, error) {
 		return nil, fmt.Errorf("the checkpoint has no declaration log mark (was it written with state.pending_dir?): %w", err)
 	}
 	var m logMark
-	if err := json.Unmarshal(b, &m); err != nil || len(m.Last) != logShards || len(m.Size) != logShards {
+	if err := json.Unmarshal(b, &m); err != nil || len(m.First) != logShards || len(m.Last) != logShards || len(m.Size) != logShards {
 		return nil, fmt.Errorf("unreadable %s", logMarkFile)
 	}
 	l, err := lockDeclLog(logDir, capMB)
@@ -425,7 +460,7 @@ func loadDeclLog(dir, logDir string, capMB int) (*declLog, error) {
 		err = l.fresh()
 	} else {
 		for i := range l.shards {
-			if err = l.shards[i].reopen(m.Last[i], m.Size[i]); err != nil {
+			if err = l.shards[i].reopen(m.First[i], m.Last[i], m.Size[i]); err != nil {
 				break
 			}
 		}
@@ -437,12 +472,13 @@ func loadDeclLog(dir, logDir string, capMB int) (*declLog, error) {
 	return l, nil
 }
 
-// reopen opens the shard's segments up to last (cut to size), deletes
-// later ones and reads them into the index.
-func (sh *logShard) reopen(last uint32, size int64) error {
+// reopen opens the shard's segments from first to last (cut to size),
+// deletes the others (retired before the checkpoint, or begun after it)
+// and reads them into the index.
+func (sh *logShard) reopen(first, last uint32, size int64) error {
 	for _, seq := range sh.existing() {
 		name := filepath.Join(sh.dir, segmentName(sh.n, seq))
-		if seq > last {
+		if seq < first || seq > last {
 			if err := os.Remove(name); err != nil {
 				return err
 			}
@@ -466,6 +502,7 @@ func (sh *logShard) reopen(last uint32, size int64) error {
 		sh.segs = append(sh.segs, s)
 		sh.bytes += s.size
 	}
+	sh.keep = true // the checkpoint restored from needs what the cap deletes next
 	if len(sh.segs) == 0 || sh.segs[len(sh.segs)-1].seq != last {
 		// The checkpoint's last segment is gone: start the next one.
 		return sh.rotate(last + 1)

@@ -317,3 +317,50 @@ func TestDeclLogMarkOfAnotherRun(t *testing.T) {
 		t.Fatalf("a write after the restart read back as %q", v)
 	}
 }
+
+// Segments the cap deletes after a checkpoint stay on disk until two saves
+// later: a restart from the checkpoint finds every record it held, even
+// those the cap has deleted since; and their files do go.
+func TestDeclLogRestartKeepsWhatTheCapDeletedSince(t *testing.T) {
+	dir, ckpt := t.TempDir(), t.TempDir()
+	s, err := OpenStore(8, 1, dir) // 8 KB segments, 64 KB a shard
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 { // 250 KB: a quarter of the cap
+		s.SetDecl(logKey(i), logValue(i, 100))
+	}
+	if err := s.Save(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2000; i < 14000; i++ { // 1.5 MB more: the first 2000 go
+		s.SetDecl(logKey(i), logValue(i, 100))
+	}
+	if _, ok := s.GetDecl(nil, logKey(0)); ok {
+		t.Fatal("the cap deleted nothing: the test does not exercise it")
+	}
+	s.Close()
+	l, err := LoadStore(ckpt, 8, 1, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 14000 {
+		if _, ok := l.GetDecl(nil, logKey(i)); ok != (i < 2000) {
+			t.Fatalf("record %d (the checkpoint held the first 2000): found %v after the restart", i, ok)
+		}
+	}
+	for i := 20000; i < 40000; i++ {
+		l.SetDecl(logKey(i), logValue(i, 100))
+	}
+	l.Save(t.TempDir())
+	l.Save(t.TempDir())
+	files, _ := filepath.Glob(filepath.Join(dir, "decl-*.log"))
+	live := 0
+	for i := range l.log.shards {
+		live += len(l.log.shards[i].segs)
+	}
+	if len(files) != live {
+		t.Fatalf("%d segment files, %d segments held, two saves after the cap deleted some", len(files), live)
+	}
+}
