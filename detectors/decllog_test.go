@@ -16,6 +16,30 @@ func logKey(i int) []byte { return []byte(fmt.Sprintf("decl\x00GT%08d", i)) }
 
 func logValue(i, n int) []byte { return bytes.Repeat([]byte{byte(i)}, n) }
 
+// restart stops s, as a crash would, and opens its log in dir again from
+// the checkpoint in ckpt; the store is closed when the test ends.
+func restart(t *testing.T, s *Store, ckpt, dir string, capMB int) *Store {
+	t.Helper()
+	s.Close()
+	l, err := LoadStore(ckpt, 8, capMB, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// wantHeld fails unless, of the records 0 to n-1, exactly those below held
+// are found.
+func wantHeld(t *testing.T, s *Store, n, held int) {
+	t.Helper()
+	for i := range n {
+		if _, ok := s.GetDecl(nil, logKey(i)); ok != (i < held) {
+			t.Fatalf("record %d (the checkpoint held the first %d): found %v after the restart", i, held, ok)
+		}
+	}
+}
+
 // Records written to the log on disk are read back, whether still in a
 // shard's unwritten tail or in its files; a later write replaces, a
 // delete removes.
@@ -223,17 +247,8 @@ func TestDeclLogCheckpointDropsLaterSegments(t *testing.T) {
 		s.SetDecl(logKey(i), logValue(i, 100))
 	}
 	before, _ := filepath.Glob(filepath.Join(dir, "decl-*.log"))
-	s.Close()
-	l, err := LoadStore(ckpt, 8, 1, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for i := range 2200 {
-		if _, ok := l.GetDecl(nil, logKey(i)); ok != (i < 200) {
-			t.Fatalf("record %d (the checkpoint was taken after 200): found %v after the restart", i, ok)
-		}
-	}
+	l := restart(t, s, ckpt, dir, 1)
+	wantHeld(t, l, 2200, 200)
 	after, _ := filepath.Glob(filepath.Join(dir, "decl-*.log"))
 	if len(before) < 2*logShards || len(after) != logShards {
 		t.Fatalf("%d segment files before the restart, %d after; want several a shard, then one", len(before), len(after))
@@ -339,17 +354,8 @@ func TestDeclLogRestartKeepsWhatTheCapDeletedSince(t *testing.T) {
 	if _, ok := s.GetDecl(nil, logKey(0)); ok {
 		t.Fatal("the cap deleted nothing: the test does not exercise it")
 	}
-	s.Close()
-	l, err := LoadStore(ckpt, 8, 1, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for i := range 14000 {
-		if _, ok := l.GetDecl(nil, logKey(i)); ok != (i < 2000) {
-			t.Fatalf("record %d (the checkpoint held the first 2000): found %v after the restart", i, ok)
-		}
-	}
+	l := restart(t, s, ckpt, dir, 1)
+	wantHeld(t, l, 14000, 2000)
 	for i := 20000; i < 40000; i++ {
 		l.SetDecl(logKey(i), logValue(i, 100))
 	}

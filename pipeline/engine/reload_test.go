@@ -139,22 +139,30 @@ func TestReloadKeepsState(t *testing.T) {
 	}
 }
 
-// A checkpoint restores under its own ruleset and under another one: there
-// detectors of unchanged kind and name keep their state, a renamed one
-// starts afresh, and the reason says which ruleset it was learned under. A
-// checkpoint of another format is refused, and the engine starts afresh.
-func TestCheckpointAcrossRulesets(t *testing.T) {
-	e, err := New(parseCfg(t, ibCfg("ib", "importer_behaviour", 40)))
+// checkpointed builds an engine on yml, assesses importer I1's first four
+// declarations and saves a checkpoint, in dir.
+func checkpointed(t *testing.T, yml string) (e *Engine, dir string) {
+	t.Helper()
+	e, err := New(parseCfg(t, yml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for n := 1; n <= 4; n++ {
 		e.Assess(phone("I1", n))
 	}
-	dir := t.TempDir() + "/ck"
+	dir = t.TempDir() + "/ck"
 	if err := e.SaveState(dir); err != nil {
 		t.Fatal(err)
 	}
+	return e, dir
+}
+
+// A checkpoint restores under its own ruleset and under another one: there
+// detectors of unchanged kind and name keep their state, a renamed one
+// starts afresh, and the reason says which ruleset it was learned under. A
+// checkpoint of another format is refused, and the engine starts afresh.
+func TestCheckpointAcrossRulesets(t *testing.T) {
+	_, dir := checkpointed(t, ibCfg("ib", "importer_behaviour", 40))
 	restore := func(yml string) (*Engine, string) {
 		t.Helper()
 		e, restored, why, err := NewFromState(parseCfg(t, yml), dir)
@@ -228,19 +236,8 @@ func TestReloadCalibrationByKind(t *testing.T) {
 // brings it again). A restart that changes where the records are kept
 // keeps the entity state.
 func TestCheckpointDeclarationsOnDisk(t *testing.T) {
-	pending := t.TempDir()
-	onDisk := ibCfg("ib", "importer_behaviour", 40) + "state: {pending_dir: " + pending + "}\n"
-	e, err := New(parseCfg(t, onDisk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n := 1; n <= 4; n++ {
-		e.Assess(phone("I1", n))
-	}
-	dir := t.TempDir() + "/ck"
-	if err := e.SaveState(dir); err != nil {
-		t.Fatal(err)
-	}
+	onDisk := ibCfg("ib", "importer_behaviour", 40) + "state: {pending_dir: " + t.TempDir() + "}\n"
+	e, dir := checkpointed(t, onDisk)
 	e.Assess(phone("I1", 5))
 	if _, _, _, err := NewFromState(parseCfg(t, onDisk), dir); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("a second engine on the same state.pending_dir: %v; want it refused", err)
