@@ -70,6 +70,7 @@ func (r ring) save(dir string) error { return r.SaveToFileConcurrent(dir, 2) }
 type declLog struct {
 	dir    string
 	id     string   // of the directory's log, since its last fresh start
+	note   string   // what opening it did, for the log (Store.DeclNote)
 	lock   *os.File // flock'ed: one process per directory
 	shards [logShards]logShard
 }
@@ -136,10 +137,15 @@ const logIDFile = "decl-log.id"
 
 // fresh empties the directory's log and gives it a new id.
 func (l *declLog) fresh() error {
+	var removed int64
 	for i := range l.shards {
 		sh := &l.shards[i]
 		for _, seq := range sh.existing() {
-			if err := os.Remove(filepath.Join(l.dir, segmentName(i, seq))); err != nil {
+			name := filepath.Join(l.dir, segmentName(i, seq))
+			if st, err := os.Stat(name); err == nil {
+				removed += st.Size()
+			}
+			if err := os.Remove(name); err != nil {
 				return err
 			}
 		}
@@ -150,6 +156,10 @@ func (l *declLog) fresh() error {
 	var b [8]byte
 	rand.Read(b[:])
 	l.id = hex.EncodeToString(b[:])
+	l.note = fmt.Sprintf("on disk in %s, started empty", l.dir)
+	if removed > 0 {
+		l.note += fmt.Sprintf(" (%.1f MB of an earlier run's records deleted: no checkpoint of this log to restore them from)", float64(removed)/(1<<20))
+	}
 	return os.WriteFile(filepath.Join(l.dir, logIDFile), []byte(l.id+"\n"), 0o644)
 }
 
@@ -163,7 +173,7 @@ func lockDeclLog(dir string, capMB int) (*declLog, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("state.pending_dir %s is in use by another process (%w)", dir, err)
+		return nil, fmt.Errorf("state.pending_dir %s is in use by another riskmon process (%w): each instance needs a directory of its own; stop the other one or choose another directory", dir, err)
 	}
 	l := &declLog{dir: dir, lock: f}
 	capShard := int64(capMB) << 20 / logShards
@@ -458,12 +468,18 @@ func loadDeclLog(dir, logDir string, capMB int) (*declLog, error) {
 		// The directory was started afresh after the checkpoint (or was
 		// never this log's): its records are another run's.
 		err = l.fresh()
+		if err == nil {
+			l.note += "; the checkpoint's mark is of another log (the directory was started afresh since)"
+		}
 	} else {
+		var n int
 		for i := range l.shards {
 			if err = l.shards[i].reopen(m.First[i], m.Last[i], m.Size[i]); err != nil {
 				break
 			}
+			n += len(l.shards[i].index)
 		}
+		l.note = fmt.Sprintf("on disk in %s, %d records restored as the checkpoint left them", logDir, n)
 	}
 	if err != nil {
 		l.close()

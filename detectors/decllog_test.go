@@ -152,7 +152,7 @@ func TestDeclLogCheckpoint(t *testing.T) {
 	for i := range s.log.shards {
 		s.log.shards[i].flush()
 	}
-	if _, err := LoadStore(ckpt, 8, 32, dir); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+	if _, err := LoadStore(ckpt, 8, 32, dir); err == nil || !strings.Contains(err.Error(), "in use by another riskmon process") {
 		t.Fatalf("a second store on the same directory: %v; want it refused", err)
 	}
 	// Damage the last record of shard 3's first segment.
@@ -187,6 +187,9 @@ func TestDeclLogCheckpoint(t *testing.T) {
 		if !bytes.Equal(v, logValue(i, 100)) {
 			t.Fatalf("record %d: %q after the restart, want its value at the checkpoint", i, v)
 		}
+	}
+	if note := l.DeclNote(); !strings.Contains(note, "2999 records restored") {
+		t.Errorf("the restart says %q; want the 2,999 records it restored", note)
 	}
 	if damaged != 1 {
 		t.Fatalf("%d records lost to one damaged record at a segment's end; want 1", damaged)
@@ -224,6 +227,9 @@ func TestDeclLogFreshStartForgets(t *testing.T) {
 		if v, ok := s.GetDecl(nil, logKey(i)); ok {
 			t.Fatalf("a fresh store read %q from an earlier run", v)
 		}
+	}
+	if note := s.DeclNote(); !strings.Contains(note, "earlier run's records deleted") {
+		t.Errorf("a fresh start that deleted records says %q", note)
 	}
 	if files, _ := filepath.Glob(filepath.Join(dir, "decl-*.log")); len(files) != logShards {
 		t.Fatalf("%d segment files after a fresh start; want one a shard, %d", len(files), logShards)
@@ -326,6 +332,9 @@ func TestDeclLogMarkOfAnotherRun(t *testing.T) {
 		if v, ok := l.GetDecl(nil, logKey(i)); ok {
 			t.Fatalf("record %d: %q read after restoring a checkpoint of an earlier run", i, v)
 		}
+	}
+	if note := l.DeclNote(); !strings.Contains(note, "of another log") {
+		t.Errorf("a restart from another log's checkpoint says %q", note)
 	}
 	l.SetDecl(logKey(1), []byte("new"))
 	if v, _ := l.GetDecl(nil, logKey(1)); string(v) != "new" {

@@ -63,6 +63,7 @@ type storeData struct {
 	ents *entityTable
 	decl declRecords
 	log  *declLog // decl, when the records are on disk
+	note string   // DeclNote in memory
 }
 
 // NewStore returns a store whose entity records may take entityMB
@@ -407,6 +408,7 @@ func LoadStore(dir string, entityMB, declMB int, declDir string) (*Store, error)
 	switch {
 	case declDir == "" && onDisk:
 		s.decl = ring{fastcache.New(declMB << 20)}
+		s.note = "in memory, started empty: the checkpoint kept them on disk (state.pending_dir), and they are not carried over"
 	case declDir == "":
 		c, err := fastcache.LoadFromFileMaxBytes(dir, declMB<<20)
 		if err != nil {
@@ -423,6 +425,36 @@ func LoadStore(dir string, entityMB, declMB int, declDir string) (*Store, error)
 			return nil, err
 		}
 		s.decl, s.log = l, l
+		if !onDisk {
+			l.note += "; the checkpoint kept them in memory, and they are not carried over"
+		}
 	}
 	return s, nil
+}
+
+// DeclErr returns the disk error that stopped a shard of the declaration
+// log, if one did (nil in memory).
+func (s *Store) DeclErr() error {
+	if s.log == nil {
+		return nil
+	}
+	for i := range s.log.shards {
+		sh := &s.log.shards[i]
+		sh.mu.Lock()
+		err := sh.failed
+		sh.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeclNote says where the declaration records are kept and what opening
+// the store did to them ("" in memory without a checkpoint), for the log.
+func (s *Store) DeclNote() string {
+	if s.log != nil {
+		return s.log.note
+	}
+	return s.note
 }

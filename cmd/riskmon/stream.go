@@ -220,6 +220,9 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger, l
 	} else if eng, err = engine.New(cfg); err != nil {
 		return nil, err
 	}
+	if note := eng.Store().DeclNote(); note != "" {
+		log.Info().Msg("declaration records: " + note)
+	}
 	st := cfg.Stream
 	sec, err := stream.NewSecurity(st)
 	if err != nil {

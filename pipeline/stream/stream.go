@@ -414,12 +414,17 @@ func (s *Stream) commitLoop(cons *consumer, stop <-chan struct{}) {
 	t := time.NewTicker(time.Duration(s.Config.CommitIntervalMS) * time.Millisecond)
 	defer t.Stop()
 	lastCheckpoint := time.Now()
+	var lost uint64
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 			s.commit(cons)
+			if n := s.Engine.Store().DeclLost(); n > lost {
+				s.Log.Error().Err(s.Engine.Store().DeclErr()).Uint64("lost", n-lost).Msg("declaration records lost to a disk error in state.pending_dir: their outcomes will teach only their importer (see the runbook, RiskmonPendingLost)")
+				lost = n
+			}
 			if s.Config.StateDir != "" && time.Since(lastCheckpoint) >= time.Duration(s.Config.CheckpointSeconds)*time.Second {
 				s.checkpoint()
 				lastCheckpoint = time.Now()
