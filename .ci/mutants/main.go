@@ -200,7 +200,7 @@ var mutants = []mutant{
 		edits: one("detectors/decllog.go", "\t\tif seq < first || seq > last {", "\t\tif seq < first {"),
 		tests: []test{dets, engine}},
 	{name: "decl-log-fresh-start-keeps-records", why: "a store started without history leaves the segments of an earlier run in state.pending_dir",
-		edits: one("detectors/decllog.go", "\t\tfor _, seq := range sh.existing() {\n\t\t\tif err := os.Remove(", "\t\tfor _, seq := range sh.existing()[:0] {\n\t\t\tif err := os.Remove("),
+		edits: one("detectors/decllog.go", "\t\tfor _, seq := range sh.existing() {\n\t\t\tname := filepath.Join(l.dir, segmentName(i, seq))", "\t\tfor _, seq := range sh.existing()[:0] {\n\t\t\tname := filepath.Join(l.dir, segmentName(i, seq))"),
 		tests: []test{dets}},
 	{name: "decl-log-deletes-what-a-checkpoint-needs", why: "the declaration log deletes at once the segments its cap drops, though the checkpoint a restart would start from still holds them",
 		edits: one("detectors/decllog.go", "\t\tif sh.keep {", "\t\tif false && sh.keep {"),
