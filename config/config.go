@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -710,4 +711,27 @@ func (s *Stream) Changelog() string {
 		return s.Group + "-changelog"
 	}
 	return s.ChangelogTopic
+}
+
+// RestartOnly names the settings that differ between a running
+// configuration and a reloaded one but are read at start-up only (state.*
+// and stream.*, as state.capacity_mb), so that a reload can say they take
+// effect at the next restart instead of seeming to apply them.
+func RestartOnly(running, reloaded *Config) []string {
+	var keys []string
+	var walk func(prefix string, a, b reflect.Value)
+	walk = func(prefix string, a, b reflect.Value) {
+		for i := range a.NumField() {
+			name := prefix + "." + strings.Split(a.Type().Field(i).Tag.Get("yaml"), ",")[0]
+			fa, fb := a.Field(i), b.Field(i)
+			if fa.Kind() == reflect.Struct {
+				walk(name, fa, fb)
+			} else if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+				keys = append(keys, name)
+			}
+		}
+	}
+	walk("state", reflect.ValueOf(running.State), reflect.ValueOf(reloaded.State))
+	walk("stream", reflect.ValueOf(running.Stream), reflect.ValueOf(reloaded.Stream))
+	return keys
 }

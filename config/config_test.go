@@ -131,3 +131,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// RestartOnly names each start-up-only setting that a reload changed, by its
+// key in the file, nested ones included, and nothing else.
+func TestRestartOnly(t *testing.T) {
+	a := config.Default()
+	b := config.Default()
+	if got := config.RestartOnly(a, b); len(got) != 0 {
+		t.Errorf("unchanged: %v", got)
+	}
+	b.State.PendingDir = "/var/lib/riskmon"
+	b.Stream.Brokers = []string{"k1:9092"}
+	b.Stream.TLS.Enabled = true
+	b.Scoring.Red++ // applied by a reload
+	got := strings.Join(config.RestartOnly(a, b), " ")
+	if want := "state.pending_dir stream.brokers stream.tls.enabled"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

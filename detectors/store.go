@@ -365,7 +365,13 @@ func (s *Store) DeclStats() (entries, bytes uint64) {
 // DeclLost reports the declaration records lost to disk errors (always 0
 // in memory).
 func (s *Store) DeclLost() uint64 {
-	_, _, lost := s.decl.counts()
+	if s.log == nil {
+		return 0 // the ring in memory has no disk to fail
+	}
+	var lost uint64
+	for i := range s.log.shards {
+		lost += s.log.shards[i].lost.Load()
+	}
 	return lost
 }
 
@@ -416,11 +422,12 @@ func LoadStore(dir string, entityMB, declMB int, declDir string) (*Store, error)
 		}
 		s.decl = ring{c}
 	default:
-		open := func() (*declLog, error) { return loadDeclLog(dir, declDir, declMB) }
-		if !onDisk {
-			open = func() (*declLog, error) { return openDeclLog(declDir, declMB) }
+		var l *declLog
+		if onDisk {
+			l, err = loadDeclLog(dir, declDir, declMB)
+		} else {
+			l, err = openDeclLog(declDir, declMB)
 		}
-		l, err := open()
 		if err != nil {
 			return nil, err
 		}

@@ -83,6 +83,7 @@ type crashLane struct {
 	inFlightAtKill      []int
 	killedBeforeJoining int
 	final               *riskmonProc
+	restarted           bool // the last process was started again (the embedded broker's ghost)
 }
 
 // riskmonProc is a riskmon process of the test.
@@ -268,11 +269,15 @@ func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
 
 	// A last process per lane consumes what is left; the outputs are read
 	// until every input is accounted for. It starts once the sessions of
-	// the processes killed last have expired (10 s): the embedded broker
-	// (kfake) has been seen to keep a member killed during a rebalance in
-	// the next generation with its partitions, and never to expire it (the
-	// last process of a lane then held one declarations partition of two
-	// for the whole two minutes, see the README's known limits).
+	// the processes killed last have expired (10 s). The embedded broker
+	// (kfake) can still leave a ghost: a process killed while its join was
+	// waiting, or whose join timed out and was sent again as a new member,
+	// stays in the next generation, and kfake starts a member's session
+	// timer only when its join response is delivered. When the live
+	// member leads, it gives the ghost partitions, which nobody consumes
+	// until the group rebalances again (the last process of a lane held
+	// one declarations partition of two for two minutes, about once in ten
+	// runs). The loop below restarts such a process; README, known limits.
 	time.Sleep(12 * time.Second)
 	for _, l := range ls {
 		p, err := start(l)
@@ -332,8 +337,32 @@ func testCrashSafety(t *testing.T, b *testkit.ProxiedBroker) {
 		}
 		return true
 	}
+	finalStart := time.Now()
 	for ctx.Err() == nil && !complete() {
 		time.Sleep(200 * time.Millisecond)
+		if b.Kind != "embedded" || time.Since(finalStart) < 40*time.Second {
+			continue
+		}
+		// The embedded broker's ghost (see above): a member whose join
+		// response could not be delivered gets no session timer, and when
+		// the leader's assignment gives it partitions it keeps them until
+		// the group's next rebalance. Apache Kafka expires it; here the
+		// last process is stopped (SIGTERM: it leaves the group, and the
+		// rebalance that follows drops the ghost) and started again, once.
+		for _, l := range ls {
+			if l.restarted || len(l.final.declParts()) == partitions {
+				continue
+			}
+			t.Logf("lane %d: the last process holds declarations partitions %v of %d after %v: stopped with SIGTERM and started again",
+				l.id, l.final.declParts(), partitions, time.Since(finalStart).Round(time.Second))
+			l.final.cmd.Process.Signal(syscall.SIGTERM)
+			l.final.cmd.Wait()
+			p, err := start(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.final, l.restarted = p, true
+		}
 	}
 	time.Sleep(time.Second) // duplicates still on their way
 	cancel()
@@ -420,6 +449,24 @@ func (p *riskmonProc) joined() bool {
 		}
 	}
 	return false
+}
+
+// declParts returns the declarations partitions the process said it holds
+// when it last joined its group.
+func (p *riskmonProc) declParts() []int {
+	var parts []int
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if !strings.Contains(l, "joined the consumer group") {
+			continue
+		}
+		var e struct {
+			Parts []int `json:"declarations_partitions"`
+		}
+		if json.Unmarshal([]byte(l), &e) == nil {
+			parts = e.Parts
+		}
+	}
+	return parts
 }
 
 // scrape returns the process's /metrics ("" when it cannot be read).

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,7 +95,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 // 1 on a user error (reported on stderr, never as a stack trace).
 func run(args []string) int {
 	defer func() {
-		for _, f := range cleanups {
+		for _, f := range slices.Backward(cleanups) { // the last made is undone first
 			f()
 		}
 		cleanups = nil
@@ -140,19 +141,30 @@ func newOfflineEngine(c *config.Config) (*engine.Engine, error) {
 	if c.State.PendingDir == "" {
 		return engine.New(c)
 	}
-	dir, err := os.MkdirTemp("", "riskmon-pending-")
+	dir, err := ownPendingDir()
 	if err != nil {
-		return nil, fmt.Errorf("state.pending_dir: a directory of this run's own: %w", err)
+		return nil, err
 	}
 	cc := *c
 	cc.State.PendingDir = dir
 	e, err := engine.New(&cc)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
-	cleanups = append(cleanups, func() { e.Close(); os.RemoveAll(dir) })
+	cleanups = append(cleanups, func() { e.Close() })
 	return e, nil
+}
+
+// ownPendingDir makes a temporary directory for the declaration records of
+// a run that must not touch state.pending_dir; it is removed when the
+// command returns.
+func ownPendingDir() (string, error) {
+	dir, err := os.MkdirTemp("", "riskmon-pending-")
+	if err != nil {
+		return "", fmt.Errorf("state.pending_dir: a directory of this run's own: %w", err)
+	}
+	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+	return dir, nil
 }
 
 func newFlags(name, synopsis string) *flag.FlagSet {

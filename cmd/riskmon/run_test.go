@@ -336,8 +336,10 @@ func TestReloadTriggers(t *testing.T) {
 		t.Errorf("POST with a bad file: %d %q", code, body)
 	}
 	metricsShow(`riskmon_config_reloads_total{result="failure"} 1`)
-	write("name: second\ndetectors: [{name: uv, kind: unit_value, weight: 30}]\n")
-	if code, body := post(); code != 200 || !strings.Contains(body, "second@") {
+	// A good file that also changes a setting read at start-up only: the
+	// reload applies the rest and says which take effect at restart.
+	write("name: second\nstate: {capacity_mb: 77}\ndetectors: [{name: uv, kind: unit_value, weight: 30}]\n")
+	if code, body := post(); code != 200 || !strings.Contains(body, "second@") || !strings.Contains(body, "take effect at the next restart: state.capacity_mb\n") {
 		t.Errorf("POST with a good file: %d %q", code, body)
 	}
 	metricsShow(`riskmon_ruleset_info{name="second"`)

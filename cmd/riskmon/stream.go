@@ -298,11 +298,15 @@ func startService(ctx context.Context, cfg *config.Config, log zerolog.Logger, l
 			http.Error(w, "use POST or PUT to reload the configuration", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := sv.reload("http"); err != nil {
+		atRestart, err := sv.reload("http")
+		if err != nil {
 			http.Error(w, "configuration reload refused; the running configuration stays: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "configuration reloaded: ruleset", sv.engine.Config().Ruleset)
+		if len(atRestart) > 0 {
+			fmt.Fprintln(w, "read at start-up only, these take effect at the next restart:", strings.Join(atRestart, ", "))
+		}
 	})
 	ln, err := net.Listen("tcp", st.MetricsAddr)
 	if err != nil {
@@ -414,7 +418,7 @@ func (sv *service) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			_ = sv.reload("signal") // logged and counted by reload
+			_, _ = sv.reload("signal") // logged and counted by reload
 		}
 	}
 }
@@ -438,15 +442,17 @@ func (sv *service) watchConfig(ctx context.Context, path string, interval time.D
 			continue
 		}
 		last = b
-		_ = sv.reload("watch") // logged and counted by reload
+		_, _ = sv.reload("watch") // logged and counted by reload
 	}
 }
 
 // reload reads the configuration again and swaps it into the engine. A
 // configuration with problems is refused, with every problem in the log and
 // the failure in the metrics; the running one stays. Stream settings
-// (brokers, topics, workers, addresses) are read at start-up only.
-func (sv *service) reload(trigger string) error {
+// (brokers, topics, workers, addresses) and the state's sizes and place are
+// read at start-up only: those that changed are returned, and logged as
+// taking effect at the next restart.
+func (sv *service) reload(trigger string) (atRestart []string, err error) {
 	sv.reloadMu.Lock()
 	defer sv.reloadMu.Unlock()
 	m := sv.stream.Metrics
@@ -455,18 +461,26 @@ func (sv *service) reload(trigger string) error {
 	if err == nil {
 		err = sv.engine.Reload(cfg)
 	}
+	if err == nil {
+		// Compared with the file as read at start-up, not with the last
+		// reload: a setting changed twice is still not applied.
+		atRestart = config.RestartOnly(sv.cfg, cfg)
+	}
 	// A scrape gathers the metrics concurrently: it may see the counter
 	// move before the gauge does, or the reverse.
 	if err != nil {
 		m.ReloadOK.Set(0)
 		m.Reloads.WithLabelValues("failure").Inc()
 		sv.log.Error().Err(err).Str("trigger", trigger).Str("ruleset", old.Ruleset).Msg("configuration reload refused; the running configuration stays")
-		return err
+		return nil, err
 	}
 	m.ReloadOK.Set(1)
 	m.Reloads.WithLabelValues("success").Inc()
 	sv.log.Info().Str("trigger", trigger).Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
-	return nil
+	if len(atRestart) > 0 {
+		sv.log.Warn().Strs("settings", atRestart).Msg("these settings are read at start-up only: they take effect at the next restart, and the running ones stay until then")
+	}
+	return atRestart, nil
 }
 
 func cmdDemo(args []string) error {
@@ -495,8 +509,7 @@ func cmdDemo(args []string) error {
 		c.Stream.StateDir = ""
 		if c.State.PendingDir != "" {
 			if pendingDir == "" {
-				pendingDir, _ = os.MkdirTemp("", "riskmon-pending-")
-				cleanups = append(cleanups, func() { os.RemoveAll(pendingDir) })
+				pendingDir, _ = ownPendingDir()
 			}
 			c.State.PendingDir = pendingDir // "" (in memory) if it could not be made
 		}
