@@ -439,8 +439,9 @@ func yamlErrLine(err error) int {
 	return n
 }
 
-// contentHash hashes the document re-encoded without comments and in block
-// style, so that editing a comment or the layout keeps the ruleset id. The
+// contentHash hashes the document re-encoded without comments, in block
+// style and with strings quoted only where needed, so that editing a
+// comment, the layout or the quoting keeps the ruleset id. The
 // stream section (deployment settings) is left out, and of
 // state.pending_dir only that there is one: where the records are kept
 // changes what the cap holds, the directory's name nothing.
@@ -473,7 +474,9 @@ func contentHash(root *yaml.Node) string {
 
 func stripComments(n *yaml.Node) {
 	n.HeadComment, n.LineComment, n.FootComment = "", "", ""
-	n.Style &^= yaml.FlowStyle
+	// Quoting is layout too: x, "x" and 'x' are the same string, and a
+	// string that reads as another type ("10") is quoted again on encoding.
+	n.Style &^= yaml.FlowStyle | yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle | yaml.LiteralStyle | yaml.FoldedStyle
 	for _, c := range n.Content {
 		stripComments(c)
 	}

@@ -79,6 +79,17 @@ func TestRulesetHash(t *testing.T) {
 	if a.Ruleset == c.Ruleset {
 		t.Errorf("a weight change kept the id %s", a.Ruleset)
 	}
+	// Quoting is layout; what a quoted string says is not.
+	quoted := func(list string) string {
+		c, err := config.Parse([]byte("name: x\nlists: {aeo: ["+list+"]}\ndetectors:\n  - {name: p, kind: unit_value}\n"), list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Ruleset
+	}
+	if q := []string{quoted("IM1"), quoted(`"IM1"`), quoted("'IM1'")}; q[0] != q[1] || q[0] != q[2] || q[0] == quoted("IM2") || quoted(`"10"`) == quoted("'1'") {
+		t.Errorf("quoting changed the id (IM1, \"IM1\", 'IM1': %v) or a quoted value did not", q)
+	}
 	// The stream section is deployment, not meaning: it is left out of the
 	// id, wherever it stands, and what follows it still counts.
 	d, _ := config.Parse([]byte("stream: {workers: 4, group: g}\nname: x\ndetectors:\n  - {name: p, kind: unit_value}\n"), "d")
