@@ -118,8 +118,12 @@ type Stream struct {
 	// shutdown, and restored at start-up when learned under the same ruleset.
 	StateDir          string `yaml:"state_dir"`
 	CheckpointSeconds int    `yaml:"checkpoint_seconds"`
-	LogFormat         string `yaml:"log_format"` // json or console
-	LogLevel          string `yaml:"log_level"`  // debug, info, warn, error
+	// StallSeconds: a partition this instance holds that has messages to
+	// read and has given none for this long makes it unready (a stalled
+	// fetch, which the broker probe and the group membership do not see).
+	StallSeconds int    `yaml:"stall_seconds"`
+	LogFormat    string `yaml:"log_format"` // json or console
+	LogLevel     string `yaml:"log_level"`  // debug, info, warn, error
 	// WebConfigFile protects the metrics endpoint with TLS and/or basic auth,
 	// in the format of prometheus/exporter-toolkit (--web.config.file).
 	WebConfigFile string `yaml:"web_config_file"`
@@ -378,7 +382,7 @@ func defaults() *Config {
 		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
 			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",
 			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 0, LingerMS: 2, CommitIntervalMS: 500,
-			ShutdownSeconds: 15, CheckpointSeconds: 60, LogFormat: "json", LogLevel: "info"},
+			ShutdownSeconds: 15, CheckpointSeconds: 60, StallSeconds: 120, LogFormat: "json", LogLevel: "info"},
 	}
 }
 
@@ -618,7 +622,7 @@ func (st *Stream) validate(d *Decoder) {
 	}
 	for k, v := range map[string]int{"stream.partitions": st.Partitions, "stream.replication_factor": st.ReplicationFactor,
 		"stream.commit_interval_ms": st.CommitIntervalMS, "stream.shutdown_seconds": st.ShutdownSeconds,
-		"stream.checkpoint_seconds": st.CheckpointSeconds} {
+		"stream.checkpoint_seconds": st.CheckpointSeconds, "stream.stall_seconds": st.StallSeconds} {
 		if v < 1 {
 			d.Problemf(k, "must be >= 1, got %d", v)
 		}

@@ -66,8 +66,8 @@ func dashboardRows() []row {
 					q(`sum(`+rate("riskmon_dead_letters_total", "")+`) or vector(0)`, "dead letters"),
 				}},
 			{Title: "Consumer lag by partition", Type: "timeseries", Unit: "short", W: 8, H: 8,
-				Description: "Messages behind each partition's high-water mark. A partition reported by two instances during a rebalance is shown once.",
-				Targets:     []target{q(`max by (topic, partition) (riskmon_consumer_lag_messages{`+sel+`})`, "{{topic}}/{{partition}}")}},
+				Description: "Messages of each partition the consumer group has not committed (its end offset minus the group's committed offset), measured every 5 s by every instance, so a partition nobody reads shows too (RiskmonPartitionStalled).",
+				Targets:     []target{q(`max by (topic, partition) (riskmon_group_lag_messages{`+sel+`})`, "{{topic}}/{{partition}}")}},
 			{Title: "Lodged to assessed", Type: "timeseries", Unit: "s", W: 8, H: 8,
 				Description: "Time from a declaration's lodged_at to its assessment: the delay a trader sees, including the clearance system's. Target: p99 under 2 s (RiskmonAssessmentLatencyHigh).",
 				Targets: []target{

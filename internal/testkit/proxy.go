@@ -32,13 +32,15 @@ type Proxy struct {
 	latency   atomic.Int64 // nanoseconds, added in each direction
 	produce   atomic.Int64 // nanoseconds, added to the answers on Kafka producer connections
 	blackhole atomic.Bool
+	fetchHole atomic.Bool // hold the answers on Kafka fetch connections
 	refuse    atomic.Bool
 	up, down  limiter // client to target, target to client
 
-	mu     sync.Mutex
-	conns  map[*proxyConn]struct{}
-	closed bool
-	resume chan struct{} // closed when a blackhole ends
+	mu          sync.Mutex
+	conns       map[*proxyConn]struct{}
+	closed      bool
+	resume      chan struct{} // closed when a blackhole ends
+	fetchResume chan struct{} // closed when a fetch blackhole ends
 
 	accepted, resets atomic.Int64
 	bytesUp, bytesDn atomic.Int64
@@ -58,8 +60,9 @@ func StartProxy(listen, target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[*proxyConn]struct{}{}, resume: make(chan struct{})}
+	p := &Proxy{ln: ln, target: target, conns: map[*proxyConn]struct{}{}, resume: make(chan struct{}), fetchResume: make(chan struct{})}
 	close(p.resume) // no blackhole yet
+	close(p.fetchResume)
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -106,6 +109,24 @@ func (p *Proxy) SetBlackhole(on bool) {
 	}
 }
 
+// SetFetchBlackhole holds, while on, the broker's answers on the
+// connections where the client has sent a Kafka Fetch request, and only
+// those: the consumer reads nothing, while its group membership, its
+// commits, produces and metadata go on. Turned off, the held answers flow.
+func (p *Proxy) SetFetchBlackhole(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fetchHole.Load() == on {
+		return
+	}
+	p.fetchHole.Store(on)
+	if on {
+		p.fetchResume = make(chan struct{})
+	} else {
+		close(p.fetchResume)
+	}
+}
+
 // SetRefuse makes new connections fail at once (accepted, then reset) while
 // on: a broker that is down. Open connections are not touched; see
 // ResetAll.
@@ -143,6 +164,7 @@ func (p *Proxy) Clear() {
 	p.SetBandwidth(0)
 	p.SetRefuse(false)
 	p.SetBlackhole(false)
+	p.SetFetchBlackhole(false)
 }
 
 // Stats returns the proxy's counters.
@@ -232,8 +254,11 @@ func (p *Proxy) pipe(c *proxyConn, src, dst net.Conn, lim *limiter, count *atomi
 				delay := time.Duration(p.latency.Load())
 				if fromClient {
 					frames.feed(buf[:n], func(apiKey int16) {
-						if apiKey == 0 {
+						switch apiKey {
+						case 0:
 							c.producer.Store(true)
+						case 1:
+							c.fetcher.Store(true)
 						}
 					})
 				} else if c.producer.Load() {
@@ -256,7 +281,7 @@ func (p *Proxy) pipe(c *proxyConn, src, dst net.Conn, lim *limiter, count *atomi
 		if ch.err != nil {
 			return
 		}
-		if !p.hold(c) {
+		if !p.hold(c, !fromClient) {
 			return
 		}
 		if d := time.Until(ch.due); d > 0 {
@@ -265,7 +290,7 @@ func (p *Proxy) pipe(c *proxyConn, src, dst net.Conn, lim *limiter, count *atomi
 		for b := ch.b; len(b) > 0; {
 			n := min(len(b), 16<<10)
 			lim.wait(n)
-			if !p.hold(c) {
+			if !p.hold(c, !fromClient) {
 				return
 			}
 			if _, err := dst.Write(b[:n]); err != nil {
@@ -277,13 +302,23 @@ func (p *Proxy) pipe(c *proxyConn, src, dst net.Conn, lim *limiter, count *atomi
 	}
 }
 
-// hold waits while a blackhole is on; it reports false when the connection
-// was closed meanwhile.
-func (p *Proxy) hold(c *proxyConn) bool {
-	for p.blackhole.Load() {
+// hold waits while a blackhole is on, or for an answer on a fetch
+// connection while a fetch blackhole is; it reports false when the
+// connection was closed meanwhile.
+func (p *Proxy) hold(c *proxyConn, answer bool) bool {
+	for p.blackhole.Load() || answer && c.fetcher.Load() && p.fetchHole.Load() {
+		var resume chan struct{}
 		p.mu.Lock()
-		resume := p.resume
+		switch {
+		case p.blackhole.Load():
+			resume = p.resume
+		case answer && c.fetcher.Load() && p.fetchHole.Load():
+			resume = p.fetchResume
+		}
 		p.mu.Unlock()
+		if resume == nil {
+			continue // turned off meanwhile
+		}
 		select {
 		case <-resume:
 		case <-c.done:
@@ -301,6 +336,7 @@ func (p *Proxy) hold(c *proxyConn) bool {
 type proxyConn struct {
 	client, upstream net.Conn
 	producer         atomic.Bool // the client has sent a Kafka Produce request
+	fetcher          atomic.Bool // the client has sent a Kafka Fetch request
 	once             sync.Once
 	done             chan struct{}
 	doneOnce         sync.Once

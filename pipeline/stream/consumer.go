@@ -49,6 +49,8 @@ type consumer struct {
 	// generation, and assigned to it since. A restore cut short by the end
 	// of its generation does not count: the next generation restores again.
 	restored map[int]bool
+	// progress is how far each partition held is read (lag.go).
+	progress map[partition]*partProgress
 }
 
 // fetchedMsg is a message with the epoch of the generation that fetched it.
@@ -225,6 +227,7 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 		s.Log.Error().Err(err).Str("topic", topic).Int("partition", part).Int64("offset", offset).Msg("cannot start reading the partition")
 		return
 	}
+	pp := c.reading(epoch, partition{topic, part}, offset)
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -239,6 +242,8 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 			}
 			continue
 		}
+		pp.next.Store(m.Offset + 1)
+		pp.at.Store(time.Now().UnixNano())
 		select {
 		case c.out <- fetchedMsg{m, epoch}:
 		case <-ctx.Done():

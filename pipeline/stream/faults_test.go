@@ -305,3 +305,77 @@ func TestNetworkSlowLink(t *testing.T) {
 		t.Errorf("the stream stalled on %d of 3 round trips", stalled)
 	}
 }
+
+// A consumer whose fetches get no answer while everything else works (its
+// group membership, the broker probe, produces) is a stall that only the
+// lag shows: readiness falls after stream.stall_seconds naming the
+// partition, the instance's lag and the group's lag grow with what arrives
+// meanwhile, and when the answers come back it reads again, becomes ready,
+// and the lags return to 0.
+func TestConsumerStall(t *testing.T) {
+	b := testkit.KfakeBehindProxy(t, 1)
+	decls, _ := testkit.GenDecls(t, 400, 53)
+	f := startFaultFeed(t, b, decls, func(c *config.Config) { c.Stream.StallSeconds = 3 })
+	h := f.h
+	topic := h.cfg.Stream.DeclarationsTopic
+	gauge := func(name string) (float64, bool) {
+		families, _ := h.stream.Metrics.Registry.Gather()
+		for _, fam := range families {
+			if fam.GetName() != name {
+				continue
+			}
+			for _, m := range fam.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["topic"] == topic && labels["partition"] == "0" {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+		return 0, false
+	}
+	waitGauges := func(want float64, within time.Duration) {
+		t.Helper()
+		var c, g float64
+		for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			c, _ = gauge("riskmon_consumer_lag_messages")
+			g, _ = gauge("riskmon_group_lag_messages")
+			if c == want && g == want {
+				return
+			}
+		}
+		t.Fatalf("lag: instance %v, group %v; want both %v", c, g, want)
+	}
+
+	f.send(100)
+	if _, _, ok := f.waitAcked(100, 30*time.Second); !ok {
+		t.Fatalf("%d of 100 assessed", f.acked())
+	}
+	waitGauges(0, 20*time.Second)
+
+	b.Proxy.SetFetchBlackhole(true)
+	f.send(200)
+	took, why, ok := f.waitReady(false, 30*time.Second)
+	if !ok || !strings.Contains(why, "consumer stalled on "+topic+"/0 (200 messages to read") {
+		t.Fatalf("after %v with fetches unanswered: %q", took, why)
+	}
+	if !strings.Contains(why, "not ready: consumer stalled") || strings.Contains(why, "probe") || strings.Contains(why, "producer") {
+		t.Errorf("the stall should be the only reason: %q", why)
+	}
+	waitGauges(200, 20*time.Second)
+	if c, ok := gauge("riskmon_group_committed_offset"); !ok || c != 100 {
+		t.Errorf("committed offset %v (%v), want 100", c, ok)
+	}
+	t.Logf("unready %v after the fetches stopped being answered: %s", took.Round(100*time.Millisecond), why)
+
+	b.Proxy.SetFetchBlackhole(false)
+	if _, _, ok := f.waitAcked(300, 60*time.Second); !ok {
+		t.Fatalf("%d of 300 assessed once fetches are answered again", f.acked())
+	}
+	if _, why, ok := f.waitReady(true, 30*time.Second); !ok {
+		t.Fatalf("still not ready: %s", why)
+	}
+	waitGauges(0, 20*time.Second)
+}

@@ -19,15 +19,17 @@ type health struct {
 	probeFail atomic.Int64 // unix nanos of the last failed broker probe
 
 	mu       sync.Mutex
-	failErr  error // the last produce failure
-	probeErr error // the last probe failure
+	failErr  error  // the last produce failure
+	probeErr error  // the last probe failure
+	stalled  string // the partitions held that have messages to read and give none (lag.go)
 }
 
 // ReadyState reports whether the stream is ready, and why not when it is
 // not: the consumer is a member of its group (with or without partitions,
-// with or without traffic), the last produce did not fail (or a later one
-// succeeded), and the last probe of the brokers (every 2 s) reached one. The
-// reason names every condition that fails, for /readyz.
+// with or without traffic), no partition it holds has messages to read and
+// gave none for stream.stall_seconds, the last produce did not fail (or a
+// later one succeeded), and the last probe of the brokers (every 2 s)
+// reached one. The reason names every condition that fails, for /readyz.
 func (s *Stream) ReadyState() (bool, string) {
 	h := &s.health
 	cons := s.consumer.Load()
@@ -40,8 +42,11 @@ func (s *Stream) ReadyState() (bool, string) {
 		fails = append(fails, why)
 	}
 	h.mu.Lock()
-	failErr, probeErr := h.failErr, h.probeErr
+	failErr, probeErr, stalled := h.failErr, h.probeErr, h.stalled
 	h.mu.Unlock()
+	if stalled != "" {
+		fails = append(fails, "consumer stalled on "+stalled)
+	}
 	// A failure counts while outputs still wait for the broker: a late
 	// report of an attempt whose outputs were since acknowledged must not
 	// keep an idle stream unready.
@@ -55,6 +60,23 @@ func (s *Stream) ReadyState() (bool, string) {
 		return false, "not ready: " + strings.Join(fails, "; ")
 	}
 	return true, "ready: " + why + ", producer healthy"
+}
+
+// setStalled records the stalled partitions ("" for none) and logs when a
+// stall begins and ends.
+func (s *Stream) setStalled(stalled string) {
+	h := &s.health
+	h.mu.Lock()
+	was := h.stalled
+	h.stalled = stalled
+	h.mu.Unlock()
+	switch {
+	case was == "" && stalled != "":
+		s.Log.Error().Str("partitions", stalled).Msg("consumer stalled: partitions held have messages to read and give none; not ready")
+	case was != "" && stalled == "":
+		s.Log.Info().Msg("consumer reading again")
+	}
+	s.updateReady()
 }
 
 func (s *Stream) updateReady() {

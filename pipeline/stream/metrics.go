@@ -24,6 +24,8 @@ type Metrics struct {
 	InProcess       prometheus.Histogram
 	DetectorSeconds *prometheus.HistogramVec // detector
 	Lag             *prometheus.GaugeVec     // topic, partition
+	GroupLag        *prometheus.GaugeVec     // topic, partition
+	GroupCommitted  *prometheus.GaugeVec     // topic, partition
 	CommitErrors    prometheus.Counter
 	ProduceErrors   prometheus.Counter
 	StateEntries    prometheus.GaugeFunc
@@ -80,7 +82,11 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help:    "Time a detector spends on a declaration (score and learn), sampled 1 in 16.",
 			Buckets: prometheus.ExponentialBuckets(0.000001, 2, 16)}, []string{"detector"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskmon_consumer_lag_messages",
-			Help: "Messages behind the partition's high-water mark at the last fetch."}, []string{"topic", "partition"}),
+			Help: "Messages this instance has still to read on a partition it holds: at each fetch, and every 5 s from the partition's end offset (so it grows while nothing is read)."}, []string{"topic", "partition"}),
+		GroupLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskmon_group_lag_messages",
+			Help: "Messages of an input partition the consumer group has not committed (end offset minus committed offset), every partition whoever holds it, every 5 s: the same on each instance."}, []string{"topic", "partition"}),
+		GroupCommitted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "riskmon_group_committed_offset",
+			Help: "The consumer group's committed offset on an input partition, every 5 s (the same on each instance): a partition whose offset stays while its lag is above 0 is consumed by nobody."}, []string{"topic", "partition"}),
 		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_commit_errors_total",
 			Help: "Failed offset commits (retried on the next round)."}),
 		ProduceErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_produce_errors_total",
@@ -133,7 +139,7 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
 		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, m.ChangelogRestoring, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
-		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.CommitErrors, m.ProduceErrors, m.StateEntries,
+		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.GroupLag, m.GroupCommitted, m.CommitErrors, m.ProduceErrors, m.StateEntries,
 		m.StateBytes, m.StateEvicted, m.PendingEntries, m.PendingBytes, m.PendingLost, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

@@ -44,6 +44,8 @@ func TestMetricsLint(t *testing.T) {
 	m.DeadLetters.WithLabelValues("declarations", "items[].gross_mass_kg").Inc()
 	m.DetectorSeconds.WithLabelValues("unit_value").Observe(0.00001)
 	m.Lag.WithLabelValues("declarations", "0").Set(3)
+	m.GroupLag.WithLabelValues("declarations", "0").Set(3)
+	m.GroupCommitted.WithLabelValues("declarations", "0").Set(97)
 	problems, err := promlint.NewWithMetricFamilies(must(m.Registry.Gather())).Lint()
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +60,7 @@ func TestMetricsLint(t *testing.T) {
 	}
 	for _, want := range []string{"riskmon_declarations_consumed_total", "riskmon_assessments_total", "riskmon_dead_letters_total",
 		"riskmon_lodged_to_assessed_seconds", "riskmon_processing_seconds", "riskmon_detector_seconds", "riskmon_consumer_lag_messages",
+		"riskmon_group_lag_messages", "riskmon_group_committed_offset",
 		"riskmon_state_entries", "riskmon_ruleset_info", "riskmon_ready", "riskmon_model_info", "riskmon_model_last_training_timestamp_seconds",
 		"riskmon_model_training_duration_seconds", "riskmon_model_training_labels", "riskmon_model_validation_auc", "riskmon_model_validation_log_loss",
 		"riskmon_model_blend_weight", "riskmon_model_labels_total", "riskmon_model_outcomes_unmatched_total", "riskmon_model_trainings_total"} {

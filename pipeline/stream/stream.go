@@ -181,9 +181,10 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 	}
 	stopAux := make(chan struct{})
 	var aux sync.WaitGroup
-	aux.Add(3)
+	aux.Add(4)
 	go func() { defer aux.Done(); s.retryLoop(produceCtx, stopAux) }()
 	go func() { defer aux.Done(); s.probeLoop(brokers, stopAux) }()
+	go func() { defer aux.Done(); s.lagLoop(cons, brokers, stopAux) }()
 	go func() { defer aux.Done(); s.commitLoop(cons, stopAux) }()
 
 	s.consume(ctx, cons, workers, produceCtx)
@@ -299,6 +300,7 @@ func (s *Stream) fetchLoop(ctx context.Context, cons *consumer, ins []chan *item
 	// Formatting the gauge's labels per message costs more than the rest of
 	// the loop: one gauge per partition, looked up once.
 	lag := map[partition]prometheus.Gauge{}
+	var lagEpoch uint64 // lagLoop removes the series of partitions no longer held
 	paused := false
 	for k := 0; ; {
 		if n := s.tracker.pending(); n >= limit {
@@ -326,6 +328,10 @@ func (s *Stream) fetchLoop(ctx context.Context, cons *consumer, ins []chan *item
 		m := f.m
 		if !s.tracker.add(m.Topic, m.Partition, m.Offset, f.epoch) {
 			continue // fetched in a generation that has ended
+		}
+		if f.epoch != lagEpoch {
+			clear(lag)
+			lagEpoch = f.epoch
 		}
 		p := partition{m.Topic, m.Partition}
 		g, ok := lag[p]
