@@ -183,7 +183,7 @@ var mutants = []mutant{
 		edits: one("pipeline/stream/lag.go", "\t\ts.setStalled(strings.Join(stalled, \", \"))", "\t\ts.setStalled(strings.Join(stalled[:0], \", \"))"),
 		tests: []test{{pkg: "./pipeline/stream", run: "^TestConsumerStall$"}, stream}},
 	{name: "lag-frozen-while-stalled", why: "the instance's lag gauge is set only when a message is fetched, so it stays at its last value while nothing is read",
-		edits: one("pipeline/stream/lag.go", "\t\t\t\t\ts.Metrics.Lag.WithLabelValues(topic, strconv.Itoa(a.ID)).Set(float64(behind))", "\t\t\t\t\t_ = behind"),
+		edits: one("pipeline/stream/lag.go", "\t\t\t\ts.Metrics.Lag.WithLabelValues(topic, strconv.Itoa(a.ID)).Set(float64(n))", "\t\t\t\t_ = n"),
 		tests: []test{{pkg: "./pipeline/stream", run: "^TestConsumerStall$"}, stream}},
 	{name: "changelog-without-combined-record", why: "the importer's changelog message leaves out its combined record",
 		edits: one("pipeline/stream/changelog.go", "\t\timp = append(imp, detectors.Write{Key: rk, Value: v})", "\t\t_ = v"),

@@ -223,11 +223,13 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 	rc.Logger = kafka.LoggerFunc(func(f string, a ...any) { s.Log.Debug().Str("component", "consumer").Msgf(f, a...) })
 	r := kafka.NewReader(rc)
 	defer r.Close()
+	// From here the partition counts as read: one it cannot start reading
+	// is reported as stalled (lag.go).
+	pp := c.reading(epoch, partition{topic, part}, offset)
 	if err := r.SetOffset(offset); err != nil {
 		s.Log.Error().Err(err).Str("topic", topic).Int("partition", part).Int64("offset", offset).Msg("cannot start reading the partition")
 		return
 	}
-	pp := c.reading(epoch, partition{topic, part}, offset)
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -243,7 +245,6 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 			continue
 		}
 		pp.next.Store(m.Offset + 1)
-		pp.at.Store(time.Now().UnixNano())
 		select {
 		case c.out <- fetchedMsg{m, epoch}:
 		case <-ctx.Done():

@@ -292,11 +292,17 @@ func (s *Stream) consume(ctx context.Context, cons *consumer, workers []chan job
 	<-routed
 }
 
-func (s *Stream) fetchLoop(ctx context.Context, cons *consumer, ins []chan *item) {
-	limit := defaultMaxInFlight
+// inFlightLimit is how many fetched messages may wait for their outputs'
+// acknowledgement before fetching pauses.
+func (s *Stream) inFlightLimit() int {
 	if s.maxInFlight > 0 {
-		limit = s.maxInFlight
+		return s.maxInFlight
 	}
+	return defaultMaxInFlight
+}
+
+func (s *Stream) fetchLoop(ctx context.Context, cons *consumer, ins []chan *item) {
+	limit := s.inFlightLimit()
 	// Formatting the gauge's labels per message costs more than the rest of
 	// the loop: one gauge per partition, looked up once.
 	lag := map[partition]prometheus.Gauge{}
