@@ -127,7 +127,7 @@ func TestModelAssessments(t *testing.T) {
 	decls, outcomes, _ := modelStream(t, 5000)
 	a, ids, _ := replayModel(t, decls, outcomes)
 	b, _, _ := replayModel(t, decls, outcomes)
-	scored, entity := 0, 0
+	scored, entity, ruleRaised, profilePointed := 0, 0, 0, 0
 	for _, id := range ids {
 		if a[id] != b[id] {
 			t.Fatalf("two replays differ on %s:\n%s\n%s", id, a[id], b[id])
@@ -167,6 +167,22 @@ func TestModelAssessments(t *testing.T) {
 		if regexp.MustCompile(`: \d[\d,.]* hits in \d[\d,.]* inspections \(\+[\d.]+ log-odds\)`).MatchString(model) {
 			entity++
 		}
+		// When the rule score raised P(hit), the findings that made it share
+		// its part: a profile's finding is worth points, not 0.
+		if strings.Contains(model, "the rule score ") {
+			for _, f := range as.Findings {
+				if f.Detector == "profiles" {
+					ruleRaised++
+					if f.Points >= 1 {
+						profilePointed++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("profile findings where the rule score raised P(hit): %d, %d of them worth a point or more", ruleRaised, profilePointed)
+	if ruleRaised < 20 || profilePointed < ruleRaised*9/10 {
+		t.Errorf("profile findings where the rule score raised P(hit): %d, of which %d worth a point or more; want at least 20, nearly all worth points", ruleRaised, profilePointed)
 	}
 	if scored < 500 {
 		t.Errorf("only %d of %d assessments scored by the model", scored, len(ids))

@@ -659,9 +659,16 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 		positive += max(sum, 0)
 	}
 	// Findings' points: each detector's finding gets the share of the score
-	// its strength and measures pushed up; the model's own finding the rest.
+	// its strength and measures pushed up, and the rule score's share is
+	// split among the findings that made the rule score, by their rule
+	// points; the model's own finding holds the rest.
 	rest := score
+	var rb [32]float64
+	rulePoints := floats(rb[:], len(a.Findings))
+	var ruleSum float64
 	for j := range a.Findings {
+		rulePoints[j] = a.Findings[j].Points
+		ruleSum += rulePoints[j]
 		a.Findings[j].Points = 0
 	}
 	if positive > 0 {
@@ -682,6 +689,19 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 					a.Findings[j].Points = score * v / positive
 					rest -= a.Findings[j].Points
 					break
+				}
+			}
+		}
+		for i, sp := range lay.spans {
+			if sp.g.kind != groupRule || sums[i] <= 0 || ruleSum <= 0 {
+				continue
+			}
+			share := score * sums[i] / positive
+			for j, rp := range rulePoints {
+				if rp > 0 {
+					pts := share * rp / ruleSum
+					a.Findings[j].Points += pts
+					rest -= pts
 				}
 			}
 		}
