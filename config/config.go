@@ -449,7 +449,8 @@ func yamlErrLine(err error) int {
 // stream section (deployment settings) is left out, and of
 // state.pending_dir only that there is one: where the records are kept
 // changes what the cap holds, the directory's name nothing.
-func contentHash(root *yaml.Node) string {
+func contentHash(doc *yaml.Node) string {
+	root := copyNode(doc) // the detectors' parameters are decoded from doc later
 	stripComments(root)
 	if len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode {
 		m := root.Content[0]
@@ -476,11 +477,27 @@ func contentHash(root *yaml.Node) string {
 	return hex.EncodeToString(sum[:4])
 }
 
+// copyNode copies a node tree (an alias still points into the original).
+func copyNode(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, k := range n.Content {
+		c.Content[i] = copyNode(k)
+	}
+	return &c
+}
+
 func stripComments(n *yaml.Node) {
 	n.HeadComment, n.LineComment, n.FootComment = "", "", ""
-	// Quoting is layout too: x, "x" and 'x' are the same string, and a
-	// string that reads as another type ("10") is quoted again on encoding.
+	// Quoting is layout too: x, "x" and 'x' are one string, and 2402 and
+	// "2402" one HS prefix (the decoder reads each by its field's type, and
+	// refuses a quoted number where a number is due). So every scalar but
+	// null is hashed as its text; null stays apart (pending_dir: ~ is in
+	// memory, "~" a directory).
 	n.Style &^= yaml.FlowStyle | yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle | yaml.LiteralStyle | yaml.FoldedStyle
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		n.Tag = "!!str"
+	}
 	for _, c := range n.Content {
 		stripComments(c)
 	}

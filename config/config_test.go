@@ -87,7 +87,7 @@ func TestRulesetHash(t *testing.T) {
 		}
 		return c.Ruleset
 	}
-	if q := []string{quoted("IM1"), quoted(`"IM1"`), quoted("'IM1'")}; q[0] != q[1] || q[0] != q[2] || q[0] == quoted("IM2") {
+	if q := []string{quoted("IM1"), quoted(`"IM1"`), quoted("'IM1'")}; q[0] != q[1] || q[0] != q[2] || q[0] == quoted("IM2") || quoted("2402") != quoted(`"2402"`) {
 		t.Errorf("quoting changed the id (IM1, \"IM1\", 'IM1': %v) or a quoted value did not", q)
 	}
 	// The stream section is deployment, not meaning: it is left out of the
