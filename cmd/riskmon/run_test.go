@@ -336,10 +336,17 @@ func TestReloadTriggers(t *testing.T) {
 		t.Errorf("POST with a bad file: %d %q", code, body)
 	}
 	metricsShow(`riskmon_config_reloads_total{result="failure"} 1`)
-	// A good file that also changes a setting read at start-up only: the
-	// reload applies the rest and says which take effect at restart.
+	// A change of the state's size counts in the ruleset id but can only
+	// take effect at a restart: refused.
 	write("name: second\nstate: {capacity_mb: 77}\ndetectors: [{name: uv, kind: unit_value, weight: 30}]\n")
-	if code, body := post(); code != 200 || !strings.Contains(body, "second@") || !strings.Contains(body, "take effect at the next restart: state.capacity_mb\n") {
+	if code, body := post(); code != 500 || !strings.Contains(body, "state.capacity_mb: read at start-up only, and part of the ruleset id; restart riskmon to change it") {
+		t.Errorf("POST changing state.capacity_mb: %d %q", code, body)
+	}
+	metricsShow(`riskmon_config_reloads_total{result="failure"} 2`)
+	// A good file that also changes a stream setting: the reload applies
+	// the rest and says which take effect at restart.
+	write("name: second\nstream: {workers: 3}\ndetectors: [{name: uv, kind: unit_value, weight: 30}]\n")
+	if code, body := post(); code != 200 || !strings.Contains(body, "second@") || !strings.Contains(body, "take effect at the next restart: stream.workers\n") {
 		t.Errorf("POST with a good file: %d %q", code, body)
 	}
 	metricsShow(`riskmon_ruleset_info{name="second"`)

@@ -121,7 +121,11 @@ func addStreamFlags(fs *flag.FlagSet) *streamFlags {
 		if d == "" {
 			d = "none"
 		}
-		sf.vals[s.name] = fs.String(s.name, "", fmt.Sprintf("%s (%s, default %s, env %s)", s.help, s.typ, d, envName(s.name)))
+		d = ", default " + d
+		if strings.Contains(s.help, "(default ") { // the help says what the empty default means
+			d = ""
+		}
+		sf.vals[s.name] = fs.String(s.name, "", fmt.Sprintf("%s (%s%s, env %s)", s.help, s.typ, d, envName(s.name)))
 	}
 	return sf
 }
@@ -449,9 +453,10 @@ func (sv *service) watchConfig(ctx context.Context, path string, interval time.D
 // reload reads the configuration again and swaps it into the engine. A
 // configuration with problems is refused, with every problem in the log and
 // the failure in the metrics; the running one stays. Stream settings
-// (brokers, topics, workers, addresses) and the state's sizes and place are
-// read at start-up only: those that changed are returned, and logged as
-// taking effect at the next restart.
+// (brokers, topics, workers, addresses) are read at start-up only: those
+// that changed are returned, and logged as taking effect at the next
+// restart. The state's sizes and place are too, and count in the ruleset
+// id: a change of them is refused.
 func (sv *service) reload(trigger string) (atRestart []string, err error) {
 	sv.reloadMu.Lock()
 	defer sv.reloadMu.Unlock()
@@ -459,12 +464,26 @@ func (sv *service) reload(trigger string) (atRestart []string, err error) {
 	old := sv.engine.Config()
 	cfg, err := sv.load()
 	if err == nil {
-		err = sv.engine.Reload(cfg)
+		// Compared with the file as read at start-up, not with the last
+		// reload: a setting changed twice is still not applied. The state's
+		// sizes and place count in the ruleset id, which must name what
+		// computes the assessments: a change of them is refused (restart
+		// to apply it). The stream settings do not count in it: the rest
+		// is applied and they are named.
+		var state []string
+		for _, k := range config.RestartOnly(sv.cfg, cfg) {
+			if strings.HasPrefix(k, "state.") {
+				state = append(state, k)
+			} else {
+				atRestart = append(atRestart, k)
+			}
+		}
+		if len(state) > 0 {
+			err = fmt.Errorf("%s: read at start-up only, and part of the ruleset id; restart riskmon to change it", strings.Join(state, ", "))
+		}
 	}
 	if err == nil {
-		// Compared with the file as read at start-up, not with the last
-		// reload: a setting changed twice is still not applied.
-		atRestart = config.RestartOnly(sv.cfg, cfg)
+		err = sv.engine.Reload(cfg)
 	}
 	// A scrape gathers the metrics concurrently: it may see the counter
 	// move before the gauge does, or the reverse.

@@ -124,7 +124,7 @@ func (m *Monitor) Table(scores []Scored, truth map[string]*declaration.Outcome) 
 			}
 		}
 	}
-	fmt.Fprintf(&b, "outcome monitoring: %d outcomes attributed to their assessment; %d of declarations not assessed here or no longer remembered; %d repeated\n",
+	fmt.Fprintf(&b, "outcome monitoring: %d outcomes attributed to their assessment; %d not attributed (their declaration was not assessed here or is no longer remembered); %d repeated\n",
 		inspected, m.Unmatched, m.Repeated)
 	if truth != nil {
 		b.WriteString("  channel  selected_by  inspected   hits  hit rate   lift    revenue | assessed  true hit rate\n")

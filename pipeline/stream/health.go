@@ -145,6 +145,9 @@ func (s *Stream) probeLoop(brokers []string, stop <-chan struct{}) {
 		}
 		now := time.Now().UnixNano()
 		if err == nil {
+			if h.probeFail.Load() > h.probeOK.Load() {
+				s.Log.Info().Strs("brokers", brokers).Msg("a broker answers again")
+			}
 			h.probeOK.Store(now)
 		} else {
 			h.mu.Lock()

@@ -87,13 +87,13 @@ func (s *Stream) lagLoop(cons *consumer, brokers []string, stop <-chan struct{})
 		cancel()
 		now := time.Now()
 		switch {
-		case err != nil && (failing.IsZero() || err.Error() != lastErr):
-			if failing.IsZero() {
+		case err != nil:
+			if failing.IsZero() { // logged once, not every 5 s
 				failing = now
+				s.Log.Warn().Err(err).Msg("lag not measured for every input partition")
 			}
 			lastErr = err.Error()
-			s.Log.Warn().Err(err).Msg("lag not measured for every input partition")
-		case err == nil && !failing.IsZero():
+		case !failing.IsZero():
 			failing, lastErr = time.Time{}, ""
 			s.Log.Info().Msg("lag measured again for every input partition")
 		}
