@@ -28,6 +28,7 @@ type Evaluation struct {
 	Hits        int
 	Revenue     float64
 	NoTruth     int // assessed declarations with no truth record (counted clean)
+	Repeated    int // assessments of an id assessed again later in the evaluated part: left out
 	BaseRate    float64
 	Rows        []EvalRow
 	ChannelRows []EvalRow
@@ -43,6 +44,23 @@ var EvalRates = []float64{1, 2, 5, 10}
 func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup float64) *Evaluation {
 	ev := &Evaluation{From: int(math.Round(warmup * float64(len(scores))))}
 	s := append([]Scored(nil), scores[ev.From:]...)
+	// A declaration id assessed more than once (a resubmission, or a line
+	// repeated in the file) counts once, at its last assessment: the one
+	// that stands. Otherwise its hit and revenue would count twice.
+	last := make(map[uint64]int32, len(s))
+	for i := range s {
+		last[xxhash.Sum64String(s[i].ID)] = int32(i)
+	}
+	if len(last) < len(s) {
+		kept := s[:0]
+		for i, x := range s {
+			if last[xxhash.Sum64String(x.ID)] == int32(i) {
+				kept = append(kept, x)
+			}
+		}
+		ev.Repeated = len(s) - len(kept)
+		s = kept
+	}
 	ev.N = len(s)
 	hit := func(id string) (bool, float64) {
 		o := truth[id]
@@ -110,9 +128,12 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 func (ev *Evaluation) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "evaluation on declarations %d-%d (%d, after a warm-up of %d): %d hits (base rate %.2f%%), revenue %s",
-		ev.From+1, ev.From+ev.N, ev.N, ev.From, ev.Hits, 100*ev.BaseRate, fmtInt(int(ev.Revenue)))
+		ev.From+1, ev.From+ev.N+ev.Repeated, ev.N, ev.From, ev.Hits, 100*ev.BaseRate, fmtInt(int(ev.Revenue)))
 	if ev.NoTruth > 0 {
 		fmt.Fprintf(&b, ", %d without truth (counted clean)", ev.NoTruth)
+	}
+	if ev.Repeated > 0 {
+		fmt.Fprintf(&b, ", %d repeated ids (each counted once, at its last assessment)", ev.Repeated)
 	}
 	b.WriteString("\ninspect   selected      hits  precision  recall  revenue  lift\n")
 	for _, rows := range [][]EvalRow{ev.Rows, ev.ChannelRows} {

@@ -222,4 +222,17 @@ func TestEvaluate(t *testing.T) {
 	if !strings.Contains(ev.Table(), "5%") {
 		t.Error("table lacks the 5% row")
 	}
+	// The ten high-scored declarations again at the end (resubmitted), the
+	// hits now clean: each id counts once, at its last assessment.
+	again := append([]Scored(nil), scores...)
+	for i := 200; i < 210; i++ {
+		again = append(again, Scored{ID: fmt.Sprintf("D%03d", i), Score: 95})
+	}
+	ev = Evaluate(again, truth, 0.5)
+	if ev.N != 200 || ev.Repeated != 5 || ev.Hits != 7 || ev.Revenue != 700 {
+		t.Errorf("with 10 repeated ids (5 in the evaluated part twice): evaluated %d, repeated %d, hits %d, revenue %g; want 200, 5, 7, 700", ev.N, ev.Repeated, ev.Hits, ev.Revenue)
+	}
+	if !strings.Contains(ev.Table(), "5 repeated ids (each counted once, at its last assessment)") {
+		t.Errorf("table: %s", ev.Table())
+	}
 }

@@ -203,7 +203,7 @@ func writeChannels(b *htmlWriter, s *Side) {
 }
 
 func writeEvaluation(b *htmlWriter, ev *Evaluation) {
-	b.f("<p class=\"note\">declarations %d-%d: %d hits (base rate %.2f %%), revenue %s</p>", ev.From+1, ev.From+ev.N, ev.Hits, 100*ev.BaseRate, fmtInt(int(ev.Revenue)))
+	b.f("<p class=\"note\">declarations %d-%d: %d hits (base rate %.2f %%), revenue %s</p>", ev.From+1, ev.From+ev.N+ev.Repeated, ev.Hits, 100*ev.BaseRate, fmtInt(int(ev.Revenue)))
 	b.raw("<table><tr><th class=\"l\">inspect</th><th>selected</th><th>hits</th><th>precision</th><th>recall</th><th>revenue</th><th>lift</th></tr>")
 	for _, rows := range [][]EvalRow{ev.Rows, ev.ChannelRows} {
 		for _, x := range rows {
