@@ -91,7 +91,7 @@ detectors:
           instruction: open the boxes
           valid_from: 2026-02-01
           valid_to: 2026-03-31
-          match: {hs_prefix: ["851713"], unit_value_kg: {max: 100}}
+          match: {hs_prefix: ["851713"], unit_value_kg: {max: 100}, currency: [USD]}
           points: 40
         - id: ROUTED
           reason: steel re-routed
@@ -124,6 +124,9 @@ func TestProfile(t *testing.T) {
 	f("cheap phone on last day", decl("D3", time.Date(2026, 3, 31, 23, 0, 0, 0, time.UTC), phone), "PHONES-2026@1:40")
 	f("cheap phone after window", decl("D4", time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), phone), "")
 	f("dear phone", decl("D5", t0, item("8517130000", "CN", 1, 500)), "")
+	krw := decl("D5K", t0, phone)
+	krw.Currency = "KRW"
+	f("cheap phone in another currency", krw, "")
 	w := decl("D6", t0, item("9503000000", "CN", 10, 100))
 	w.Importer.ID = "IMP-9"
 	f("watched importer forces red", w, "WATCH!red@1:20")

@@ -57,6 +57,7 @@ type Criteria struct {
 	Procedure       []string `yaml:"procedure"`
 	TransportMode   []string `yaml:"transport_mode"`
 	Type            []string `yaml:"type"`
+	Currency        []string `yaml:"currency"` // of the declared values (ISO 4217)
 	AEO             *bool    `yaml:"aeo"`
 	// OriginNotDispatch: the item's origin differs from the dispatch
 	// country (set to false to require that they agree).
@@ -127,6 +128,7 @@ func (c *Criteria) lists() map[string][]string {
 		"dispatch_country": c.DispatchCountry, "exporter_country": c.ExporterCountry,
 		"exporter": c.Exporter, "importer": c.Importer, "declarant": c.Declarant,
 		"office": c.Office, "procedure": c.Procedure, "transport_mode": c.TransportMode, "type": c.Type,
+		"currency": c.Currency,
 	}
 }
 
@@ -164,7 +166,7 @@ func (c *Criteria) validate(pc *config.ParamsContext, path string) {
 type matcher struct {
 	hs                                                           []string
 	origin, preference, dispatch, expCountry, exporter, importer set
-	declarant, office, procedure, mode, typ                      set
+	declarant, office, procedure, mode, typ, currency            set
 	aeo, notDispatch, notExporter                                *bool
 	value, declValue, uvKg, uvUnit, gross, net, duty             *Range
 }
@@ -203,7 +205,7 @@ func compileCriteria(c *Criteria, lists map[string][]string) *matcher {
 	return &matcher{hs: hs, origin: mk(c.Origin), preference: mk(c.Preference), dispatch: mk(c.DispatchCountry),
 		expCountry: mk(c.ExporterCountry), exporter: mk(c.Exporter), importer: mk(c.Importer),
 		declarant: mk(c.Declarant), office: mk(c.Office), procedure: mk(c.Procedure), mode: mk(c.TransportMode),
-		typ: mk(c.Type), aeo: c.AEO, notDispatch: c.OriginNotDispatch, notExporter: c.OriginNotExporterCountry, value: c.CustomsValue, declValue: c.DeclarationValue, uvKg: c.UnitValueKg,
+		typ: mk(c.Type), currency: mk(c.Currency), aeo: c.AEO, notDispatch: c.OriginNotDispatch, notExporter: c.OriginNotExporterCountry, value: c.CustomsValue, declValue: c.DeclarationValue, uvKg: c.UnitValueKg,
 		uvUnit: c.UnitValueUnit, gross: c.GrossMassKg, net: c.NetMassKg, duty: c.DutyRatio}
 }
 
@@ -211,7 +213,7 @@ func (m *matcher) header(d *declaration.Declaration) bool {
 	return m.dispatch.has(d.DispatchCountry) && m.expCountry.has(d.Exporter.Country) &&
 		m.exporter.has(d.Exporter.ID) && m.importer.has(d.Importer.ID) && m.declarant.has(d.DeclarantID) &&
 		m.office.has(d.Office) && m.procedure.has(d.Procedure) && m.mode.has(d.TransportMode) &&
-		m.typ.has(d.Type) && (m.aeo == nil || *m.aeo == d.Importer.AEO) &&
+		m.typ.has(d.Type) && m.currency.has(d.Currency) && (m.aeo == nil || *m.aeo == d.Importer.AEO) &&
 		(m.declValue == nil || m.declValue.holds(d.TotalValue()))
 }
 
