@@ -25,7 +25,7 @@ func cmdCompare(args []string) error {
 	candPath := fs.String("candidate", "", "the configuration proposed")
 	report := fs.String("report", "", "also write a self-contained HTML report here")
 	changed := fs.String("changed", "", "write every declaration that changes channel here, JSON Lines, the largest score change first")
-	top := fs.Int("top", 10, "list this many of the declarations that change channel, the largest score change first")
+	top := fs.Int("top", 10, "list this many of the declarations that change channel, the largest score change first (the HTML report lists at least 25)")
 	closed := fs.Bool("closed-loop", false, "inspections follow each configuration's own channels: every yellow or red declaration gets its --truth outcome 7 days after lodgement (replaces --outcomes)")
 	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
 	rf := addRateFlags(fs)

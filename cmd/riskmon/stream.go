@@ -146,14 +146,15 @@ func formatSetting(p any) string {
 // and validates the result.
 func (sf *streamFlags) apply(c *config.Config) error {
 	set := map[string]string{}
+	from := map[string]string{} // where each value came from, for errors
 	for _, s := range settings {
 		if v, ok := os.LookupEnv(envName(s.name)); ok {
-			set[s.name] = v
+			set[s.name], from[s.name] = v, envName(s.name)
 		}
 	}
 	sf.fs.Visit(func(f *flag.Flag) {
 		if _, ok := sf.vals[f.Name]; ok {
-			set[f.Name] = f.Value.String()
+			set[f.Name], from[f.Name] = f.Value.String(), "--"+f.Name
 		}
 	})
 	for _, s := range settings {
@@ -169,12 +170,26 @@ func (sf *streamFlags) apply(c *config.Config) error {
 		case *int:
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				return fmt.Errorf("--%s: %q is not a whole number", s.name, v)
+				return fmt.Errorf("%s: %q is not a whole number", from[s.name], v)
 			}
 			*p = n
 		}
 	}
-	return c.Stream.Validate()
+	if err := c.Stream.Validate(); err != nil {
+		// The problems name the file's keys; say which came from a flag or
+		// the environment.
+		var given []string
+		for _, s := range settings {
+			if f, ok := from[s.name]; ok {
+				given = append(given, f)
+			}
+		}
+		if len(given) > 0 {
+			return fmt.Errorf("%w\n(stream.* keys as set by the file, then by %s)", err, strings.Join(given, ", "))
+		}
+		return err
+	}
+	return nil
 }
 
 // newLogger logs to stderr as JSON, or as zerolog's console format, in colour

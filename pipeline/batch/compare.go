@@ -371,7 +371,7 @@ func (c *Comparison) EvaluationTable() string {
 	var b strings.Builder
 	be, ce := c.Base.Eval, c.Candidate.Eval
 	fmt.Fprintf(&b, "evaluation on declarations %d-%d (%d, after a warm-up of %d): %d hits (base rate %.2f%%), revenue %s\n",
-		be.From+1, be.From+be.N+be.Repeated, be.N, be.From, be.Hits, 100*be.BaseRate, fmtInt(int(be.Revenue)))
+		be.From+1, be.From+be.N+be.Repeated, be.N, be.From, be.Hits, 100*be.BaseRate, fmtInt(int(math.Round(be.Revenue))))
 	b.WriteString("          ---------------- base ----------------   ------------- candidate --------------   --- change ---\n")
 	b.WriteString("inspect   selected  hits  prec  recall  rev  lift   selected  hits  prec  recall  rev  lift   prec     rev\n")
 	rows := func(br, cr []EvalRow) {

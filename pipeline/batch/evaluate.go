@@ -128,7 +128,7 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 func (ev *Evaluation) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "evaluation on declarations %d-%d (%d, after a warm-up of %d): %d hits (base rate %.2f%%), revenue %s",
-		ev.From+1, ev.From+ev.N+ev.Repeated, ev.N, ev.From, ev.Hits, 100*ev.BaseRate, fmtInt(int(ev.Revenue)))
+		ev.From+1, ev.From+ev.N+ev.Repeated, ev.N, ev.From, ev.Hits, 100*ev.BaseRate, fmtInt(int(math.Round(ev.Revenue))))
 	if ev.NoTruth > 0 {
 		fmt.Fprintf(&b, ", %d without truth (counted clean)", ev.NoTruth)
 	}

@@ -137,7 +137,13 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		e, err = New(cfg)
 		return e, false, "unreadable model state: " + err.Error(), err
 	}
-	why = fmt.Sprintf("restored the checkpoint of %s", meta.SavedAt.Format(time.RFC3339))
+	ents, _, _ := store.Stats()
+	decls, _ := store.DeclStats()
+	why = fmt.Sprintf("restored the checkpoint of %s: %d entity records, %d declaration records, %d shared statistics",
+		meta.SavedAt.Format(time.RFC3339), ents, decls, shared.Len())
+	if t := e.model.cur.Load(); t != nil {
+		why += ", model " + t.Name
+	}
 	if meta.Ruleset != cfg.Ruleset {
 		why += fmt.Sprintf(", learned under ruleset %s (now %s): detectors of unchanged kind and name keep their state", meta.Ruleset, cfg.Ruleset)
 		if !modelKept {

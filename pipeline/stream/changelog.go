@@ -318,6 +318,6 @@ func (c *consumer) restore(ctx context.Context, part int) error {
 		}
 	}
 	s.Metrics.ChangelogRestored.Add(float64(n))
-	s.Log.Info().Str("topic", cl).Int("partition", part).Int("records", n).Dur("took", time.Since(start)).Msg("state restored from the changelog")
+	s.Log.Info().Str("topic", cl).Int("partition", part).Int("records", n).Dur("took_ms", time.Since(start)).Msg("state restored from the changelog")
 	return nil
 }

@@ -455,7 +455,7 @@ func (s *Stream) checkpoint() {
 		s.Log.Error().Err(err).Str("dir", s.Config.StateDir).Msg("checkpoint failed")
 		return
 	}
-	s.Log.Debug().Dur("took", time.Since(start)).Msg("checkpoint saved")
+	s.Log.Debug().Dur("took_ms", time.Since(start)).Msg("checkpoint saved")
 }
 
 // commit commits what the tracker allows through the current generation.
