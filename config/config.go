@@ -444,7 +444,7 @@ func yamlErrLine(err error) int {
 }
 
 // contentHash hashes the document re-encoded without comments, in block
-// style and with strings quoted only where needed, so that editing a
+// style and with every scalar but null as its text, so that editing a
 // comment, the layout or the quoting keeps the ruleset id. The
 // stream section (deployment settings) is left out, and of
 // state.pending_dir only that there is one: where the records are kept

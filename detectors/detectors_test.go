@@ -127,6 +127,12 @@ func TestProfile(t *testing.T) {
 	krw := decl("D5K", t0, phone)
 	krw.Currency = "KRW"
 	f("cheap phone in another currency", krw, "")
+	// A currency no declaration can have is refused, not left never to match.
+	bad := strings.Replace(profileCfg, "currency: [USD]", "currency: [usd, US]", 1)
+	if _, err := config.Parse([]byte(bad), "bad"); err == nil || !strings.Contains(err.Error(), `match.currency[0]: must be a 3-letter ISO 4217 code in capitals, got "usd"`) ||
+		!strings.Contains(err.Error(), `match.currency[1]`) {
+		t.Errorf("profile currency [usd, US]: %v", err)
+	}
 	w := decl("D6", t0, item("9503000000", "CN", 10, 100))
 	w.Importer.ID = "IMP-9"
 	f("watched importer forces red", w, "WATCH!red@1:20")

@@ -149,6 +149,9 @@ func (c *Criteria) validate(pc *config.ParamsContext, path string) {
 				}
 			} else if key == "hs_prefix" && (len(v) < 2 || len(v) > 10 || strings.Trim(v, "0123456789") != "") {
 				pc.Problemf(fmt.Sprintf("%s.%s[%d]", path, key, j), "must be 2-10 digits, got %q", v)
+			} else if key == "currency" && (len(v) != 3 || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "") {
+				// a declaration's currency is always 3 capital letters: anything else would never match
+				pc.Problemf(fmt.Sprintf("%s.%s[%d]", path, key, j), "must be a 3-letter ISO 4217 code in capitals, got %q", v)
 			}
 		}
 	}

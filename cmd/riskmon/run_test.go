@@ -339,7 +339,7 @@ func TestReloadTriggers(t *testing.T) {
 	// A change of the state's size counts in the ruleset id but can only
 	// take effect at a restart: refused.
 	write("name: second\nstate: {capacity_mb: 77}\ndetectors: [{name: uv, kind: unit_value, weight: 30}]\n")
-	if code, body := post(); code != 500 || !strings.Contains(body, "state.capacity_mb: read at start-up only, and part of the ruleset id; restart riskmon to change it") {
+	if code, body := post(); code != 500 || !strings.Contains(body, "state.capacity_mb: read at start-up only (the running configuration would no longer say what runs); restart riskmon to change it") {
 		t.Errorf("POST changing state.capacity_mb: %d %q", code, body)
 	}
 	metricsShow(`riskmon_config_reloads_total{result="failure"} 2`)

@@ -81,17 +81,19 @@ func addRateFlags(fs *flag.FlagSet) *rateFlags {
 
 // apply sets the targets given by flag or environment (a flag wins).
 func (rf *rateFlags) apply(c *config.Config) error {
+	var given []string // where the values came from, for errors
 	get := func(name string, flagVal *string) (float64, error) {
-		v := *flagVal
+		v, from := *flagVal, "--"+name
 		if v == "" {
-			v = os.Getenv(envName(name))
+			v, from = os.Getenv(envName(name)), envName(name)
 		}
 		if v == "" {
 			return -1, nil
 		}
+		given = append(given, from)
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 || f >= 1 {
-			return 0, fmt.Errorf("--%s: %q is not a share in [0, 1)", name, v)
+			return 0, fmt.Errorf("%s: %q is not a share in [0, 1)", from, v)
 		}
 		return f, nil
 	}
@@ -104,7 +106,7 @@ func (rf *rateFlags) apply(c *config.Config) error {
 		return err
 	}
 	if err := c.SetRates(red, yellow); err != nil {
-		return fmt.Errorf("--red-rate/--yellow-rate: %w", err)
+		return fmt.Errorf("%s: %w", strings.Join(given, ", "), err)
 	}
 	return nil
 }
@@ -185,7 +187,7 @@ func (sf *streamFlags) apply(c *config.Config) error {
 			}
 		}
 		if len(given) > 0 {
-			return fmt.Errorf("%w\n(stream.* keys as set by the file, then by %s)", err, strings.Join(given, ", "))
+			return fmt.Errorf("%w\n(the file's values, then %s)", err, strings.Join(given, ", "))
 		}
 		return err
 	}
@@ -481,10 +483,11 @@ func (sv *service) reload(trigger string) (atRestart []string, err error) {
 	if err == nil {
 		// Compared with the file as read at start-up, not with the last
 		// reload: a setting changed twice is still not applied. The state's
-		// sizes and place count in the ruleset id, which must name what
-		// computes the assessments: a change of them is refused (restart
-		// to apply it). The stream settings do not count in it: the rest
-		// is applied and they are named.
+		// sizes and place are part of the configuration (and, but for the
+		// directory's name, of the ruleset id) that must say what computes
+		// the assessments: a change of them is refused (restart to apply
+		// it). The stream settings do not count in the id: the rest is
+		// applied and they are named.
 		var state []string
 		for _, k := range config.RestartOnly(sv.cfg, cfg) {
 			if strings.HasPrefix(k, "state.") {
@@ -494,7 +497,7 @@ func (sv *service) reload(trigger string) (atRestart []string, err error) {
 			}
 		}
 		if len(state) > 0 {
-			err = fmt.Errorf("%s: read at start-up only, and part of the ruleset id; restart riskmon to change it", strings.Join(state, ", "))
+			err = fmt.Errorf("%s: read at start-up only (the running configuration would no longer say what runs); restart riskmon to change it", strings.Join(state, ", "))
 		}
 	}
 	if err == nil {

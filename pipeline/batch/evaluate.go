@@ -27,8 +27,9 @@ type Evaluation struct {
 	From, N     int // evaluated declarations: Scores[From:], N of them
 	Hits        int
 	Revenue     float64
-	NoTruth     int // assessed declarations with no truth record (counted clean)
-	Repeated    int // assessments of an id assessed again later in the evaluated part: left out
+	NoTruth     int      // assessed declarations with no truth record (counted clean)
+	Repeated    int      // assessments of an id assessed again later in the evaluated part: left out
+	Evaluated   []Scored // the evaluated assessments, each id once, ranked by score (rank)
 	BaseRate    float64
 	Rows        []EvalRow
 	ChannelRows []EvalRow
@@ -62,6 +63,7 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 		s = kept
 	}
 	ev.N = len(s)
+	ev.Evaluated = s // ranked below, in place
 	hit := func(id string) (bool, float64) {
 		o := truth[id]
 		if o == nil {
@@ -132,9 +134,7 @@ func (ev *Evaluation) Table() string {
 	if ev.NoTruth > 0 {
 		fmt.Fprintf(&b, ", %d without truth (counted clean)", ev.NoTruth)
 	}
-	if ev.Repeated > 0 {
-		fmt.Fprintf(&b, ", %d repeated ids (each counted once, at its last assessment)", ev.Repeated)
-	}
+	b.WriteString(repeatedNote(ev.Repeated))
 	b.WriteString("\ninspect   selected      hits  precision  recall  revenue  lift\n")
 	for _, rows := range [][]EvalRow{ev.Rows, ev.ChannelRows} {
 		for _, r := range rows {

@@ -235,4 +235,8 @@ func TestEvaluate(t *testing.T) {
 	if !strings.Contains(ev.Table(), "5 repeated ids (each counted once, at its last assessment)") {
 		t.Errorf("table: %s", ev.Table())
 	}
+	// The report's chart and histograms use the same assessments.
+	if len(ev.Evaluated) != 200 {
+		t.Errorf("%d assessments kept for the report's charts, want 200", len(ev.Evaluated))
+	}
 }

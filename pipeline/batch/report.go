@@ -118,7 +118,7 @@ func WriteReport(w io.Writer, r *Report) error {
 				if s.Eval == nil {
 					return
 				}
-				b.raw(precisionChart(curve(s.Stats.Scores[s.Eval.From:], r.Truth)))
+				b.raw(precisionChart(curve(s.Eval.Evaluated, r.Truth)))
 				writeEvaluation(b, s.Eval)
 			})
 	}
@@ -129,7 +129,7 @@ func WriteReport(w io.Writer, r *Report) error {
 		for i, s := range r.Sides {
 			scores := s.Stats.Scores
 			if r.Truth != nil && s.Eval != nil {
-				scores = scores[s.Eval.From:]
+				scores = s.Eval.Evaluated
 			}
 			hs[i] = histogram(scores, labels)
 			top = max(top, hs[i].top())
@@ -203,7 +203,11 @@ func writeChannels(b *htmlWriter, s *Side) {
 }
 
 func writeEvaluation(b *htmlWriter, ev *Evaluation) {
-	b.f("<p class=\"note\">declarations %d-%d: %d hits (base rate %.2f %%), revenue %s</p>", ev.From+1, ev.From+ev.N+ev.Repeated, ev.Hits, 100*ev.BaseRate, fmtInt(int(math.Round(ev.Revenue))))
+	repeated := ""
+	if ev.Repeated > 0 {
+		repeated = fmt.Sprintf("; %d repeated ids, each counted once, at its last assessment", ev.Repeated)
+	}
+	b.f("<p class=\"note\">declarations %d-%d: %d hits (base rate %.2f %%), revenue %s%s</p>", ev.From+1, ev.From+ev.N+ev.Repeated, ev.Hits, 100*ev.BaseRate, fmtInt(int(math.Round(ev.Revenue))), repeated)
 	b.raw("<table><tr><th class=\"l\">inspect</th><th>selected</th><th>hits</th><th>precision</th><th>recall</th><th>revenue</th><th>lift</th></tr>")
 	for _, rows := range [][]EvalRow{ev.Rows, ev.ChannelRows} {
 		for _, x := range rows {
