@@ -95,35 +95,26 @@ func (p *Proxy) SetBandwidth(bytesPerSecond int) {
 // SetBlackhole holds every byte in both directions while on; new
 // connections are accepted and held too. Turned off, the held bytes flow
 // again, in order, to whichever connection is still open.
-func (p *Proxy) SetBlackhole(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.blackhole.Load() == on {
-		return
-	}
-	p.blackhole.Store(on)
-	if on {
-		p.resume = make(chan struct{})
-	} else {
-		close(p.resume)
-	}
-}
+func (p *Proxy) SetBlackhole(on bool) { p.hole(&p.blackhole, &p.resume, on) }
 
 // SetFetchBlackhole holds, while on, the broker's answers on the
 // connections where the client has sent a Kafka Fetch request, and only
 // those: the consumer reads nothing, while its group membership, its
 // commits, produces and metadata go on. Turned off, the held answers flow.
-func (p *Proxy) SetFetchBlackhole(on bool) {
+func (p *Proxy) SetFetchBlackhole(on bool) { p.hole(&p.fetchHole, &p.fetchResume, on) }
+
+// hole turns a hold on or off: resume is closed when it ends.
+func (p *Proxy) hole(flag *atomic.Bool, resume *chan struct{}, on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fetchHole.Load() == on {
+	if flag.Load() == on {
 		return
 	}
-	p.fetchHole.Store(on)
+	flag.Store(on)
 	if on {
-		p.fetchResume = make(chan struct{})
+		*resume = make(chan struct{})
 	} else {
-		close(p.fetchResume)
+		close(*resume)
 	}
 }
 
