@@ -269,7 +269,8 @@ func TestReloadProcess(t *testing.T) {
 		t.Errorf("exit: %v", err)
 	}
 	logs := stderr.String()
-	for _, want := range []string{"configuration reload refused; the running configuration stays", "scoring.red: must be >= scoring.yellow", `unknown detector kind \"nope\"`, "configuration reloaded"} {
+	for _, want := range []string{"configuration reload refused; the running configuration stays", "scoring.red: must be >= scoring.yellow", `unknown detector kind \"nope\"`,
+		"configuration reloaded", `"detectors_kept":["uv"],"detectors_fresh":[],"detectors_removed":[],"model_kept":true`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}

@@ -500,8 +500,9 @@ func (sv *service) reload(trigger string) (atRestart []string, err error) {
 			err = fmt.Errorf("%s: read at start-up only (the running configuration would no longer say what runs); restart riskmon to change it", strings.Join(state, ", "))
 		}
 	}
+	var change engine.ReloadChange
 	if err == nil {
-		err = sv.engine.Reload(cfg)
+		change, err = sv.engine.ReloadSummary(cfg)
 	}
 	// A scrape gathers the metrics concurrently: it may see the counter
 	// move before the gauge does, or the reverse.
@@ -513,7 +514,9 @@ func (sv *service) reload(trigger string) (atRestart []string, err error) {
 	}
 	m.ReloadOK.Set(1)
 	m.Reloads.WithLabelValues("success").Inc()
-	sv.log.Info().Str("trigger", trigger).Str("from", old.Ruleset).Str("to", cfg.Ruleset).Msg("configuration reloaded")
+	sv.log.Info().Str("trigger", trigger).Str("from", old.Ruleset).Str("to", cfg.Ruleset).
+		Strs("detectors_kept", change.Kept).Strs("detectors_fresh", change.Fresh).Strs("detectors_removed", change.Removed).
+		Bool("model_kept", change.ModelKept).Msg("configuration reloaded")
 	if len(atRestart) > 0 {
 		sv.log.Warn().Strs("settings", atRestart).Msg("these settings are read at start-up only: they take effect at the next restart, and the running ones stay until then")
 	}

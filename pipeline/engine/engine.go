@@ -186,16 +186,45 @@ func (rs *ruleset) setDetectors(dets []detectors.Detector, calibrated func(detec
 // A detector whose parameters changed the shape of its state sees the old
 // records as missing ("no history"), never as anomalies.
 func (e *Engine) Reload(cfg *config.Config) error {
+	_, err := e.ReloadSummary(cfg)
+	return err
+}
+
+// ReloadChange says what a reload kept of the learned state: the enabled
+// detectors that keep theirs (same kind and name), those that start afresh
+// (new, renamed or of another kind), those removed, and whether the model
+// kept its trees and training window (its features unchanged).
+type ReloadChange struct {
+	Kept, Fresh, Removed []string
+	ModelKept            bool
+}
+
+// ReloadSummary is Reload, saying what it kept.
+func (e *Engine) ReloadSummary(cfg *config.Config) (ReloadChange, error) {
 	old := e.rs.Load()
 	rs, err := e.build(cfg)
 	if err != nil {
-		return err
+		return ReloadChange{}, err
 	}
+	var ch ReloadChange
+	for _, name := range rs.detectors {
+		if k, ok := old.kind[name]; ok && k == rs.kind[name] {
+			ch.Kept = append(ch.Kept, name)
+		} else {
+			ch.Fresh = append(ch.Fresh, name)
+		}
+	}
+	for _, name := range old.detectors {
+		if _, ok := rs.kind[name]; !ok {
+			ch.Removed = append(ch.Removed, name)
+		}
+	}
+	ch.ModelKept = rs.lay == old.lay
 	rs.takeCalibration(old.calibration(), old.kind)
 	e.model.setLayout(cfg.Model, rs.lay)
 	e.rates.configure(cfg.Scoring.Rates)
 	e.rs.Store(rs)
-	return nil
+	return ch, nil
 }
 
 // calibration is the detectors' calibration counts, by name.

@@ -215,18 +215,31 @@ func TestReloadCalibrationByKind(t *testing.T) {
 	if seen() != 50 {
 		t.Fatalf("calibrator saw %d declarations, want 50", seen())
 	}
-	if err := e.Reload(parseCfg(t, ibCfg("x", "importer_behaviour", 70))); err != nil {
+	ch, err := e.ReloadSummary(parseCfg(t, ibCfg("x", "importer_behaviour", 70)))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if seen() != 50 {
 		t.Errorf("weight change: calibrator restarted at %d", seen())
 	}
-	splitting := "name: r\nrandom: {rate: 0}\nmodel: {enabled: false}\ndetectors: [{name: x, kind: splitting, weight: 70}]\n"
-	if err := e.Reload(parseCfg(t, splitting)); err != nil {
+	if fmt.Sprint(ch) != "{[x] [] [] true}" {
+		t.Errorf("weight change: %+v, want x kept and the model kept", ch)
+	}
+	splitting := "name: r\nrandom: {rate: 0}\nmodel: {enabled: false}\ndetectors: [{name: x, kind: splitting, weight: 70}, {name: y, kind: route}]\n"
+	if ch, err = e.ReloadSummary(parseCfg(t, splitting)); err != nil {
 		t.Fatal(err)
 	}
 	if seen() != 0 {
 		t.Errorf("kind change: the splitting detector x took over importer_behaviour's calibration (%d declarations)", seen())
+	}
+	if fmt.Sprint(ch) != "{[] [x y] [] false}" {
+		t.Errorf("kind change and a new detector: %+v, want x and y fresh, the model afresh", ch)
+	}
+	if ch, err = e.ReloadSummary(parseCfg(t, "name: r\nrandom: {rate: 0}\nmodel: {enabled: false}\ndetectors: [{name: y, kind: route}]\n")); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ch) != "{[y] [] [x] false}" {
+		t.Errorf("x removed: %+v", ch)
 	}
 }
 
