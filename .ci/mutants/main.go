@@ -143,7 +143,7 @@ var mutants = []mutant{
 
 	// Reload and checkpoints.
 	{name: "reload-no-swap", why: "Engine.Reload never swaps the ruleset (SIGHUP \"succeeds\", nothing changes)",
-		edits: one(engineGo, "\te.rs.Store(rs)\n\treturn nil\n}", "\t_ = rs\n\treturn nil\n}"),
+		edits: one(engineGo, "\te.rs.Store(rs)\n\treturn ch, nil\n}", "\t_ = rs\n\treturn ch, nil\n}"),
 		tests: []test{engine, batch, stream, cmd}},
 	{name: "reload-forgets-calibration", why: "a reload resets the calibration of detectors whose name and kind are unchanged",
 		edits: one(engineGo, "rs.takeCalibration(old.calibration(), old.kind)", "_ = old"),
@@ -155,7 +155,7 @@ var mutants = []mutant{
 		edits: one("pipeline/engine/checkpoint.go", "if meta.Ruleset != cfg.Ruleset {", "if false && meta.Ruleset != cfg.Ruleset {"),
 		tests: []test{engine, batch, stream}},
 	{name: "sighup-ignored", why: "SIGHUP is caught but reloads nothing",
-		edits: one(cmdGo, "_ = sv.reload(\"signal\")", "_ = \"signal\""), tests: []test{cmd}},
+		edits: one(cmdGo, "_, _ = sv.reload(\"signal\")", "_ = \"signal\""), tests: []test{cmd}},
 	{name: "sighup-not-caught", why: "no SIGHUP handler: a SIGHUP kills the process",
 		edits: one(cmdGo, "signal.Notify(hup, syscall.SIGHUP)", "signal.Notify(hup, syscall.SIGUSR2)"), tests: []test{cmd}},
 
