@@ -29,19 +29,18 @@ type declRecords interface {
 	HasGet(dst, key []byte) ([]byte, bool)
 	Set(key, value []byte)
 	Del(key []byte)
-	// counts reports the records held, the bytes they take and how many
-	// writes were lost to a disk error.
-	counts() (entries, bytes, lost uint64)
+	// counts reports the records held and the bytes they take.
+	counts() (entries, bytes uint64)
 	// save writes what a checkpoint needs to dir.
 	save(dir string) error
 }
 
 type ring struct{ *fastcache.Cache }
 
-func (r ring) counts() (entries, bytes, lost uint64) {
+func (r ring) counts() (entries, bytes uint64) {
 	var st fastcache.Stats
 	r.UpdateStats(&st)
-	return st.EntriesCount, st.BytesSize, 0
+	return st.EntriesCount, st.BytesSize
 }
 
 func (r ring) save(dir string) error { return r.SaveToFileConcurrent(dir, 2) }
@@ -388,16 +387,15 @@ func (sh *logShard) saved() {
 	sh.retired = sh.retired[:n]
 }
 
-func (l *declLog) counts() (entries, bytes, lost uint64) {
+func (l *declLog) counts() (entries, bytes uint64) {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		entries += uint64(len(sh.index))
 		bytes += uint64(sh.bytes)
 		sh.mu.Unlock()
-		lost += sh.lost.Load()
 	}
-	return entries, bytes, lost
+	return entries, bytes
 }
 
 // logMark is how far each shard's log reached when a checkpoint was

@@ -357,10 +357,7 @@ func (s *Store) Stats() (entries, bytes, evicted uint64) {
 // DeclStats reports the declaration records held (in memory, superseded
 // copies included: fastcache cannot tell them apart) and the bytes they
 // use (on disk: in the log's files).
-func (s *Store) DeclStats() (entries, bytes uint64) {
-	entries, bytes, _ = s.decl.counts()
-	return entries, bytes
-}
+func (s *Store) DeclStats() (entries, bytes uint64) { return s.decl.counts() }
 
 // DeclLost reports the declaration records lost to disk errors (always 0
 // in memory).

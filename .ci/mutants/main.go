@@ -74,6 +74,7 @@ var (
 	quality   = test{pkg: "./pipeline/batch", run: "^TestDetectionQuality$", env: []string{"RISKMON_QUALITY=1"}}
 	ordered   = test{pkg: "./pipeline/batch", run: "^TestOrdered"}
 	determin  = test{pkg: "./pipeline/batch", run: "^TestReplayDeterministic$|^TestOrdered"}
+	stall     = test{pkg: "./pipeline/stream", run: "^TestConsumerStall$"}
 	engineAll = []test{engine, batch}
 )
 
@@ -181,10 +182,10 @@ var mutants = []mutant{
 		tests: []test{dets}},
 	{name: "stall-not-unready", why: "a consumer whose fetches go unanswered stays ready: the stalled partitions are measured but not reported",
 		edits: one("pipeline/stream/lag.go", "\t\ts.setStalled(strings.Join(stalled, \", \"))", "\t\ts.setStalled(strings.Join(stalled[:0], \", \"))"),
-		tests: []test{{pkg: "./pipeline/stream", run: "^TestConsumerStall$"}, stream}},
+		tests: []test{stall, stream}},
 	{name: "lag-frozen-while-stalled", why: "the instance's lag gauge is set only when a message is fetched, so it stays at its last value while nothing is read",
 		edits: one("pipeline/stream/lag.go", "\t\t\t\ts.Metrics.Lag.WithLabelValues(topic, strconv.Itoa(a.ID)).Set(float64(n))", "\t\t\t\t_ = n"),
-		tests: []test{{pkg: "./pipeline/stream", run: "^TestConsumerStall$"}, stream}},
+		tests: []test{stall, stream}},
 	{name: "rule-share-to-model", why: "with the model scoring, the rule score's part of the score goes to the model's finding, so a profile that raised P(hit) shows 0 points",
 		edits: one("pipeline/engine/model.go", "\t\t\t\t\ta.Findings[j].Points += pts\n\t\t\t\t\trest -= pts\n", "\t\t\t\t\ta.Findings[j].Points += 0 * pts\n"),
 		tests: []test{{pkg: "./pipeline/batch", run: "^TestModelAssessments$"}, batch}},

@@ -371,7 +371,7 @@ func (c *Comparison) EvaluationTable() string {
 	var b strings.Builder
 	be, ce := c.Base.Eval, c.Candidate.Eval
 	fmt.Fprintf(&b, "evaluation on declarations %d-%d (%d, after a warm-up of %d): %d hits (base rate %.2f%%), revenue %s%s\n",
-		be.From+1, be.From+be.N+be.Repeated, be.N, be.From, be.Hits, 100*be.BaseRate, fmtInt(int(math.Round(be.Revenue))), repeatedNote(be.Repeated))
+		be.From+1, be.last(), be.N, be.From, be.Hits, 100*be.BaseRate, fmtInt(be.Revenue), repeatedNote(be.Repeated))
 	b.WriteString("          ---------------- base ----------------   ------------- candidate --------------   --- change ---\n")
 	b.WriteString("inspect   selected  hits  prec  recall  rev  lift   selected  hits  prec  recall  rev  lift   prec     rev\n")
 	rows := func(br, cr []EvalRow) {
@@ -631,12 +631,4 @@ func (c *Comparison) WriteChanged(w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// repeatedNote says how many repeated ids an evaluation left out ("" for none).
-func repeatedNote(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf(", %d repeated ids (each counted once, at its last assessment)", n)
 }

@@ -126,11 +126,22 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 	return ev
 }
 
+// last is the position of the evaluated part's last declaration (1-based).
+func (ev *Evaluation) last() int { return ev.From + ev.N + ev.Repeated }
+
+// repeatedNote says how many repeated ids an evaluation left out ("" for none).
+func repeatedNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d repeated ids (each counted once, at its last assessment)", n)
+}
+
 // Table renders the evaluation for a terminal.
 func (ev *Evaluation) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "evaluation on declarations %d-%d (%d, after a warm-up of %d): %d hits (base rate %.2f%%), revenue %s",
-		ev.From+1, ev.From+ev.N+ev.Repeated, ev.N, ev.From, ev.Hits, 100*ev.BaseRate, fmtInt(int(math.Round(ev.Revenue))))
+		ev.From+1, ev.last(), ev.N, ev.From, ev.Hits, 100*ev.BaseRate, fmtInt(ev.Revenue))
 	if ev.NoTruth > 0 {
 		fmt.Fprintf(&b, ", %d without truth (counted clean)", ev.NoTruth)
 	}

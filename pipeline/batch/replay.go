@@ -344,7 +344,7 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 	var b strings.Builder
 	rate := float64(st.Lines) / math.Max(st.Elapsed.Seconds(), 1e-9)
 	fmt.Fprintf(&b, "replay: %d declarations read, %d assessed, %d invalid, in %.2fs (%s/s), ruleset %s\n",
-		st.Lines, st.Assessed, st.Invalid, st.Elapsed.Seconds(), fmtInt(int(math.Round(rate))), ruleset)
+		st.Lines, st.Assessed, st.Invalid, st.Elapsed.Seconds(), fmtInt(rate), ruleset)
 	if st.Assessed > 0 {
 		fmt.Fprintf(&b, "channels: green %d (%.1f%%), yellow %d (%.1f%%), red %d (%.1f%%)\n",
 			st.Channels[0], pct(st.Channels[0], st.Assessed), st.Channels[1], pct(st.Channels[1], st.Assessed),
@@ -388,8 +388,9 @@ func pct(n, d int) float64 {
 	return 100 * float64(n) / float64(d)
 }
 
-func fmtInt(n int) string {
-	s := strconv.Itoa(n)
+// fmtInt writes x rounded to a whole number, with thousands separators.
+func fmtInt(x float64) string {
+	s := strconv.Itoa(int(math.Round(x)))
 	var out []byte
 	for i := range s {
 		if i > 0 && (len(s)-i)%3 == 0 {

@@ -203,11 +203,7 @@ func writeChannels(b *htmlWriter, s *Side) {
 }
 
 func writeEvaluation(b *htmlWriter, ev *Evaluation) {
-	repeated := ""
-	if ev.Repeated > 0 {
-		repeated = fmt.Sprintf("; %d repeated ids, each counted once, at its last assessment", ev.Repeated)
-	}
-	b.f("<p class=\"note\">declarations %d-%d: %d hits (base rate %.2f %%), revenue %s%s</p>", ev.From+1, ev.From+ev.N+ev.Repeated, ev.Hits, 100*ev.BaseRate, fmtInt(int(math.Round(ev.Revenue))), repeated)
+	b.f("<p class=\"note\">declarations %d-%d: %d hits (base rate %.2f %%), revenue %s%s</p>", ev.From+1, ev.last(), ev.Hits, 100*ev.BaseRate, fmtInt(ev.Revenue), repeatedNote(ev.Repeated))
 	b.raw("<table><tr><th class=\"l\">inspect</th><th>selected</th><th>hits</th><th>precision</th><th>recall</th><th>revenue</th><th>lift</th></tr>")
 	for _, rows := range [][]EvalRow{ev.Rows, ev.ChannelRows} {
 		for _, x := range rows {
@@ -239,7 +235,7 @@ func writeMonitor(b *htmlWriter, m *Monitor) {
 		t := m.Groups[g]
 		b.f("<tr><td class=\"l\"><span class=\"chip\" style=\"background:%s\"></span>%s</td><td class=\"l\">%s</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td></tr>",
 			chColour(g.Channel), g.Channel, esc(g.SelectedBy), t.Inspected, t.Hits, esc(strings.TrimSpace(fmtRate(t.HitRate()))),
-			esc(strings.TrimSpace(fmtLift(t.HitRate(), random))), fmtInt(int(math.Round(t.Revenue))))
+			esc(strings.TrimSpace(fmtLift(t.HitRate(), random))), fmtInt(t.Revenue))
 	}
 	b.raw("</table>")
 	r := m.Random()

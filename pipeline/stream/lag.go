@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -106,12 +105,8 @@ func (s *Stream) lagLoop(cons *consumer, brokers []string, stop <-chan struct{})
 				continue
 			}
 			part := strconv.Itoa(p.part)
-			from := e.first // nothing committed (or only what retention deleted): from the earliest
-			if c.next >= 0 {
-				from = max(c.next, e.first)
-			}
-			s.Metrics.GroupCommitted.WithLabelValues(p.topic, part).Set(float64(c.next))
-			s.Metrics.GroupLag.WithLabelValues(p.topic, part).Set(float64(max(e.last-from, 0)))
+			s.Metrics.GroupCommitted.WithLabelValues(p.topic, part).Set(float64(c))
+			s.Metrics.GroupLag.WithLabelValues(p.topic, part).Set(float64(max(e.last-e.resume(c), 0)))
 			measured[p] = true
 		}
 		for p := range grouped {
@@ -149,10 +144,11 @@ func (s *Stream) lagLoop(cons *consumer, brokers []string, stop <-chan struct{})
 				}
 				next := pp.next.Load()
 				if next < 0 {
-					next = e.first
-					if c, ok := committed[p]; ok && c.next >= 0 {
-						next = max(c.next, e.first)
+					c, ok := committed[p]
+					if !ok {
+						c = -1
 					}
+					next = e.resume(c)
 				}
 				n := max(e.last-next, 0)
 				s.Metrics.Lag.WithLabelValues(topic, strconv.Itoa(a.ID)).Set(float64(n))
@@ -192,14 +188,22 @@ func (s *Stream) lagLoop(cons *consumer, brokers []string, stop <-chan struct{})
 // endOffsets are a partition's first and end offsets.
 type endOffsets struct{ first, last int64 }
 
-// groupOffset is the group's committed offset on a partition (-1: none).
-type groupOffset struct{ next int64 }
+// resume is where the group reads the partition from, given its committed
+// offset: the earliest offset when nothing is committed (c < 0) or what was
+// committed has since been deleted by retention.
+func (e endOffsets) resume(c int64) int64 {
+	if c < 0 {
+		return e.first
+	}
+	return max(c, e.first)
+}
 
 // offsets asks the brokers for the first and end offsets of every partition
 // of the input topics, and the group coordinator for the group's committed
 // offsets. What it could measure is returned with the first error about the
 // rest (a missing topic, a partition whose leader does not answer).
-func (s *Stream) offsets(ctx context.Context, cl *kafka.Client) (map[partition]endOffsets, map[partition]groupOffset, error) {
+// The committed offsets are the next offsets to read, -1 for none.
+func (s *Stream) offsets(ctx context.Context, cl *kafka.Client) (map[partition]endOffsets, map[partition]int64, error) {
 	var errs []error
 	lreq := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	freq := &kafka.OffsetFetchRequest{GroupID: s.Config.Group, Topics: map[string][]int{}}
@@ -218,9 +222,9 @@ func (s *Stream) offsets(ctx context.Context, cl *kafka.Client) (map[partition]e
 		}
 	}
 	end := map[partition]endOffsets{}
-	committed := map[partition]groupOffset{}
+	committed := map[partition]int64{}
 	if len(lreq.Topics) == 0 {
-		return end, committed, errors.Join(errs...)
+		return end, committed, errs[0] // no topic's metadata
 	}
 	if lresp, err := cl.ListOffsets(ctx, lreq); err != nil {
 		errs = append(errs, fmt.Errorf("end offsets: %w", err))
@@ -245,7 +249,7 @@ func (s *Stream) offsets(ctx context.Context, cl *kafka.Client) (map[partition]e
 		for topic, ps := range fresp.Topics {
 			for _, p := range ps {
 				if p.Error == nil {
-					committed[partition{topic, p.Partition}] = groupOffset{p.CommittedOffset}
+					committed[partition{topic, p.Partition}] = p.CommittedOffset
 				}
 			}
 		}
