@@ -75,6 +75,7 @@ var (
 	ordered   = test{pkg: "./pipeline/batch", run: "^TestOrdered"}
 	determin  = test{pkg: "./pipeline/batch", run: "^TestReplayDeterministic$|^TestOrdered"}
 	stall     = test{pkg: "./pipeline/stream", run: "^TestConsumerStall$"}
+	handover  = test{pkg: "./pipeline/stream", run: "^(TestCheckpointHandover|TestStreamCheckpoint)$"}
 	engineAll = []test{engine, batch}
 )
 
@@ -192,6 +193,12 @@ var mutants = []mutant{
 	{name: "changelog-without-combined-record", why: "the importer's changelog message leaves out its combined record",
 		edits: one("pipeline/stream/changelog.go", "\t\timp = append(imp, detectors.Write{Key: rk, Value: v})", "\t\t_ = v"),
 		tests: []test{stream}},
+	{name: "restore-ignores-checkpoint", why: "a restart reads every changelog partition from its start, whatever its checkpoint already holds",
+		edits: one("pipeline/stream/changelog.go", "\tfrom, known := c.handover[topic][part]\n", "\tfrom, known := int64(0), false\n"),
+		tests: []test{handover, stream}},
+	{name: "restore-skips-tail", why: "a restart from a checkpoint reads nothing of the changelog, not even what was written after the checkpoint",
+		edits: one("pipeline/stream/changelog.go", "\tif last > from {\n", "\tif last > from && !known {\n"),
+		tests: []test{handover, stream}},
 	{name: "history-not-learning", why: "the history detector stops learning from outcomes",
 		edits: one("detectors/history.go", "func (h *history) LearnOutcome(o *declaration.Outcome, v []byte) {\n", "func (h *history) LearnOutcome(o *declaration.Outcome, v []byte) {\n\tif o != nil {\n\t\treturn\n\t}\n"),
 		tests: []test{dets, engine, batch, quality}},

@@ -236,7 +236,7 @@ func TestModelCheckpoint(t *testing.T) {
 		t.Fatal("no model after the first half")
 	}
 	dir := t.TempDir() + "/state"
-	if err := e.SaveState(dir); err != nil {
+	if err := e.SaveState(dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	e2, restored, why, err := engine.NewFromState(cfg, dir)

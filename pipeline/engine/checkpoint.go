@@ -39,15 +39,24 @@ type checkpointMeta struct {
 	Kinds       map[string]string           `json:"kinds"` // detector name -> kind
 	Calibration map[string]calibratorCounts `json:"calibration"`
 	Rates       *rateState                  `json:"rates,omitempty"` // the inspection-rate keeper's counts
+	Handover    HandoverOffsets             `json:"handover,omitempty"`
 }
+
+// HandoverOffsets are, for each changelog topic, the offsets of its
+// partitions below which a checkpoint's state holds every record (stream
+// mode measures the partitions' end offsets just before the state is
+// saved): a restart that is given such a partition again reads its
+// changelog from there, not from its start (see pipeline/stream).
+type HandoverOffsets map[string]map[int]int64
 
 type calibratorCounts struct {
 	N    uint64   `json:"n"`
 	Tree []uint64 `json:"tree"`
 }
 
-// SaveState writes a checkpoint of the engine's state to dir.
-func (e *Engine) SaveState(dir string) error {
+// SaveState writes a checkpoint of the engine's state to dir, with the
+// changelog offsets its state holds records below (nil: none).
+func (e *Engine) SaveState(dir string, handover HandoverOffsets) error {
 	tmp := dir + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
@@ -74,7 +83,7 @@ func (e *Engine) SaveState(dir string) error {
 	}
 	rs := e.rs.Load()
 	meta := checkpointMeta{Format: checkpointFormat, Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(),
-		Kinds: rs.kind, Calibration: rs.calibration(), Rates: e.rates.save()}
+		Kinds: rs.kind, Calibration: rs.calibration(), Rates: e.rates.save(), Handover: handover}
 	b, _ := json.MarshalIndent(meta, "", " ")
 	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), b, 0o644); err != nil {
 		return err
@@ -130,6 +139,7 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 		return nil, false, "", err
 	}
 	e.rs.Load().takeCalibration(meta.Calibration, meta.Kinds)
+	e.handover = meta.Handover
 	e.rates.restore(meta.Rates)
 	modelKept, err := e.model.restore(dir, e)
 	if err != nil {
@@ -152,3 +162,8 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 	}
 	return e, true, why, nil
 }
+
+// CheckpointHandover is the changelog offsets the checkpoint this engine was
+// restored from holds records below (nil when it was not restored, or the
+// checkpoint recorded none).
+func (e *Engine) CheckpointHandover() HandoverOffsets { return e.handover }

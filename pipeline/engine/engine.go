@@ -50,6 +50,8 @@ type Engine struct {
 	rates   rateKeeper
 
 	batchWork []work // AssessBatch's, kept between batches
+
+	handover HandoverOffsets // the restored checkpoint's (CheckpointHandover)
 }
 
 // ObserveDetectors asks the engine to time each detector (score and learn) on

@@ -151,7 +151,7 @@ func checkpointed(t *testing.T, yml string) (e *Engine, dir string) {
 		e.Assess(phone("I1", n))
 	}
 	dir = t.TempDir() + "/ck"
-	if err := e.SaveState(dir); err != nil {
+	if err := e.SaveState(dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	return e, dir

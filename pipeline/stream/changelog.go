@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -248,51 +249,47 @@ func (s *Stream) handOverOutcome(ctx context.Context, it *item) bool {
 	return true
 }
 
-// restore reads the changelog's partition part from its start to its end as
-// it is now and writes every record into the engine's state. It returns
-// early, with an error, when ctx ends.
+// restore brings the engine's state of declarations partition part up to
+// date from the changelog's partition of the same number: from where this
+// process's state already holds its records (c.handover: an earlier restore
+// or a checkpoint) or else from its start, to its end as it is now. It
+// returns early, with an error, when ctx ends.
 func (c *consumer) restore(ctx context.Context, part int) error {
 	s := c.s
-	cl := s.Config.Changelog()
 	start := time.Now()
 	s.Metrics.ChangelogRestoring.Inc()
 	defer s.Metrics.ChangelogRestoring.Dec()
-	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: s.Security.transport(), Timeout: 10 * time.Second}
-	var first, last int64
-	// A changelog created at start-up may take a moment to be known.
-	giveUp := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-			cl: {kafka.FirstOffsetOf(part), kafka.LastOffsetOf(part)}}})
-		if err == nil {
-			if po := resp.Topics[cl]; len(po) == 1 && po[0].Error == nil {
-				first, last = po[0].FirstOffset, po[0].LastOffset
-				break
-			} else if len(po) == 1 {
-				err = po[0].Error
-				if errors.Is(err, kafka.UnknownTopicOrPartition) && time.Now().After(giveUp) {
-					return fmt.Errorf("changelog topic %s has no partition %d (create it with as many partitions as %s, compacted): %w",
-						cl, part, s.Config.DeclarationsTopic, err)
-				}
-			} else {
-				err = fmt.Errorf("no offsets for partition %d", part)
-			}
-		}
-		s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Msg("cannot read the changelog's offsets; retrying")
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
+	tr := s.Security.transport()
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr, Timeout: 10 * time.Second}
+	topic := s.Config.Changelog()
+	first, last, err := c.changelogBounds(ctx, client, topic, part)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	from, known := c.handover[topic][part]
+	c.mu.Unlock()
+	switch {
+	case !known:
+		from = first
+	case from > last:
+		// The topic was emptied or made again since: what the state holds
+		// says nothing of what it holds now.
+		s.Log.Warn().Str("topic", topic).Int("partition", part).Int64("held_to", from).Int64("end", last).
+			Msg("the changelog ends before the offset this instance's state holds it to; reading it from its start")
+		from = first
+	case from < first:
+		from = first // the records below were deleted
 	}
 	n := 0
-	if last > first {
-		rc := PartitionReaderConfig(c.brokers, cl, part)
+	if last > from {
+		rc := PartitionReaderConfig(c.brokers, topic, part)
 		rc.Dialer = s.Security.dialer()
 		rc.ErrorLogger = kafkaErrorLogger(s.Log, "changelog")
 		r := kafka.NewReader(rc)
 		defer r.Close()
-		if err := r.SetOffset(first); err != nil {
+		if err := r.SetOffset(from); err != nil {
 			return fmt.Errorf("changelog partition %d: %w", part, err)
 		}
 		for {
@@ -301,11 +298,11 @@ func (c *consumer) restore(ctx context.Context, part int) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Msg("changelog fetch failed; retrying")
+				s.Log.Warn().Err(err).Str("topic", topic).Int("partition", part).Msg("changelog fetch failed; retrying")
 				continue
 			}
 			if recs, err := decodeRecords(m); err != nil {
-				s.Log.Warn().Err(err).Str("topic", cl).Int("partition", part).Int64("offset", m.Offset).Msg("changelog record skipped")
+				s.Log.Warn().Err(err).Str("topic", topic).Int("partition", part).Int64("offset", m.Offset).Msg("changelog record skipped")
 			} else {
 				for _, rec := range recs {
 					s.Engine.Restore(rec)
@@ -317,7 +314,97 @@ func (c *consumer) restore(ctx context.Context, part int) error {
 			}
 		}
 	}
+	c.mu.Lock()
+	if c.handover[topic] == nil {
+		c.handover[topic] = map[int]int64{}
+	}
+	c.handover[topic][part] = last
+	c.mu.Unlock()
 	s.Metrics.ChangelogRestored.Add(float64(n))
-	s.Log.Info().Str("topic", cl).Int("partition", part).Int("records", n).Dur("took_ms", time.Since(start)).Msg("state restored from the changelog")
+	s.Log.Info().Str("topic", topic).Int("partition", part).Int64("from_offset", from).Int64("to_offset", last).
+		Bool("from_checkpoint", known && from > first).Int("records", n).Dur("took_ms", time.Since(start)).
+		Msg("state restored from the changelog")
 	return nil
+}
+
+// changelogBounds is the first and the end offset of a changelog
+// partition. A changelog created at start-up may take a moment to be known:
+// it retries for 30 s before it says the partition is missing, and for as
+// long as ctx lasts on other errors.
+func (c *consumer) changelogBounds(ctx context.Context, client *kafka.Client, topic string, part int) (first, last int64, err error) {
+	giveUp := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+			topic: {kafka.FirstOffsetOf(part), kafka.LastOffsetOf(part)}}})
+		if err == nil {
+			if po := resp.Topics[topic]; len(po) == 1 && po[0].Error == nil {
+				return po[0].FirstOffset, po[0].LastOffset, nil
+			} else if len(po) == 1 {
+				err = po[0].Error
+				if errors.Is(err, kafka.UnknownTopicOrPartition) && time.Now().After(giveUp) {
+					return 0, 0, fmt.Errorf("changelog topic %s has no partition %d (create it with as many partitions as %s): %w",
+						topic, part, c.s.Config.DeclarationsTopic, err)
+				}
+			} else {
+				err = fmt.Errorf("no offsets for partition %d", part)
+			}
+		}
+		c.s.Log.Warn().Err(err).Str("topic", topic).Int("partition", part).Msg("cannot read the changelog's offsets; retrying")
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// measureHandover is, for each changelog partition whose declarations
+// partition this instance holds with its state complete, its end offset
+// now: measured before a checkpoint's state is saved, every record below it
+// is in that state (its write preceded its produce). A partition whose
+// offset cannot be measured is left out (a restart then reads it whole).
+func (c *consumer) measureHandover(ctx context.Context) engine.HandoverOffsets {
+	topic := c.s.Config.Changelog()
+	if topic == "" {
+		return nil
+	}
+	c.mu.Lock()
+	var reqs []kafka.OffsetRequest
+	for p, complete := range c.restored {
+		if complete {
+			reqs = append(reqs, kafka.LastOffsetOf(p))
+		}
+	}
+	c.mu.Unlock()
+	if len(reqs) == 0 {
+		return nil
+	}
+	tr := c.s.Security.transport()
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr, Timeout: 5 * time.Second}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		c.s.Log.Warn().Err(err).Str("topic", topic).Msg("cannot measure the changelog's end offsets for the checkpoint; a restart will read the changelog from its start")
+		return nil
+	}
+	out := engine.HandoverOffsets{topic: {}}
+	for _, po := range resp.Topics[topic] {
+		if po.Error == nil {
+			out[topic][po.Partition] = po.LastOffset
+		}
+	}
+	return out
+}
+
+// handedOver records, after a checkpoint is saved, the offsets its state
+// holds the changelog to: a partition given back later restores from there.
+func (c *consumer) handedOver(h engine.HandoverOffsets) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, parts := range h {
+		if c.handover[topic] == nil {
+			c.handover[topic] = map[int]int64{}
+		}
+		maps.Copy(c.handover[topic], parts)
+	}
 }

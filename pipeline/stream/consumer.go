@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // consumer is riskmon's membership of its consumer group and the reading of
@@ -46,9 +49,17 @@ type consumer struct {
 	everJoined bool
 	// restored are the declarations partitions whose state this instance
 	// holds: restored from the changelog (or needing none) in the last
-	// generation, and assigned to it since. A restore cut short by the end
-	// of its generation does not count: the next generation restores again.
+	// generation, and assigned to it since; true when the restore read the
+	// changelog to its end, false when it failed and the partition is read
+	// without it. A restore cut short by the end of its generation does not
+	// count: the next generation restores again.
 	restored map[int]bool
+	// handover: for each changelog topic, the offset of each partition
+	// below which this process's state holds every record: where the
+	// partition's restore starts when it is given it again (seeded from the
+	// checkpoint the engine was restored from, moved on by each complete
+	// restore and each checkpoint).
+	handover engine.HandoverOffsets
 	// progress is how far each partition held is read (lag.go).
 	progress map[partition]*partProgress
 }
@@ -78,7 +89,11 @@ func newConsumer(s *Stream, brokers []string) (*consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer group %s: %w", c.Group, err)
 	}
-	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{})}, nil
+	handover := engine.HandoverOffsets{}
+	for topic, parts := range s.Engine.CheckpointHandover() {
+		handover[topic] = maps.Clone(parts)
+	}
+	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{}), handover: handover}, nil
 }
 
 // copartition is the group's assignment: partition i of every topic goes
@@ -207,14 +222,15 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 	}()
 	s := c.s
 	if restore {
-		if err := c.restore(ctx, part); err != nil {
+		err := c.restore(ctx, part)
+		if err != nil {
 			if ctx.Err() != nil {
 				return // cut short: the next generation restores again
 			}
 			s.Log.Error().Err(err).Int("partition", part).Msg("state not restored from the changelog; reading the partition without it")
 		}
 		c.mu.Lock()
-		c.restored[part] = true
+		c.restored[part] = err == nil
 		c.mu.Unlock()
 	}
 	rc := PartitionReaderConfig(c.brokers, topic, part)
@@ -294,7 +310,8 @@ func PartitionReaderConfig(brokers []string, topic string, part int) kafka.Reade
 func (c *consumer) isRestored(part int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.restored[part]
+	_, ok := c.restored[part]
+	return ok
 }
 
 // stopFetching stops the partition readers and keeps the generation.

@@ -214,7 +214,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		// A model training in flight would be lost with the process: give
 		// it what is left of the deadline, then save.
 		waitUntil(deadline, s.Engine.WaitTraining)
-		s.checkpoint()
+		s.checkpoint(cons)
 	}
 	if n := s.tracker.pending(); n > 0 {
 		s.Log.Warn().Int("in_flight", n).Int("retry_queue", s.retries.len()).
@@ -438,7 +438,7 @@ func (s *Stream) commitLoop(cons *consumer, stop <-chan struct{}) {
 				lost = n
 			}
 			if s.Config.StateDir != "" && time.Since(lastCheckpoint) >= time.Duration(s.Config.CheckpointSeconds)*time.Second {
-				s.checkpoint()
+				s.checkpoint(cons)
 				lastCheckpoint = time.Now()
 			}
 		}
@@ -449,12 +449,20 @@ func (s *Stream) commitLoop(cons *consumer, stop <-chan struct{}) {
 // holds beyond the committed offsets (declarations assessed but not yet
 // committed) is learned a second time if those are redelivered after a
 // crash; what was learned after it is forgotten by a crash.
-func (s *Stream) checkpoint() {
+//
+// It also records, for each partition whose state it holds, the changelog's
+// end offset measured just before the state is saved: a restart given the
+// partition again reads the changelog from there instead of from its start.
+func (s *Stream) checkpoint(cons *consumer) {
 	start := time.Now()
-	if err := s.Engine.SaveState(s.Config.StateDir); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	handover := cons.measureHandover(ctx)
+	cancel()
+	if err := s.Engine.SaveState(s.Config.StateDir, handover); err != nil {
 		s.Log.Error().Err(err).Str("dir", s.Config.StateDir).Msg("checkpoint failed")
 		return
 	}
+	cons.handedOver(handover)
 	s.Log.Debug().Dur("took_ms", time.Since(start)).Msg("checkpoint saved")
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -502,7 +503,7 @@ func TestStreamCheckpoint(t *testing.T) {
 	wantLines := strings.Split(strings.TrimSpace(assessedAt.ReplaceAllString(want.String(), "")), "\n")
 	wantRaw := strings.Split(strings.TrimSpace(want.String()), "\n")
 
-	run := func(restore bool) (identical, sameChannel int) {
+	run := func(restore bool) (identical, sameChannel int, restored float64) {
 		dir := t.TempDir()
 		var topics config.Stream
 		h := startStream(t, brokers, func(c *config.Config) { c.Stream.StateDir, c.Stream.Workers = dir, 1 })
@@ -537,6 +538,7 @@ func TestStreamCheckpoint(t *testing.T) {
 		got := consume(t, brokers, topics.AssessmentsTopic, 3000, 60*time.Second)
 		cancel()
 		<-done
+		restored = testutil.ToFloat64(s.Metrics.ChangelogRestored)
 		sort.Slice(got, func(i, j int) bool { return got[i].Offset < got[j].Offset })
 		for i, m := range got[2000:] {
 			g := string(assessedAt.ReplaceAll(m.Value, nil))
@@ -552,14 +554,127 @@ func TestStreamCheckpoint(t *testing.T) {
 				sameChannel++
 			}
 		}
-		return identical, sameChannel
+		return identical, sameChannel, restored
 	}
-	id, ch := run(true)
-	idCold, chCold := run(false)
-	t.Logf("after a restart, of the next 1,000 assessments: with the checkpoint %d identical to an uninterrupted run (%d same channel); without it %d identical (%d same channel)",
-		id, ch, idCold, chCold)
+	id, ch, restored := run(true)
+	idCold, chCold, restoredCold := run(false)
+	t.Logf("after a restart, of the next 1,000 assessments: with the checkpoint %d identical to an uninterrupted run (%d same channel); without it %d identical (%d same channel); changelog records restored: %.0f with the checkpoint, %.0f without",
+		id, ch, idCold, chCold, restored, restoredCold)
 	if id != 1000 || ch != 1000 {
 		t.Errorf("with the checkpoint, %d of 1000 identical, %d same channel", id, ch)
+	}
+	// The shutdown's checkpoint was saved once every output was
+	// acknowledged: it holds the whole changelog, and the restart reads none
+	// of it again.
+	if restored != 0 || restoredCold == 0 {
+		t.Errorf("changelog records restored after a graceful restart: %.0f with the checkpoint (want 0), %.0f without (want all)", restored, restoredCold)
+	}
+}
+
+// TestCheckpointHandover: a restart from a checkpoint reads the changelog
+// from the offsets the checkpoint holds it to, and so reads only what was
+// written after it, yet ends with the state a restore of the whole changelog
+// gives. One instance assesses 1,000 declarations and checkpoints; a second,
+// restored from that checkpoint, assesses 1,000 more (their records go to the
+// changelog) and stops without a checkpoint (its disk is gone). Then two
+// instances start from the first checkpoint, one with its offsets and one
+// with them removed (a restore from the changelog's start), and assess the
+// same last 1,000: they must be identical, and the first must have read
+// fewer records.
+func TestCheckpointHandover(t *testing.T) {
+	brokers := embedded(t, 1)
+	_, raw := testkit.GenDecls(t, 3000, 41)
+	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
+	dir := t.TempDir()
+	h := startStream(t, brokers, func(c *config.Config) { c.Stream.StateDir, c.Stream.Workers = dir, 1 })
+	base := h.cfg.Stream
+	produce(t, brokers, base.DeclarationsTopic, lines[:1000])
+	consume(t, brokers, base.AssessmentsTopic, 1000, 60*time.Second)
+	h.stop()
+	snap := t.TempDir()
+	if err := os.CopyFS(snap, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+
+	var meta map[string]any
+	if b, err := os.ReadFile(snap + "/meta.json"); err != nil || json.Unmarshal(b, &meta) != nil || meta["handover"] == nil {
+		t.Fatalf("the checkpoint records no changelog offsets: %v %v", err, meta["handover"])
+	}
+
+	// restart runs an instance from the checkpoint in stateDir on
+	// changelog, as group, produces feed to topic and waits
+	// for its n assessments; it returns them (assessed_at removed) in order
+	// and the changelog records it restored.
+	restart := func(stateDir, changelog, group, topic string, feed [][]byte, n int) ([]string, float64) {
+		cfg := config.Default()
+		cfg.Stream = base
+		cfg.Stream.ChangelogTopic = changelog
+		cfg.Stream.Group, cfg.Stream.DeclarationsTopic, cfg.Stream.StateDir = group, topic, ""
+		cfg.Stream.AssessmentsTopic = group + "-assessments"
+		e, ok, why, err := engine.NewFromState(cfg, stateDir)
+		if err != nil || !ok {
+			t.Fatalf("restore: %v %s", err, why)
+		}
+		if err := EnsureTopics(context.Background(), brokers, cfg.Stream, nil); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &Stream{Engine: e, Config: cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard)}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx, brokers) }()
+		produce(t, brokers, topic, feed)
+		got := consume(t, brokers, cfg.Stream.AssessmentsTopic, n, 60*time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("stream ended with %v", err)
+		}
+		sort.Slice(got, func(i, j int) bool { return got[i].Offset < got[j].Offset })
+		var out []string
+		for _, m := range got {
+			out = append(out, string(assessedAt.ReplaceAll(m.Value, nil)))
+		}
+		return out, testutil.ToFloat64(s.Metrics.ChangelogRestored)
+	}
+	// The second instance: from the checkpoint, it reads nothing back, then
+	// writes the next 1,000 declarations' records to the changelog; it
+	// keeps no checkpoint.
+	if _, n := restart(dir, base.Changelog(), base.Group, base.DeclarationsTopic, lines[1000:2000], 1000); n != 0 {
+		t.Errorf("restored %.0f changelog records from a checkpoint saved after every output was acknowledged", n)
+	}
+
+	// The last two instances each restore from a copy of the changelog (the
+	// records they write must not reach the other), offset for offset.
+	last := base.DeclarationsTopic + "-last"
+	withOffsets, noOffsets := t.TempDir(), t.TempDir()
+	clA, clB := base.Changelog()+"-a", base.Changelog()+"-b"
+	for _, c := range []struct{ dir, changelog string }{{withOffsets, clA}, {noOffsets, clB}} {
+		if err := os.CopyFS(c.dir, os.DirFS(snap)); err != nil {
+			t.Fatal(err)
+		}
+		copyTopic(t, brokers, base.Changelog(), c.changelog)
+	}
+	held := meta["handover"].(map[string]any)[base.Changelog()]
+	meta["handover"] = map[string]any{clA: held}
+	writeJSON(t, withOffsets+"/meta.json", meta)
+	delete(meta, "handover")
+	writeJSON(t, noOffsets+"/meta.json", meta)
+	got, nFrom := restart(withOffsets, clA, base.Group+"-a", last, lines[2000:], 1000)
+	want, nWhole := restart(noOffsets, clB, base.Group+"-b", last, nil, 1000)
+	t.Logf("changelog records restored: %.0f from the checkpoint's offsets, %.0f from the changelog's start", nFrom, nWhole)
+	if nFrom == 0 || nFrom >= nWhole {
+		t.Errorf("restored %.0f records from the checkpoint's offsets and %.0f from the start: want some, and fewer", nFrom, nWhole)
+	}
+
+	same := 0
+	for i := range min(len(got), len(want)) {
+		if got[i] == want[i] {
+			same++
+		} else if same == i {
+			t.Logf("first difference at %d:\n%s\n%s", i, got[i], want[i])
+		}
+	}
+	if same != 1000 {
+		t.Errorf("%d of 1000 assessments identical after a restore from the checkpoint's offsets and one from the changelog's start", same)
 	}
 }
 
@@ -678,4 +793,52 @@ func consumeAll(t *testing.T, brokers []string, topic string) []kafka.Message {
 		r.Close()
 	}
 	return out
+}
+
+// copyTopic copies partition 0 of topic from to topic to (made with one
+// partition), message for message, so that the copy's offsets are the
+// original's.
+func copyTopic(t *testing.T, brokers []string, from, to string) {
+	t.Helper()
+	conn, err := kafka.DialLeader(context.Background(), "tcp", brokers[0], from, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := conn.ReadLastOffset()
+	if err == nil {
+		err = conn.CreateTopics(kafka.TopicConfig{Topic: to, NumPartitions: 1, ReplicationFactor: 1})
+	}
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := consume(t, brokers, from, int(end), 60*time.Second)
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].Offset < msgs[j].Offset })
+	for i, m := range msgs {
+		if m.Partition != 0 || m.Offset != int64(i) {
+			t.Fatalf("copying %s: message %d is at %d/%d (want one partition, offsets from 0)", from, i, m.Partition, m.Offset)
+		}
+		msgs[i] = kafka.Message{Key: m.Key, Value: m.Value}
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: to, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll,
+		MaxAttempts: 10, Transport: &kafka.Transport{}}
+	defer w.Close()
+	for len(msgs) > 0 {
+		n := min(len(msgs), 500)
+		if err := WriteMessages(w, msgs[:n]...); err != nil {
+			t.Fatalf("copying to %s: %v", to, err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
