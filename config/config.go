@@ -87,15 +87,26 @@ type Stream struct {
 	OutcomesTopic     string   `yaml:"outcomes_topic"`
 	AssessmentsTopic  string   `yaml:"assessments_topic"`
 	DeadLetterTopic   string   `yaml:"dead_letter_topic"`
-	// ChangelogTopic receives the state riskmon keeps about each importer and
-	// its declarations, on the partition of the importer's declarations
-	// (compacted: the latest value of each key), so that an instance that is
-	// given a partition another instance held restores that state before it
-	// reads the partition. Empty: GROUP-changelog; "none": no changelog (a
-	// partition that moves arrives without its importers' history).
+	// ChangelogTopic receives the state riskmon keeps about each importer,
+	// on the partition of the importer's declarations (compacted: the latest
+	// value of each key), so that an instance that is given a partition
+	// another instance held restores that state before it reads the
+	// partition. Empty: GROUP-changelog; "none": no changelog and no pending
+	// topic (a partition that moves arrives without its importers' history).
 	ChangelogTopic string `yaml:"changelog_topic"`
-	Group          string `yaml:"group"`
-	MetricsAddr    string `yaml:"metrics_addr"`
+	// PendingTopic receives, beside the changelog, the records of each
+	// assessed declaration kept until its outcome arrives, on the same
+	// partition: a topic of its own so that its retention (delete, after
+	// PendingRetentionHours) bounds it, where the changelog keeps each key
+	// forever. Empty: GROUP-pending; "none": they go to the changelog.
+	PendingTopic string `yaml:"pending_topic"`
+	// PendingRetentionHours is the pending topic's retention.ms when riskmon
+	// creates it (create_topics): longer than the longest time from
+	// assessment to outcome, or a failover loses the records of the
+	// declarations whose outcomes come later.
+	PendingRetentionHours int    `yaml:"pending_retention_hours"`
+	Group                 string `yaml:"group"`
+	MetricsAddr           string `yaml:"metrics_addr"`
 	// CreateTopics creates missing topics at start-up with Partitions
 	// partitions and ReplicationFactor replicas.
 	CreateTopics      bool `yaml:"create_topics"`
@@ -382,7 +393,7 @@ func defaults() *Config {
 		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
 			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",
 			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 0, LingerMS: 2, CommitIntervalMS: 500,
-			ShutdownSeconds: 15, CheckpointSeconds: 60, StallSeconds: 120, LogFormat: "json", LogLevel: "info"},
+			ShutdownSeconds: 15, CheckpointSeconds: 60, StallSeconds: 120, PendingRetentionHours: 720, LogFormat: "json", LogLevel: "info"},
 	}
 }
 
@@ -639,9 +650,24 @@ func (st *Stream) validate(d *Decoder) {
 	}
 	for k, v := range map[string]int{"stream.partitions": st.Partitions, "stream.replication_factor": st.ReplicationFactor,
 		"stream.commit_interval_ms": st.CommitIntervalMS, "stream.shutdown_seconds": st.ShutdownSeconds,
-		"stream.checkpoint_seconds": st.CheckpointSeconds, "stream.stall_seconds": st.StallSeconds} {
+		"stream.checkpoint_seconds": st.CheckpointSeconds, "stream.stall_seconds": st.StallSeconds,
+		"stream.pending_retention_hours": st.PendingRetentionHours} {
 		if v < 1 {
 			d.Problemf(k, "must be >= 1, got %d", v)
+		}
+	}
+	// The topics riskmon writes state to must be topics of their own.
+	others := map[string]string{st.DeclarationsTopic: "declarations_topic", st.OutcomesTopic: "outcomes_topic",
+		st.AssessmentsTopic: "assessments_topic", st.DeadLetterTopic: "dead_letter_topic"}
+	if cl := st.Changelog(); cl != "" {
+		if k, ok := others[cl]; ok {
+			d.Problemf("stream.changelog_topic", "%q is also stream.%s", cl, k)
+		}
+		if p := st.Pending(); p != cl {
+			others[cl] = "changelog_topic"
+			if k, ok := others[p]; ok {
+				d.Problemf("stream.pending_topic", "%q is also stream.%s", p, k)
+			}
 		}
 	}
 	if st.Workers < 0 {
@@ -735,6 +761,35 @@ func (s *Stream) Changelog() string {
 		return s.Group + "-changelog"
 	}
 	return s.ChangelogTopic
+}
+
+// Pending is the topic of the declarations' records kept until their
+// outcomes: "" without a changelog, the changelog itself when pending_topic
+// is none.
+func (s *Stream) Pending() string {
+	switch {
+	case s.Changelog() == "":
+		return ""
+	case s.PendingTopic == "none":
+		return s.Changelog()
+	case s.PendingTopic == "":
+		return s.Group + "-pending"
+	}
+	return s.PendingTopic
+}
+
+// HandoverTopics are the topics of the state handed over with a partition:
+// the changelog and the pending topic, each once (none without a
+// changelog).
+func (s *Stream) HandoverTopics() []string {
+	cl, p := s.Changelog(), s.Pending()
+	switch {
+	case cl == "":
+		return nil
+	case p == cl:
+		return []string{cl}
+	}
+	return []string{cl, p}
 }
 
 // RestartOnly names the settings that differ between a running

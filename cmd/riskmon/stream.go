@@ -54,6 +54,7 @@ var settings = []setting{
 	{"assessments-topic", "string", "assessments topic", func(c *config.Config) any { return &c.Stream.AssessmentsTopic }},
 	{"dead-letter-topic", "string", "dead-letter topic", func(c *config.Config) any { return &c.Stream.DeadLetterTopic }},
 	{"changelog-topic", "string", "compacted topic of per-importer state, handed over with a partition (default GROUP-changelog; none: no changelog)", func(c *config.Config) any { return &c.Stream.ChangelogTopic }},
+	{"pending-topic", "string", "topic of the declarations' records until their outcomes, handed over with a partition, deleted after pending_retention_hours (default GROUP-pending; none: in the changelog)", func(c *config.Config) any { return &c.Stream.PendingTopic }},
 	{"group", "string", "consumer group", func(c *config.Config) any { return &c.Stream.Group }},
 	{"metrics-addr", "address", "metrics and health address", func(c *config.Config) any { return &c.Stream.MetricsAddr }},
 	{"workers", "int", "assessment workers, by importer hash (0: one per core; 1: exactly replay --batch 1)", func(c *config.Config) any { return &c.Stream.Workers }},

@@ -17,24 +17,30 @@ import (
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
-// The changelog (stream.changelog_topic): failover that does not forget.
+// The changelog (stream.changelog_topic) and the pending topic
+// (stream.pending_topic): failover that does not forget.
 //
 // Every store write the engine makes while assessing a declaration is
-// produced to the changelog, in two messages (the importer's records, the
-// declaration's own: see changelogMessages), on the partition number of the
-// declaration's input partition, in the same produce call as the
-// assessment: the input offset is committed only once the assessment and
-// every changelog record of it are acknowledged. An applied outcome
-// produces the importer's records it changed (its inspection counts, the
-// declaration's record marked learned) to the importer's partition, and its
-// offset waits for them the same way. The topic is compacted: it keeps the
-// latest value of each key.
+// produced in two messages (see changelogMessages): the importer's records
+// to the changelog, the declaration's own to the pending topic, each on the
+// partition number of the declaration's input partition, in the same
+// produce call as the assessment: the input offset is committed only once
+// the assessment and every record of it are acknowledged. An applied
+// outcome produces the records it changed (the importer's inspection
+// counts; the declaration's record, marked learned) to the importer's
+// partition of the same two topics, and its offset waits for them the same
+// way. The changelog is compacted: it keeps the latest value of each key,
+// one an importer. The pending topic is deleted after its retention: a
+// declaration's record is needed only until its outcome.
 //
 // When an instance is given a declarations partition it did not hold in the
-// previous generation, it first reads the changelog's partition of the same
-// number to its end and writes every record into its state, then reads the
-// declarations: the importers arrive with their history whichever instance
-// held them before, even one whose disk is gone.
+// previous generation, it first reads the partitions of the same number of
+// both topics to their end and writes every record into its state, then
+// reads the declarations: the importers arrive with their history whichever
+// instance held them before, even one whose disk is gone. It reads each
+// from where its state already holds it, when it knows (its own last
+// complete restore of the partition, or its checkpoint's offsets), else
+// from the start.
 
 // Changelog record values start with what the key is a key of: a store
 // key of an entity record or of a declaration record, a shared-table key
@@ -90,7 +96,8 @@ func packMessage(topic string, part int, key []byte, ws []detectors.Write, k *ac
 // detectors' and the model's records of the importer, its partition), and
 // the records of its own that it has had written, whose keys the store
 // keeps in a list (importerKeysKey, a section of the combined record).
-func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declaration, writes []detectors.Write, k *ack) []kafka.Message {
+func (s *Stream) changelogMessages(part int, d *declaration.Declaration, writes []detectors.Write, k *ack) []kafka.Message {
+	cl := s.Config.Changelog()
 	store := s.Engine.Store()
 	var own []detectors.Write
 	lk := importerKeysKey(d.Importer.ID)
@@ -136,7 +143,7 @@ func (s *Stream) changelogMessages(cl string, part int, d *declaration.Declarati
 	}
 	msgs := []kafka.Message{packMessage(cl, part, append([]byte{0xff, 'I'}, d.Importer.ID...), imp, k)}
 	if len(own) > 0 {
-		msgs = append(msgs, packMessage(cl, part, append([]byte{0xff, 'D'}, d.ID...), own, k))
+		msgs = append(msgs, packMessage(s.Config.Pending(), part, append([]byte{0xff, 'D'}, d.ID...), own, k))
 	}
 	s.Metrics.ChangelogRecords.Add(float64(len(imp) + len(own)))
 	return msgs
@@ -201,15 +208,15 @@ func decodeRecords(m kafka.Message) ([]engine.Record, error) {
 	return nil, fmt.Errorf("changelog record of unknown kind %q", m.Value[0])
 }
 
-// changelogBalancer sends changelog records to the partition they name and
-// everything else through next.
+// changelogBalancer sends the records of the changelog and the pending
+// topic to the partition they name and everything else through next.
 type changelogBalancer struct {
-	topic string
-	next  kafka.Balancer
+	topics []string
+	next   kafka.Balancer
 }
 
 func (b changelogBalancer) Balance(m kafka.Message, partitions ...int) int {
-	if b.topic != "" && m.Topic == b.topic {
+	if slices.Contains(b.topics, m.Topic) {
 		for _, p := range partitions {
 			if p == m.Partition {
 				return p
@@ -241,7 +248,11 @@ func (s *Stream) handOverOutcome(ctx context.Context, it *item) bool {
 	k := &ack{topic: m.Topic, part: m.Partition, offset: m.Offset, epoch: it.epoch}
 	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
-		msgs[i] = changelogMessage(cl, part, r, k)
+		topic := cl
+		if r.Decl {
+			topic = s.Config.Pending()
+		}
+		msgs[i] = changelogMessage(topic, part, r, k)
 	}
 	k.left.Store(int32(len(msgs)))
 	s.Metrics.ChangelogRecords.Add(float64(len(msgs)))
@@ -250,19 +261,31 @@ func (s *Stream) handOverOutcome(ctx context.Context, it *item) bool {
 }
 
 // restore brings the engine's state of declarations partition part up to
-// date from the changelog's partition of the same number: from where this
+// date from the partitions of the same number of the changelog and the
+// pending topic (stream.HandoverTopics), each from where this
 // process's state already holds its records (c.handover: an earlier restore
 // or a checkpoint) or else from its start, to its end as it is now. It
 // returns early, with an error, when ctx ends.
 func (c *consumer) restore(ctx context.Context, part int) error {
 	s := c.s
-	start := time.Now()
 	s.Metrics.ChangelogRestoring.Inc()
 	defer s.Metrics.ChangelogRestoring.Dec()
 	tr := s.Security.transport()
 	defer tr.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr, Timeout: 10 * time.Second}
-	topic := s.Config.Changelog()
+	for _, topic := range s.Config.HandoverTopics() {
+		if err := c.restoreTopic(ctx, client, topic, part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreTopic is restore's work on one topic (the changelog or the pending
+// topic).
+func (c *consumer) restoreTopic(ctx context.Context, client *kafka.Client, topic string, part int) error {
+	s := c.s
+	start := time.Now()
 	first, last, err := c.changelogBounds(ctx, client, topic, part)
 	if err != nil {
 		return err
@@ -364,8 +387,8 @@ func (c *consumer) changelogBounds(ctx context.Context, client *kafka.Client, to
 // is in that state (its write preceded its produce). A partition whose
 // offset cannot be measured is left out (a restart then reads it whole).
 func (c *consumer) measureHandover(ctx context.Context) engine.HandoverOffsets {
-	topic := c.s.Config.Changelog()
-	if topic == "" {
+	topics := c.s.Config.HandoverTopics()
+	if len(topics) == 0 {
 		return nil
 	}
 	c.mu.Lock()
@@ -382,15 +405,22 @@ func (c *consumer) measureHandover(ctx context.Context) engine.HandoverOffsets {
 	tr := c.s.Security.transport()
 	defer tr.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr, Timeout: 5 * time.Second}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, topic := range topics {
+		req.Topics[topic] = reqs
+	}
+	resp, err := client.ListOffsets(ctx, req)
 	if err != nil {
-		c.s.Log.Warn().Err(err).Str("topic", topic).Msg("cannot measure the changelog's end offsets for the checkpoint; a restart will read the changelog from its start")
+		c.s.Log.Warn().Err(err).Strs("topics", topics).Msg("cannot measure the changelog's end offsets for the checkpoint; a restart will read the changelog from its start")
 		return nil
 	}
-	out := engine.HandoverOffsets{topic: {}}
-	for _, po := range resp.Topics[topic] {
-		if po.Error == nil {
-			out[topic][po.Partition] = po.LastOffset
+	out := engine.HandoverOffsets{}
+	for _, topic := range topics {
+		out[topic] = map[int]int64{}
+		for _, po := range resp.Topics[topic] {
+			if po.Error == nil {
+				out[topic][po.Partition] = po.LastOffset
+			}
 		}
 	}
 	return out

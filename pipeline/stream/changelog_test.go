@@ -80,13 +80,18 @@ func TestChangelogImporterWhole(t *testing.T) {
 	s1, s2 := detectors.ImporterKey(nil, "I", "s1"), detectors.ImporterKey(nil, "I", "s2")
 	e.Store().Set([]byte("a"), []byte("1"))
 	e.Store().Set(s1, []byte("3"))
-	first := s.changelogMessages("cl", 2, d1, []detectors.Write{{Key: []byte("a"), Value: []byte("1")}, {Key: s1, Value: []byte("3")}, {Key: []byte("x\x00D1"), Value: []byte("own"), Decl: true}}, &ack{})
+	first := s.changelogMessages(2, d1, []detectors.Write{{Key: []byte("a"), Value: []byte("1")}, {Key: s1, Value: []byte("3")}, {Key: []byte("x\x00D1"), Value: []byte("own"), Decl: true}}, &ack{})
 	if len(first) != 2 || string(first[1].Key) != "\xffDD1" {
 		t.Fatalf("messages of the first declaration: %d, the declaration's records not apart", len(first))
 	}
+	// The importer's records go to the changelog (compacted), the
+	// declaration's to the pending topic (deleted after its retention).
+	if first[0].Topic != "riskmon-changelog" || first[1].Topic != "riskmon-pending" {
+		t.Errorf("the importer's records went to %q, the declaration's to %q", first[0].Topic, first[1].Topic)
+	}
 	e.Store().Set([]byte("b"), []byte("2"))
 	e.Store().Set(s2, []byte("4"))
-	msgs := s.changelogMessages("cl", 2, d2, []detectors.Write{{Key: []byte("b"), Value: []byte("2")}, {Key: s2, Value: []byte("4")}}, &ack{})
+	msgs := s.changelogMessages(2, d2, []detectors.Write{{Key: []byte("b"), Value: []byte("2")}, {Key: s2, Value: []byte("4")}}, &ack{})
 	if len(msgs) != 1 || string(msgs[0].Key) != "\xffII" || msgs[0].Partition != 2 {
 		t.Fatalf("messages of the second declaration: %d, first keyed %q", len(msgs), msgs[0].Key)
 	}

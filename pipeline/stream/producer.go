@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,10 +118,10 @@ func (s *Stream) requeue(err error, msgs []kafka.Message) {
 // oversized dead-letters the input of an output too large for the producer.
 func (s *Stream) oversized(ctx context.Context, m kafka.Message, err error) {
 	k := m.WriterData.(*ack)
-	if m.Topic == s.Config.Changelog() {
+	if slices.Contains(s.Config.HandoverTopics(), m.Topic) {
 		// Records are a few hundred bytes: this does not happen, and if it
 		// did, the state of one key would not be handed over.
-		s.Log.Error().Err(err).Int("bytes", len(m.Value)).Msg("changelog record too large to produce; skipped")
+		s.Log.Error().Err(err).Int("bytes", len(m.Value)).Str("topic", m.Topic).Msg("state record too large to produce; skipped")
 		if k.last() {
 			s.tracker.done(k.topic, k.part, k.offset, k.epoch)
 		}

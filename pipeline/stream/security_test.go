@@ -78,7 +78,7 @@ func TestStreamTLSAndSASL(t *testing.T) {
 			dir := t.TempDir()
 			serverTLS, caFile := testCA(t, dir)
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser(mech, "riskmon", secret),
-				kfake.SeedTopics(1, "d", "o", "a", "dl", "d2", "o2", "a2", "dl2", "riskmon-changelog", "riskmon-fresh-changelog"))
+				kfake.SeedTopics(1, "d", "o", "a", "dl", "d2", "o2", "a2", "dl2", "riskmon-changelog", "riskmon-fresh-changelog", "riskmon-pending", "riskmon-fresh-pending"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -83,7 +83,8 @@ type item struct {
 	err     error
 }
 
-// EnsureTopics creates the four topics and the changelog when missing
+// EnsureTopics creates the four topics, the changelog (compacted) and the
+// pending topic (deleted after stream.pending_retention_hours) when missing
 // (stream.create_topics).
 func EnsureTopics(ctx context.Context, brokers []string, c config.Stream, sec *Security) error {
 	var conn *kafka.Conn
@@ -114,6 +115,11 @@ func EnsureTopics(ctx context.Context, brokers []string, c config.Stream, sec *S
 		topics = append(topics, kafka.TopicConfig{Topic: cl, NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}})
 	}
+	if p := c.Pending(); p != c.Changelog() {
+		topics = append(topics, kafka.TopicConfig{Topic: p, NumPartitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+				{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(int64(c.PendingRetentionHours)*3600_000, 10)}}})
+	}
 	err = cc.CreateTopics(topics...)
 	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("creating topics: %w", err)
@@ -138,7 +144,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		// Its own transport, so its topic metadata is not the (6 s cached)
 		// default transport's, shared with every other writer of the process.
 		Transport: s.Security.transport(),
-		Addr:      kafka.TCP(brokers...), Balancer: changelogBalancer{c.Changelog(), &kafka.Hash{}}, RequiredAcks: kafka.RequireAll, Async: true,
+		Addr:      kafka.TCP(brokers...), Balancer: changelogBalancer{c.HandoverTopics(), &kafka.Hash{}}, RequiredAcks: kafka.RequireAll, Async: true,
 		BatchTimeout: linger(c.LingerMS), BatchSize: 1000, Completion: s.completed,
 		// One attempt: a failed batch comes back to the completion hook at
 		// once, and the retry loop produces everything that failed again in
@@ -405,8 +411,8 @@ func (s *Stream) assess(ctx context.Context, w *engine.Worker, j job) {
 	a, writes := w.Assess(j.d)
 	k := &ack{topic: j.msg.Topic, part: j.msg.Partition, offset: j.msg.Offset, epoch: j.epoch, fetched: j.fetched, a: a, d: j.d}
 	msgs := []kafka.Message{{Topic: s.Config.AssessmentsTopic, Key: []byte(a.DeclarationID), Value: a.AppendJSON(nil), WriterData: k}}
-	if cl := s.Config.Changelog(); cl != "" {
-		msgs = append(msgs, s.changelogMessages(cl, j.msg.Partition, j.d, writes, k)...)
+	if s.Config.Changelog() != "" {
+		msgs = append(msgs, s.changelogMessages(j.msg.Partition, j.d, writes, k)...)
 	}
 	k.left.Store(int32(len(msgs)))
 	s.produce(ctx, msgs...)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -583,7 +584,7 @@ func TestStreamCheckpoint(t *testing.T) {
 // fewer records.
 func TestCheckpointHandover(t *testing.T) {
 	brokers := embedded(t, 1)
-	_, raw := testkit.GenDecls(t, 3000, 41)
+	decls, raw := testkit.GenDecls(t, 3000, 41)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
 	dir := t.TempDir()
 	h := startStream(t, brokers, func(c *config.Config) { c.Stream.StateDir, c.Stream.Workers = dir, 1 })
@@ -601,14 +602,18 @@ func TestCheckpointHandover(t *testing.T) {
 		t.Fatalf("the checkpoint records no changelog offsets: %v %v", err, meta["handover"])
 	}
 
+	// The changelog and the pending topic go in pairs.
+	pendingOf := func(changelog string) string {
+		return strings.Replace(changelog, base.Changelog(), base.Pending(), 1)
+	}
 	// restart runs an instance from the checkpoint in stateDir on
-	// changelog, as group, produces feed to topic and waits
+	// changelog (and its pending topic), as group, produces feed to topic and waits
 	// for its n assessments; it returns them (assessed_at removed) in order
 	// and the changelog records it restored.
-	restart := func(stateDir, changelog, group, topic string, feed [][]byte, n int) ([]string, float64) {
+	restart := func(stateDir, changelog, group, topic string, feed [][]byte, n int) ([]string, float64, *engine.Engine) {
 		cfg := config.Default()
 		cfg.Stream = base
-		cfg.Stream.ChangelogTopic = changelog
+		cfg.Stream.ChangelogTopic, cfg.Stream.PendingTopic = changelog, pendingOf(changelog)
 		cfg.Stream.Group, cfg.Stream.DeclarationsTopic, cfg.Stream.StateDir = group, topic, ""
 		cfg.Stream.AssessmentsTopic = group + "-assessments"
 		e, ok, why, err := engine.NewFromState(cfg, stateDir)
@@ -633,12 +638,12 @@ func TestCheckpointHandover(t *testing.T) {
 		for _, m := range got {
 			out = append(out, string(assessedAt.ReplaceAll(m.Value, nil)))
 		}
-		return out, testutil.ToFloat64(s.Metrics.ChangelogRestored)
+		return out, testutil.ToFloat64(s.Metrics.ChangelogRestored), e
 	}
 	// The second instance: from the checkpoint, it reads nothing back, then
 	// writes the next 1,000 declarations' records to the changelog; it
 	// keeps no checkpoint.
-	if _, n := restart(dir, base.Changelog(), base.Group, base.DeclarationsTopic, lines[1000:2000], 1000); n != 0 {
+	if _, n, _ := restart(dir, base.Changelog(), base.Group, base.DeclarationsTopic, lines[1000:2000], 1000); n != 0 {
 		t.Errorf("restored %.0f changelog records from a checkpoint saved after every output was acknowledged", n)
 	}
 
@@ -652,14 +657,29 @@ func TestCheckpointHandover(t *testing.T) {
 			t.Fatal(err)
 		}
 		copyTopic(t, brokers, base.Changelog(), c.changelog)
+		copyTopic(t, brokers, base.Pending(), pendingOf(c.changelog))
 	}
-	held := meta["handover"].(map[string]any)[base.Changelog()]
-	meta["handover"] = map[string]any{clA: held}
+	held := meta["handover"].(map[string]any)
+	if held[base.Changelog()] == nil || held[base.Pending()] == nil {
+		t.Fatalf("the checkpoint's offsets leave out a topic: %v", held)
+	}
+	meta["handover"] = map[string]any{clA: held[base.Changelog()], pendingOf(clA): held[base.Pending()]}
 	writeJSON(t, withOffsets+"/meta.json", meta)
 	delete(meta, "handover")
 	writeJSON(t, noOffsets+"/meta.json", meta)
-	got, nFrom := restart(withOffsets, clA, base.Group+"-a", last, lines[2000:], 1000)
-	want, nWhole := restart(noOffsets, clB, base.Group+"-b", last, nil, 1000)
+	got, nFrom, e := restart(withOffsets, clA, base.Group+"-a", last, lines[2000:], 1000)
+	want, nWhole, _ := restart(noOffsets, clB, base.Group+"-b", last, nil, 1000)
+	// The declarations the second instance assessed are known by their
+	// records from the pending topic: their outcomes would still teach.
+	pending := 0
+	for _, d := range decls[1000:2000] {
+		if slices.ContainsFunc(e.OutcomeRecords(d.Importer.ID, d.ID), func(r engine.Record) bool { return r.Decl }) {
+			pending++
+		}
+	}
+	if pending != 1000 {
+		t.Errorf("%d of the 1,000 declarations assessed since the checkpoint have their records after the restart", pending)
+	}
 	t.Logf("changelog records restored: %.0f from the checkpoint's offsets, %.0f from the changelog's start", nFrom, nWhole)
 	if nFrom == 0 || nFrom >= nWhole {
 		t.Errorf("restored %.0f records from the checkpoint's offsets and %.0f from the start: want some, and fewer", nFrom, nWhole)
