@@ -160,7 +160,7 @@ func dashboardRows() []row {
 					q(rate("riskmon_state_evictions_total", ""), "entities evicted/s {{instance}}"),
 				}},
 			{Title: "State handover (changelog)", Type: "timeseries", Unit: "short", W: 8, H: 8, Min: f(0),
-				Description: "State records produced to the changelog topic per second (what a new owner of a partition restores), and records restored from it when this instance was given a partition another held (after a rebalance or a failover).",
+				Description: "State records produced to the changelog and pending topics per second (what a new owner of a partition restores), and records restored from them when this instance was given a partition (after a rebalance, a failover or a restart; a restart from a checkpoint reads only what was written after it).",
 				Targets: []target{
 					q(rate("riskmon_changelog_records_total", ""), "produced/s {{instance}}"),
 					q(`sum by (instance) (increase(riskmon_changelog_restored_records_total{`+sel+`}[$__rate_interval]))`, "restored {{instance}}"),

@@ -131,9 +131,9 @@ func NewMetrics(e *engine.Engine) *Metrics {
 		Workers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_workers",
 			Help: "Assessment workers of this instance (declarations are routed to them by importer)."}),
 		ChangelogRecords: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_changelog_records_total",
-			Help: "State records produced to the changelog topic (each importer's and declaration's state, handed over when a partition moves)."}),
+			Help: "State records produced to the changelog topic (each importer's state) and the pending topic (each declaration's, until its outcome), handed over when a partition moves."}),
 		ChangelogRestored: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_changelog_restored_records_total",
-			Help: "State records read back from the changelog topic when this instance was given a partition another instance held."}),
+			Help: "State records read back from the changelog and pending topics when this instance was given a partition (from their start, or from where its checkpoint or last restore left them)."}),
 		ChangelogRestoring: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_changelog_restoring_partitions",
 			Help: "Partitions whose state is being read back from the changelog now (their declarations wait for it)."}),
 	}
