@@ -668,6 +668,8 @@ func (st *Stream) validate(d *Decoder) {
 			if k, ok := others[p]; ok {
 				d.Problemf("stream.pending_topic", "%q is also stream.%s", p, k)
 			}
+		} else if st.PendingTopic != "none" {
+			d.Problemf("stream.pending_topic", "%q is also stream.changelog_topic (none keeps the declarations' records in the changelog)", p)
 		}
 	}
 	if st.Workers < 0 {

@@ -67,11 +67,14 @@ func (r ring) save(dir string) error { return r.SaveToFileConcurrent(dir, 2) }
 // uint32, little-endian; a value length of tombstone deletes the key), the
 // key, the value.
 type declLog struct {
-	dir    string
-	id     string   // of the directory's log, since its last fresh start
-	note   string   // what opening it did, for the log (Store.DeclNote)
-	lock   *os.File // flock'ed: one process per directory
-	shards [logShards]logShard
+	dir string
+	id  string // of the directory's log, since its last fresh start
+	// carried: the records are the checkpoint's (loadDeclLog reopened
+	// them), not started afresh.
+	carried bool
+	note    string   // what opening it did, for the log (Store.DeclNote)
+	lock    *os.File // flock'ed: one process per directory
+	shards  [logShards]logShard
 }
 
 const (
@@ -478,6 +481,7 @@ func loadDeclLog(dir, logDir string, capMB int) (*declLog, error) {
 			n += len(l.shards[i].index)
 		}
 		l.note = fmt.Sprintf("on disk in %s, %d records restored as the checkpoint left them", logDir, n)
+		l.carried = err == nil
 	}
 	if err != nil {
 		l.close()

@@ -64,6 +64,9 @@ type storeData struct {
 	decl declRecords
 	log  *declLog // decl, when the records are on disk
 	note string   // DeclNote in memory
+	// declCarried: in memory, the declaration records were loaded from a
+	// checkpoint (see DeclCarried).
+	declCarried bool
 }
 
 // NewStore returns a store whose entity records may take entityMB
@@ -354,6 +357,10 @@ func (s *Store) Stats() (entries, bytes, evicted uint64) {
 	return entries, bytes, s.ents.evicted.Load()
 }
 
+// Evicted is the number of entity records evicted to keep the store
+// within its cap since it was made (Stats' third figure).
+func (s *Store) Evicted() uint64 { return s.ents.evicted.Load() }
+
 // DeclStats reports the declaration records held (in memory, superseded
 // copies included: fastcache cannot tell them apart) and the bytes they
 // use (on disk: in the log's files).
@@ -417,7 +424,7 @@ func LoadStore(dir string, entityMB, declMB int, declDir string) (*Store, error)
 		if err != nil {
 			return nil, err
 		}
-		s.decl = ring{c}
+		s.decl, s.declCarried = ring{c}, true
 	default:
 		var l *declLog
 		if onDisk {
@@ -434,6 +441,16 @@ func LoadStore(dir string, entityMB, declMB int, declDir string) (*Store, error)
 		}
 	}
 	return s, nil
+}
+
+// DeclCarried reports whether the declaration records are a checkpoint's,
+// carried over by LoadStore (false when they started empty, and for a
+// store not loaded from a checkpoint).
+func (s *Store) DeclCarried() bool {
+	if s.log != nil {
+		return s.log.carried
+	}
+	return s.declCarried
 }
 
 // DeclErr returns the disk error that stopped a shard of the declaration

@@ -172,6 +172,13 @@ func benchTopics(st config.Stream, tag string) config.Stream {
 	st.AssessmentsTopic += sfx
 	st.DeadLetterTopic += sfx
 	st.Group += sfx
+	// Named topics of an instance's state are suffixed too (the defaults
+	// follow the group): a bench never writes into an instance's state.
+	for _, t := range []*string{&st.ChangelogTopic, &st.PendingTopic} {
+		if *t != "" && *t != "none" {
+			*t += sfx
+		}
+	}
 	st.StateDir = "" // a bench never checkpoints into an instance's directory
 	return st
 }

@@ -140,6 +140,12 @@ func NewFromState(cfg *config.Config, dir string) (e *Engine, restored bool, why
 	}
 	e.rs.Load().takeCalibration(meta.Calibration, meta.Kinds)
 	e.handover = meta.Handover
+	if !store.DeclCarried() {
+		// The declaration records started empty: the pending topic's
+		// records below the offsets are not in the state (with no pending
+		// topic of its own, they are the changelog's).
+		delete(e.handover, cfg.Stream.Pending())
+	}
 	e.rates.restore(meta.Rates)
 	modelKept, err := e.model.restore(dir, e)
 	if err != nil {

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +143,13 @@ func TestReloadKeepsState(t *testing.T) {
 
 // checkpointed builds an engine on yml, assesses importer I1's first four
 // declarations and saves a checkpoint, in dir.
+// testHandover are the changelog offsets checkpointed records (the
+// default topic names).
+var testHandover = HandoverOffsets{"riskmon-changelog": {0: 10, 1: 11}, "riskmon-pending": {0: 20, 1: 21}}
+
+// handoverTopics are the topics of an engine's checkpoint offsets, sorted.
+func handoverTopics(e *Engine) []string { return slices.Sorted(maps.Keys(e.CheckpointHandover())) }
+
 func checkpointed(t *testing.T, yml string) (e *Engine, dir string) {
 	t.Helper()
 	e, err := New(parseCfg(t, yml))
@@ -151,7 +160,7 @@ func checkpointed(t *testing.T, yml string) (e *Engine, dir string) {
 		e.Assess(phone("I1", n))
 	}
 	dir = t.TempDir() + "/ck"
-	if err := e.SaveState(dir, nil); err != nil {
+	if err := e.SaveState(dir, testHandover); err != nil {
 		t.Fatal(err)
 	}
 	return e, dir
@@ -270,7 +279,24 @@ func TestCheckpointDeclarationsOnDisk(t *testing.T) {
 	if at := outcome(r, 5); at.Known {
 		t.Error("the outcome of a declaration assessed after the checkpoint found a record")
 	}
+	// The records carried over, the changelog offsets stand for both topics.
+	if got := handoverTopics(r); !slices.Equal(got, []string{"riskmon-changelog", "riskmon-pending"}) {
+		t.Errorf("the checkpoint's offsets after a restart with its records: %v", got)
+	}
 	r.Close()
+
+	// A state.pending_dir started afresh (another directory: an ephemeral
+	// volume) holds none of the pending topic's records below its offsets:
+	// the restore must read the pending topic from its start.
+	fresh := ibCfg("ib", "importer_behaviour", 40) + "state: {pending_dir: " + t.TempDir() + "}\n"
+	f, _, _, err := NewFromState(parseCfg(t, fresh), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := handoverTopics(f); !slices.Equal(got, []string{"riskmon-changelog"}) {
+		t.Errorf("the checkpoint's offsets after a restart with state.pending_dir started afresh: %v, want the changelog's only", got)
+	}
+	f.Close()
 
 	inMemory, restored, why, err := NewFromState(parseCfg(t, ibCfg("ib", "importer_behaviour", 40)), dir)
 	if err != nil || !restored {
@@ -281,5 +307,8 @@ func TestCheckpointDeclarationsOnDisk(t *testing.T) {
 	}
 	if at := outcome(inMemory, 3); at.Known {
 		t.Error("restarted with the records in memory: found a record only the disk had")
+	}
+	if got := handoverTopics(inMemory); !slices.Equal(got, []string{"riskmon-changelog"}) {
+		t.Errorf("the checkpoint's offsets after a restart with the records in memory: %v, want the changelog's only", got)
 	}
 }

@@ -240,6 +240,12 @@ func (s *Stream) handOverOutcome(ctx context.Context, it *item) bool {
 		return false
 	}
 	part := int(binary.LittleEndian.Uint32(pb))
+	if c := s.consumer.Load(); c == nil || !c.holds(part) {
+		// Its importer's partition is another instance's now (or not yet
+		// restored): this instance's records of it are stale, and would
+		// overwrite the owner's.
+		return false
+	}
 	recs := s.Engine.OutcomeRecords(it.o.ImporterID, it.o.DeclarationID)
 	if len(recs) == 0 {
 		return false
@@ -292,6 +298,13 @@ func (c *consumer) restoreTopic(ctx context.Context, client *kafka.Client, topic
 	}
 	c.mu.Lock()
 	from, known := c.handover[topic][part]
+	evicted := s.Engine.Store().Evicted()
+	if known && topic == s.Config.Changelog() && evicted > c.heldSince[part] {
+		// Importers' records may have been evicted since: read it all.
+		s.Log.Info().Str("topic", topic).Int("partition", part).Uint64("evicted", evicted-c.heldSince[part]).
+			Msg("entity records were evicted since this instance's state held the changelog; reading it from its start")
+		known = false
+	}
 	c.mu.Unlock()
 	switch {
 	case !known:
@@ -342,10 +355,13 @@ func (c *consumer) restoreTopic(ctx context.Context, client *kafka.Client, topic
 		c.handover[topic] = map[int]int64{}
 	}
 	c.handover[topic][part] = last
+	if topic == s.Config.Changelog() {
+		c.heldSince[part] = evicted
+	}
 	c.mu.Unlock()
 	s.Metrics.ChangelogRestored.Add(float64(n))
 	s.Log.Info().Str("topic", topic).Int("partition", part).Int64("from_offset", from).Int64("to_offset", last).
-		Bool("from_checkpoint", known && from > first).Int("records", n).Dur("took_ms", time.Since(start)).
+		Bool("from_held", known && from > first).Int("records", n).Dur("took_ms", time.Since(start)).
 		Msg("state restored from the changelog")
 	return nil
 }
@@ -384,23 +400,44 @@ func (c *consumer) changelogBounds(ctx context.Context, client *kafka.Client, to
 // measureHandover is, for each changelog partition whose declarations
 // partition this instance holds with its state complete, its end offset
 // now: measured before a checkpoint's state is saved, every record below it
-// is in that state (its write preceded its produce). A partition whose
-// offset cannot be measured is left out (a restart then reads it whole).
+// is in that state (its write preceded its produce; in a generation this
+// instance is the partition's one writer). Left out: every partition when
+// the generation changes while it measures; a partition whose offset cannot
+// be measured; the changelog's of a partition that may have lost importer
+// records to eviction since its state was complete; the pending topic's
+// once declaration records were lost to a disk error. A restart reads what
+// is left out from its start.
 func (c *consumer) measureHandover(ctx context.Context) engine.HandoverOffsets {
 	topics := c.s.Config.HandoverTopics()
-	if len(topics) == 0 {
+	if len(topics) == 0 || c.gen.Load() == nil {
 		return nil
 	}
+	epoch := c.epoch.Load()
+	store := c.s.Engine.Store()
 	c.mu.Lock()
-	var reqs []kafka.OffsetRequest
+	var held []int
 	for p, complete := range c.restored {
 		if complete {
-			reqs = append(reqs, kafka.LastOffsetOf(p))
+			held = append(held, p)
 		}
 	}
+	evicted := store.Evicted()
+	keep := func(topic string, p int) bool {
+		switch {
+		case topic == c.s.Config.Pending() && store.DeclLost() > 0:
+			return false
+		case topic == c.s.Config.Changelog() && evicted > c.heldSince[p]:
+			return false
+		}
+		return true
+	}
 	c.mu.Unlock()
-	if len(reqs) == 0 {
+	if len(held) == 0 {
 		return nil
+	}
+	var reqs []kafka.OffsetRequest
+	for _, p := range held {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
 	tr := c.s.Security.transport()
 	defer tr.CloseIdleConnections()
@@ -414,16 +451,30 @@ func (c *consumer) measureHandover(ctx context.Context) engine.HandoverOffsets {
 		c.s.Log.Warn().Err(err).Strs("topics", topics).Msg("cannot measure the changelog's end offsets for the checkpoint; a restart will read the changelog from its start")
 		return nil
 	}
+	if c.epoch.Load() != epoch || c.gen.Load() == nil {
+		return nil // the generation changed: another instance may have written
+	}
 	out := engine.HandoverOffsets{}
 	for _, topic := range topics {
 		out[topic] = map[int]int64{}
 		for _, po := range resp.Topics[topic] {
-			if po.Error == nil {
+			if po.Error == nil && keep(topic, po.Partition) {
 				out[topic][po.Partition] = po.LastOffset
 			}
 		}
 	}
 	return out
+}
+
+// holds reports whether this instance holds declarations partition part
+// in the current generation with its state complete.
+func (c *consumer) holds(part int) bool {
+	if c.gen.Load() == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restored[part]
 }
 
 // handedOver records, after a checkpoint is saved, the offsets its state

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -111,4 +112,29 @@ func TestChangelogImporterWhole(t *testing.T) {
 	if v, ok := fresh.Store().Get(nil, engine.PartitionKey(nil, "I")); !ok || len(v) != 4 || v[0] != 2 {
 		t.Errorf("the importer's partition not restored: %v %v", v, ok)
 	}
+}
+
+// Which partitions a new generation restores: those the instance did not
+// hold in the previous one, and all of them after generations it missed
+// (others may have written them meanwhile); none without a changelog.
+func TestToRestore(t *testing.T) {
+	cfg := config.Default()
+	c := &consumer{s: &Stream{Config: cfg.Stream}}
+	step := func(gen int32, mine []int, want ...int) {
+		t.Helper()
+		got := slices.Sorted(maps.Keys(c.toRestore(gen, mine)))
+		if !slices.Equal(got, want) {
+			t.Errorf("generation %d holding %v: restores %v, want %v", gen, mine, got, want)
+		}
+		for _, p := range got {
+			c.restored[p] = true // restored
+		}
+	}
+	step(1, []int{0, 1}, 0, 1)
+	step(2, []int{1, 2}, 2)    // 1 was held: its state is current
+	step(3, []int{0, 1, 2}, 0) // 0 was another's in generation 2
+	step(5, []int{0, 1, 2}, 0, 1, 2)
+	c.s.Config.ChangelogTopic = "none"
+	c.restored = nil
+	step(6, []int{0, 1})
 }

@@ -60,6 +60,15 @@ type consumer struct {
 	// checkpoint the engine was restored from, moved on by each complete
 	// restore and each checkpoint).
 	handover engine.HandoverOffsets
+	// heldSince is, for each partition in handover, the store's count of
+	// evicted entity records when its changelog offset was established: an
+	// eviction since may have dropped one of its importers' records, which
+	// only a read from the changelog's start brings back.
+	heldSince map[int]uint64
+	// lastGen is the id of the last generation joined: a later one that is
+	// not the next means generations passed without this instance, in which
+	// others may have held (and written) any partition.
+	lastGen int32
 	// progress is how far each partition held is read (lag.go).
 	progress map[partition]*partProgress
 }
@@ -93,7 +102,14 @@ func newConsumer(s *Stream, brokers []string) (*consumer, error) {
 	for topic, parts := range s.Engine.CheckpointHandover() {
 		handover[topic] = maps.Clone(parts)
 	}
-	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{}), handover: handover}, nil
+	heldSince := map[int]uint64{}
+	for _, parts := range handover {
+		for p := range parts {
+			heldSince[p] = s.Engine.Store().Evicted()
+		}
+	}
+	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{}),
+		handover: handover, heldSince: heldSince}, nil
 }
 
 // copartition is the group's assignment: partition i of every topic goes
@@ -171,26 +187,17 @@ func (c *consumer) run(ctx context.Context) {
 		slices.Sort(mine)
 		c.s.Log.Info().Str("group", c.s.Config.Group).Int32("generation", gen.ID).Int("partitions", len(parts)).
 			Ints("declarations_partitions", mine).Msg("joined the consumer group")
-		// A declarations partition whose state this instance does not hold
-		// starts with its state from the changelog.
-		c.mu.Lock()
-		assigned := map[int]bool{}
-		for _, a := range gen.Assignments[c.s.Config.DeclarationsTopic] {
-			assigned[a.ID] = true
-		}
-		for p := range c.restored {
-			if !assigned[p] {
-				delete(c.restored, p) // another instance may write it now
-			}
-		}
-		if c.restored == nil {
-			c.restored = map[int]bool{}
-		}
-		c.mu.Unlock()
+		restoring := c.toRestore(gen.ID, mine)
 		for topic, as := range gen.Assignments {
 			for _, a := range as {
-				restore := topic == c.s.Config.DeclarationsTopic && c.s.Config.Changelog() != "" && !c.isRestored(a.ID)
-				gen.Start(func(gctx context.Context) { c.read(gctx, topic, a.ID, a.Offset, epoch, restore) })
+				var wait, done chan struct{}
+				switch topic {
+				case c.s.Config.DeclarationsTopic:
+					done = restoring[a.ID]
+				case c.s.Config.OutcomesTopic:
+					wait = restoring[a.ID]
+				}
+				gen.Start(func(gctx context.Context) { c.read(gctx, topic, a.ID, a.Offset, epoch, wait, done) })
 			}
 		}
 		// A function started on the generation ends it by returning, so
@@ -206,9 +213,44 @@ func (c *consumer) run(ctx context.Context) {
 	}
 }
 
-// read fetches one assigned partition from offset for the generation gctx,
-// after restoring its state from the changelog when restore is set.
-func (c *consumer) read(gctx context.Context, topic string, part int, offset int64, epoch uint64, restore bool) {
+// toRestore takes note of a new generation, genID, in which this instance
+// holds declarations partitions mine, and returns those whose state it must
+// restore from the changelog first (none without one), each with a channel
+// to close once it is restored: a partition it did not hold in the previous
+// generation, or every one when generations passed without it (others may
+// have held and written them meanwhile).
+func (c *consumer) toRestore(genID int32, mine []int) map[int]chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastGen != 0 && genID != c.lastGen+1 {
+		clear(c.restored)
+	}
+	c.lastGen = genID
+	if c.restored == nil {
+		c.restored = map[int]bool{}
+	}
+	for p := range c.restored {
+		if !slices.Contains(mine, p) {
+			delete(c.restored, p) // another instance may write it now
+		}
+	}
+	restoring := map[int]chan struct{}{}
+	if c.s.Config.Changelog() == "" {
+		return restoring
+	}
+	for _, p := range mine {
+		if _, ok := c.restored[p]; !ok {
+			restoring[p] = make(chan struct{})
+		}
+	}
+	return restoring
+}
+
+// read fetches one assigned partition from offset for the generation gctx.
+// A declarations partition with done set first restores its state from the
+// changelog, then closes done; a partition with wait set (the outcomes of
+// one being restored) waits for that first.
+func (c *consumer) read(gctx context.Context, topic string, part int, offset int64, epoch uint64, wait, done chan struct{}) {
 	// Returning ends the generation: wait for its end whatever happens here.
 	defer func() { <-gctx.Done() }()
 	ctx, cancel := context.WithCancel(gctx)
@@ -221,17 +263,27 @@ func (c *consumer) read(gctx context.Context, topic string, part int, offset int
 		}
 	}()
 	s := c.s
-	if restore {
+	if done != nil {
 		err := c.restore(ctx, part)
-		if err != nil {
-			if ctx.Err() != nil {
-				return // cut short: the next generation restores again
-			}
+		if err != nil && ctx.Err() == nil {
 			s.Log.Error().Err(err).Int("partition", part).Msg("state not restored from the changelog; reading the partition without it")
 		}
-		c.mu.Lock()
-		c.restored[part] = err == nil
-		c.mu.Unlock()
+		if ctx.Err() == nil {
+			c.mu.Lock()
+			c.restored[part] = err == nil
+			c.mu.Unlock()
+		}
+		close(done)
+		if ctx.Err() != nil {
+			return // cut short: the next generation restores again
+		}
+	}
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return
+		}
 	}
 	rc := PartitionReaderConfig(c.brokers, topic, part)
 	rc.Dialer = s.Security.dialer()
@@ -305,13 +357,6 @@ func PartitionReaderConfig(brokers []string, topic string, part int) kafka.Reade
 		MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 2 * time.Second, ReadBatchTimeout: 10 * time.Second,
 		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 	}
-}
-
-func (c *consumer) isRestored(part int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.restored[part]
-	return ok
 }
 
 // stopFetching stops the partition readers and keeps the generation.

@@ -2,19 +2,23 @@ package stream
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
 	"github.com/riskmon/riskmon/internal/testkit"
+	"github.com/riskmon/riskmon/pipeline/engine"
 )
 
 // assessed is what the test reads of an assessment message.
@@ -220,4 +224,58 @@ func TestStreamOutcomes(t *testing.T) {
 		}
 	}
 	t.Logf("random sample: %v hits of %v inspected; outcome metrics:\n%s", randomHit, randomHit+randomClean, text.String())
+}
+
+// After a failover, the outcomes of a partition are read only once its
+// state is restored: outcomes already waiting in the topic when a fresh
+// instance takes the partition find their declarations' records (restored
+// from the pending topic); none is unmatched.
+func TestOutcomesWaitForRestore(t *testing.T) {
+	brokers := embedded(t, 1)
+	decls, _ := testkit.GenDecls(t, 4000, 47)
+	h := startStream(t, brokers, nil)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+	defer w.Close()
+	write := func(topic string, msgs []kafka.Message) {
+		t.Helper()
+		for i := range msgs {
+			msgs[i].Topic = topic
+		}
+		if err := WriteMessages(w, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(h.cfg.Stream.DeclarationsTopic, keyedMessages(decls))
+	consume(t, brokers, h.cfg.Stream.AssessmentsTopic, len(decls), time.Minute)
+	h.stop()
+
+	var outs []kafka.Message
+	for _, d := range decls[:400] {
+		o := declaration.Outcome{Schema: "outcome/v1", DeclarationID: d.ID, ImporterID: d.Importer.ID, InspectedAt: d.LodgedAt.Add(time.Hour)}
+		outs = append(outs, kafka.Message{Key: []byte(d.Importer.ID), Value: o.AppendJSON(nil)})
+	}
+	write(h.cfg.Stream.OutcomesTopic, outs)
+
+	// A fresh instance (its disk gone) in the same group.
+	e, err := engine.New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Stream{Engine: e, Config: h.cfg.Stream, Metrics: NewMetrics(e), Log: zerolog.New(io.Discard)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, brokers) }()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && testutil.ToFloat64(s.Metrics.Outcomes) < float64(len(outs)) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("stream ended with %v", err)
+	}
+	read, unmatched, restored := testutil.ToFloat64(s.Metrics.Outcomes), testutil.ToFloat64(s.Metrics.OutcomesUnmatched), testutil.ToFloat64(s.Metrics.ChangelogRestored)
+	t.Logf("the new instance restored %.0f records and read %.0f outcomes, %.0f unmatched", restored, read, unmatched)
+	if read != float64(len(outs)) || unmatched != 0 || restored == 0 {
+		t.Errorf("read %.0f of %d outcomes, %.0f unmatched (want none), %.0f records restored", read, len(outs), unmatched, restored)
+	}
 }
