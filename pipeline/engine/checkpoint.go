@@ -55,8 +55,10 @@ type calibratorCounts struct {
 }
 
 // SaveState writes a checkpoint of the engine's state to dir, with the
-// changelog offsets its state holds records below (nil: none).
-func (e *Engine) SaveState(dir string, handover HandoverOffsets) error {
+// changelog offsets its state holds records below: handover (nil: none) is
+// called once the state is saved, for them (what they were measured on may
+// have changed while it was saved).
+func (e *Engine) SaveState(dir string, handover func() HandoverOffsets) error {
 	tmp := dir + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
@@ -83,7 +85,10 @@ func (e *Engine) SaveState(dir string, handover HandoverOffsets) error {
 	}
 	rs := e.rs.Load()
 	meta := checkpointMeta{Format: checkpointFormat, Ruleset: rs.cfg.Ruleset, SavedAt: time.Now().UTC(),
-		Kinds: rs.kind, Calibration: rs.calibration(), Rates: e.rates.save(), Handover: handover}
+		Kinds: rs.kind, Calibration: rs.calibration(), Rates: e.rates.save()}
+	if handover != nil {
+		meta.Handover = handover()
+	}
 	b, _ := json.MarshalIndent(meta, "", " ")
 	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), b, 0o644); err != nil {
 		return err

@@ -160,7 +160,7 @@ func checkpointed(t *testing.T, yml string) (e *Engine, dir string) {
 		e.Assess(phone("I1", n))
 	}
 	dir = t.TempDir() + "/ck"
-	if err := e.SaveState(dir, testHandover); err != nil {
+	if err := e.SaveState(dir, func() HandoverOffsets { return testHandover }); err != nil {
 		t.Fatal(err)
 	}
 	return e, dir

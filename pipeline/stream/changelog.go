@@ -397,47 +397,46 @@ func (c *consumer) changelogBounds(ctx context.Context, client *kafka.Client, to
 	}
 }
 
-// measureHandover is, for each changelog partition whose declarations
-// partition this instance holds with its state complete, its end offset
-// now: measured before a checkpoint's state is saved, every record below it
-// is in that state (its write preceded its produce; in a generation this
-// instance is the partition's one writer). Left out: every partition when
-// the generation changes while it measures; a partition whose offset cannot
-// be measured; the changelog's of a partition that may have lost importer
-// records to eviction since its state was complete; the pending topic's
-// once declaration records were lost to a disk error. A restart reads what
-// is left out from its start.
-func (c *consumer) measureHandover(ctx context.Context) engine.HandoverOffsets {
+// A handoverMeasure is a checkpoint's changelog offsets: for each
+// changelog partition whose declarations partition this instance holds with
+// its state complete, its end offset measured before the state is saved
+// (every record below it is in that state: its write preceded its produce,
+// and in a generation this instance is the partition's one writer), with
+// what must still hold once the state is saved for them to be recorded.
+type handoverMeasure struct {
+	c              *consumer
+	offsets        engine.HandoverOffsets
+	epoch          uint64
+	evicted, lost  uint64
+	changelog, pnd string
+}
+
+// measureHandover measures a checkpoint's changelog offsets. Left out: the
+// changelog's of a partition whose state was complete before an entity
+// record was evicted (the count is the whole store's: any partition's
+// importers may have lost one), the pending topic's once declaration
+// records were lost to a disk error, and a partition whose offset cannot be
+// measured. A restart reads what is left out from its start.
+func (c *consumer) measureHandover(ctx context.Context) *handoverMeasure {
 	topics := c.s.Config.HandoverTopics()
 	if len(topics) == 0 || c.gen.Load() == nil {
 		return nil
 	}
-	epoch := c.epoch.Load()
 	store := c.s.Engine.Store()
+	m := &handoverMeasure{c: c, epoch: c.epoch.Load(), evicted: store.Evicted(), lost: store.DeclLost(),
+		changelog: c.s.Config.Changelog(), pnd: c.s.Config.Pending()}
+	var reqs []kafka.OffsetRequest
+	evictedSince := map[int]bool{}
 	c.mu.Lock()
-	var held []int
 	for p, complete := range c.restored {
 		if complete {
-			held = append(held, p)
+			reqs = append(reqs, kafka.LastOffsetOf(p))
+			evictedSince[p] = m.evicted > c.heldSince[p]
 		}
-	}
-	evicted := store.Evicted()
-	keep := func(topic string, p int) bool {
-		switch {
-		case topic == c.s.Config.Pending() && store.DeclLost() > 0:
-			return false
-		case topic == c.s.Config.Changelog() && evicted > c.heldSince[p]:
-			return false
-		}
-		return true
 	}
 	c.mu.Unlock()
-	if len(held) == 0 {
+	if len(reqs) == 0 {
 		return nil
-	}
-	var reqs []kafka.OffsetRequest
-	for _, p := range held {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
 	tr := c.s.Security.transport()
 	defer tr.CloseIdleConnections()
@@ -451,30 +450,51 @@ func (c *consumer) measureHandover(ctx context.Context) engine.HandoverOffsets {
 		c.s.Log.Warn().Err(err).Strs("topics", topics).Msg("cannot measure the changelog's end offsets for the checkpoint; a restart will read the changelog from its start")
 		return nil
 	}
-	if c.epoch.Load() != epoch || c.gen.Load() == nil {
-		return nil // the generation changed: another instance may have written
-	}
-	out := engine.HandoverOffsets{}
+	m.offsets = engine.HandoverOffsets{}
 	for _, topic := range topics {
-		out[topic] = map[int]int64{}
+		m.offsets[topic] = map[int]int64{}
 		for _, po := range resp.Topics[topic] {
-			if po.Error == nil && keep(topic, po.Partition) {
-				out[topic][po.Partition] = po.LastOffset
+			switch {
+			case po.Error != nil:
+			case topic == m.pnd && m.lost > 0:
+			case topic == m.changelog && evictedSince[po.Partition]:
+			default:
+				m.offsets[topic][po.Partition] = po.LastOffset
 			}
 		}
 	}
-	return out
+	return m
+}
+
+// confirmed is called once the state is saved: the offsets, less those
+// whose conditions no longer hold (the generation changed: another
+// instance may have written; an entity record was evicted, or a declaration
+// record lost, while the state was measured and saved).
+func (m *handoverMeasure) confirmed() engine.HandoverOffsets {
+	if m == nil || m.c.epoch.Load() != m.epoch || m.c.gen.Load() == nil {
+		return nil
+	}
+	store := m.c.s.Engine.Store()
+	if store.Evicted() != m.evicted {
+		delete(m.offsets, m.changelog)
+	}
+	if store.DeclLost() != m.lost {
+		delete(m.offsets, m.pnd)
+	}
+	return m.offsets
 }
 
 // holds reports whether this instance holds declarations partition part
-// in the current generation with its state complete.
+// in the current generation (its restore done, or failed: its declarations
+// write the partition's records either way).
 func (c *consumer) holds(part int) bool {
 	if c.gen.Load() == nil {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.restored[part]
+	_, ok := c.restored[part]
+	return ok
 }
 
 // handedOver records, after a checkpoint is saved, the offsets its state

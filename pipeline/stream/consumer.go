@@ -102,10 +102,12 @@ func newConsumer(s *Stream, brokers []string) (*consumer, error) {
 	for topic, parts := range s.Engine.CheckpointHandover() {
 		handover[topic] = maps.Clone(parts)
 	}
+	// The checkpoint's state held every record below its offsets; an
+	// eviction since it was loaded (loading included) may have dropped one.
 	heldSince := map[int]uint64{}
 	for _, parts := range handover {
 		for p := range parts {
-			heldSince[p] = s.Engine.Store().Evicted()
+			heldSince[p] = 0
 		}
 	}
 	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{}),
@@ -167,6 +169,14 @@ func (c *consumer) run(ctx context.Context) {
 			c.s.updateReady()
 			continue
 		}
+		var mine []int
+		for _, a := range gen.Assignments[c.s.Config.DeclarationsTopic] {
+			mine = append(mine, a.ID)
+		}
+		slices.Sort(mine)
+		// Before the generation counts as current: a checkpoint measures
+		// the partitions restored in it.
+		restoring := c.toRestore(gen.ID, mine)
 		epoch := c.epoch.Add(1)
 		var parts []partition
 		for topic, as := range gen.Assignments {
@@ -180,14 +190,8 @@ func (c *consumer) run(ctx context.Context) {
 		c.assigned, c.lostAt, c.lastJoin, c.everJoined = len(parts), time.Time{}, nil, true
 		c.mu.Unlock()
 		c.s.updateReady()
-		var mine []int
-		for _, a := range gen.Assignments[c.s.Config.DeclarationsTopic] {
-			mine = append(mine, a.ID)
-		}
-		slices.Sort(mine)
 		c.s.Log.Info().Str("group", c.s.Config.Group).Int32("generation", gen.ID).Int("partitions", len(parts)).
 			Ints("declarations_partitions", mine).Msg("joined the consumer group")
-		restoring := c.toRestore(gen.ID, mine)
 		for topic, as := range gen.Assignments {
 			for _, a := range as {
 				var wait, done chan struct{}

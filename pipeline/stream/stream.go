@@ -462,9 +462,13 @@ func (s *Stream) commitLoop(cons *consumer, stop <-chan struct{}) {
 func (s *Stream) checkpoint(cons *consumer) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	handover := cons.measureHandover(ctx)
+	m := cons.measureHandover(ctx)
 	cancel()
-	if err := s.Engine.SaveState(s.Config.StateDir, handover); err != nil {
+	var handover engine.HandoverOffsets
+	if err := s.Engine.SaveState(s.Config.StateDir, func() engine.HandoverOffsets {
+		handover = m.confirmed()
+		return handover
+	}); err != nil {
 		s.Log.Error().Err(err).Str("dir", s.Config.StateDir).Msg("checkpoint failed")
 		return
 	}
