@@ -231,6 +231,7 @@ func TestStreamOutcomes(t *testing.T) {
 // instance takes the partition find their declarations' records (restored
 // from the pending topic); none is unmatched.
 func TestOutcomesWaitForRestore(t *testing.T) {
+	t.Parallel() // not timed: overlaps with the other waits on group joins
 	brokers := embedded(t, 1)
 	decls, _ := testkit.GenDecls(t, 4000, 47)
 	h := startStream(t, brokers, nil)

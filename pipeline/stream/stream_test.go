@@ -288,6 +288,7 @@ func testStreamAgainstReplay(t *testing.T, brokers []string) {
 }
 
 func TestStreamEmbedded(t *testing.T) {
+	t.Parallel() // not timed: overlaps with the other waits on group joins
 	testStreamAgainstReplay(t, embedded(t, 1))
 }
 
@@ -493,6 +494,7 @@ func TestBrokerRestart(t *testing.T) {
 // uninterrupted replay of all 3,000 does. Without the checkpoint, the test
 // measures how far they differ.
 func TestStreamCheckpoint(t *testing.T) {
+	t.Parallel() // not timed: overlaps with the other waits on group joins
 	brokers := embedded(t, 1)
 	_, raw := testkit.GenDecls(t, 3000, 37)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
@@ -583,6 +585,7 @@ func TestStreamCheckpoint(t *testing.T) {
 // same last 1,000: they must be identical, and the first must have read
 // fewer records.
 func TestCheckpointHandover(t *testing.T) {
+	t.Parallel() // not timed: overlaps with the other waits on group joins
 	brokers := embedded(t, 1)
 	decls, raw := testkit.GenDecls(t, 3000, 41)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
@@ -702,6 +705,7 @@ func TestCheckpointHandover(t *testing.T) {
 // the first leaves. Nothing is lost, and each importer's declarations are
 // still assessed in lodgement order.
 func TestStreamRebalance(t *testing.T) {
+	t.Parallel() // not timed: overlaps with the other waits on group joins
 	brokers := embeddedOrKafka(t, 4, true)
 	decls, _ := testkit.GenDecls(t, 4000, 41)
 	first := startStream(t, brokers, func(c *config.Config) { c.Stream.Partitions = 4 })
