@@ -102,16 +102,11 @@ func newConsumer(s *Stream, brokers []string) (*consumer, error) {
 	for topic, parts := range s.Engine.CheckpointHandover() {
 		handover[topic] = maps.Clone(parts)
 	}
-	// The checkpoint's state held every record below its offsets; an
-	// eviction since it was loaded (loading included) may have dropped one.
-	heldSince := map[int]uint64{}
-	for _, parts := range handover {
-		for p := range parts {
-			heldSince[p] = 0
-		}
-	}
+	// heldSince starts empty, so a checkpoint's partitions read 0: its state
+	// held every record below its offsets, and an eviction since it was
+	// loaded (loading included) may have dropped one.
 	return &consumer{s: s, brokers: brokers, group: cg, out: make(chan fetchedMsg, 256), stop: make(chan struct{}),
-		handover: handover, heldSince: heldSince}, nil
+		handover: handover, heldSince: map[int]uint64{}}, nil
 }
 
 // copartition is the group's assignment: partition i of every topic goes
