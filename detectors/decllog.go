@@ -27,6 +27,8 @@ import (
 // windows longer than memory can hold.
 type declRecords interface {
 	HasGet(dst, key []byte) ([]byte, bool)
+	// Has reports whether key has a record, without reading it.
+	Has(key []byte) bool
 	Set(key, value []byte)
 	Del(key []byte)
 	// counts reports the records held and the bytes they take.
@@ -216,6 +218,17 @@ func (l *declLog) close() {
 }
 
 func (l *declLog) shard(h uint64) *logShard { return &l.shards[h%logShards] }
+
+// Has looks at the index only (no read from disk): a key of the same
+// 64-bit hash would answer for it.
+func (l *declLog) Has(key []byte) bool {
+	h := xxhash.Sum64(key)
+	sh := l.shard(h)
+	sh.mu.Lock()
+	_, ok := sh.index[h]
+	sh.mu.Unlock()
+	return ok
+}
 
 func (l *declLog) HasGet(dst, key []byte) ([]byte, bool) {
 	h := xxhash.Sum64(key)

@@ -205,6 +205,16 @@ func (s *Store) GetDecl(dst, key []byte) (v []byte, ok bool) {
 	return s.decl.HasGet(dst, key)
 }
 
+// HasDecl reports whether key has a declaration record.
+func (s *Store) HasDecl(key []byte) bool {
+	if s.ov != nil {
+		if i, found := s.ov.vals[ns(true)][string(key)]; found {
+			return !s.ov.log[i].del
+		}
+	}
+	return s.decl.Has(key)
+}
+
 // SetDecl replaces the declaration record of key.
 func (s *Store) SetDecl(key, value []byte) {
 	if s.ov != nil {

@@ -28,7 +28,7 @@ type Evaluation struct {
 	Hits        int
 	Revenue     float64
 	NoTruth     int      // assessed declarations with no truth record (counted clean)
-	Repeated    int      // assessments of an id assessed again later in the evaluated part: left out
+	Repeated    int      // assessments of an id assessed earlier in the evaluated part: left out
 	Evaluated   []Scored // the evaluated assessments, each id once, ranked by score (rank)
 	BaseRate    float64
 	Rows        []EvalRow
@@ -46,22 +46,21 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 	ev := &Evaluation{From: int(math.Round(warmup * float64(len(scores))))}
 	s := append([]Scored(nil), scores[ev.From:]...)
 	// A declaration id assessed more than once (a resubmission, or a line
-	// repeated in the file) counts once, at its last assessment: the one
-	// that stands. Otherwise its hit and revenue would count twice.
-	last := make(map[uint64]int32, len(s))
-	for i := range s {
-		last[xxhash.Sum64String(s[i].ID)] = int32(i)
-	}
-	if len(last) < len(s) {
-		kept := s[:0]
-		for i, x := range s {
-			if last[xxhash.Sum64String(x.ID)] == int32(i) {
-				kept = append(kept, x)
-			}
+	// repeated in the file) counts once, at its first assessment: the one
+	// made before the engine learned from it (a repeat is assessed against
+	// state that holds the declaration itself, and is not learned again).
+	// Otherwise its hit and revenue would count twice.
+	seen := make(map[uint64]struct{}, len(s))
+	kept := s[:0]
+	for _, x := range s {
+		h := xxhash.Sum64String(x.ID)
+		if _, again := seen[h]; !again {
+			seen[h] = struct{}{}
+			kept = append(kept, x)
 		}
-		ev.Repeated = len(s) - len(kept)
-		s = kept
 	}
+	ev.Repeated = len(s) - len(kept)
+	s = kept
 	ev.N = len(s)
 	ev.Evaluated = s // ranked below, in place
 	hit := func(id string) (bool, float64) {
@@ -134,7 +133,7 @@ func repeatedNote(n int) string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(", %d repeated ids (each counted once, at its last assessment)", n)
+	return fmt.Sprintf(", %d repeated ids (each counted once, at its first assessment)", n)
 }
 
 // Table renders the evaluation for a terminal.

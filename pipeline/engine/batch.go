@@ -119,8 +119,17 @@ func (e *Engine) AssessBatch(ds []*declaration.Declaration, workers int) []*decl
 		e.batchWork = make([]work, len(ds))
 	}
 	ws := e.batchWork[:len(ds)]
+	// A repeat of an earlier declaration of the batch is marked here, in
+	// input order: the lanes do not see each other's records, and the
+	// same id may come with another importer (another lane).
+	if e.batchIDs == nil {
+		e.batchIDs = map[string]struct{}{}
+	}
+	clear(e.batchIDs)
 	for i, d := range ds {
-		ws[i].d, ws[i].a, ws[i].timed = d, nil, false
+		_, again := e.batchIDs[d.ID]
+		e.batchIDs[d.ID] = struct{}{}
+		ws[i].d, ws[i].a, ws[i].timed, ws[i].repeat = d, nil, false, again
 	}
 	workers = max(1, min(workers, len(ds)))
 	lanes := 1

@@ -49,7 +49,9 @@ type Engine struct {
 	model   *modelStage
 	rates   rateKeeper
 
-	batchWork []work // AssessBatch's, kept between batches
+	batchWork []work              // AssessBatch's, kept between batches
+	batchIDs  map[string]struct{} // AssessBatch's, kept between batches
+	repeats   atomic.Uint64       // declarations assessed again, not learned (Repeats)
 
 	handover HandoverOffsets // the restored checkpoint's (CheckpointHandover)
 }
@@ -253,6 +255,11 @@ func (rs *ruleset) takeCalibration(counts map[string]calibratorCounts, kinds map
 	}
 }
 
+// Repeats counts the declarations assessed whose id had been assessed
+// before (redelivered or resubmitted): scored again, but not learned from
+// again.
+func (e *Engine) Repeats() uint64 { return e.repeats.Load() }
+
 // Config returns the active configuration.
 func (e *Engine) Config() *config.Config { return e.rs.Load().cfg }
 
@@ -349,9 +356,14 @@ type work struct {
 	seen     seenScratch
 	ids      [16]string
 	rec      []byte // the declaration's record (declrecord.go), built here
-	stats    [16]entityStats
-	timed    bool
-	spent    [16]time.Duration
+	// repeat: the declaration's id was assessed before (a redelivery, a
+	// resubmission): it is scored, but nothing learns from it again.
+	// AssessBatch sets it for a repeat of an earlier declaration of the
+	// batch; assess for one the store holds a record of.
+	repeat bool
+	stats  [16]entityStats
+	timed  bool
+	spent  [16]time.Duration
 }
 
 // detSet is a ruleset's detectors, their measurements (nil where a
@@ -424,6 +436,19 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 		}
 	}
 	w.stratum = rs.channel(d, a, w.forced, w.hasForce, c)
+	var kb [96]byte
+	key := declKey(kb[:0], d.ID)
+	// Learned once: a declaration whose id has a record (assessed here
+	// before, or handed over) taught the detectors, the model's window and
+	// outcome monitoring already. Its first record stays, with the
+	// features its outcome will be learned with and any mark that its
+	// outcome was. (The detectors forget what Score read at their next
+	// Score.)
+	if w.repeat = w.repeat || ds.store.HasDecl(key); w.repeat {
+		e.repeats.Add(1)
+		a.AssessedAt = e.Now()
+		return
+	}
 	rec, at := openSection(w.rec[:0])
 	rec = closeSection(rs.appendSelection(rec, a), at, tagSelection)
 	if w.x != nil {
@@ -448,8 +473,7 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 			w.spent[i] += time.Since(t0)
 		}
 	}
-	var kb [96]byte
-	ds.store.SetDecl(declKey(kb[:0], d.ID), rec)
+	ds.store.SetDecl(key, rec)
 	w.rec = rec[:0] // grown, kept for the next
 	a.AssessedAt = e.Now()
 }
@@ -457,6 +481,10 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 // settle counts an assessed declaration in the counts shared by all
 // importers: the calibrators, the rate keeper and the model's party counts.
 func (e *Engine) settle(rs *ruleset, model *Trained, w *work) {
+	if w.repeat {
+		w.repeat = false // w is reused
+		return
+	}
 	for i, r := range w.raw {
 		rs.cals[i].observe(r)
 	}

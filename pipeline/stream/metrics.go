@@ -48,6 +48,7 @@ type Metrics struct {
 	DetectorInspections *prometheus.CounterVec // detector, result
 	OutcomesUnmatched   prometheus.Counter
 	OutcomesRepeated    prometheus.Counter
+	DeclsRepeated       prometheus.CounterFunc
 	Workers             prometheus.Gauge
 
 	// State handover (see changelog.go).
@@ -128,6 +129,8 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "Valid outcomes of declarations not assessed here or no longer remembered (evicted from the state store): learned from, not attributed."}),
 		OutcomesRepeated: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_outcomes_repeated_total",
 			Help: "Outcomes of declarations whose outcome was already counted (redeliveries): counted once."}),
+		DeclsRepeated: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "riskmon_declarations_repeated_total",
+			Help: "Declarations that came again under an id assessed before (redeliveries after a crash or a rebalance, resubmissions): assessed again, not learned from again."}, func() float64 { return float64(e.Repeats()) }),
 		Workers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "riskmon_workers",
 			Help: "Assessment workers of this instance (declarations are routed to them by importer)."}),
 		ChangelogRecords: prometheus.NewCounter(prometheus.CounterOpts{Name: "riskmon_changelog_records_total",
@@ -138,7 +141,7 @@ func NewMetrics(e *engine.Engine) *Metrics {
 			Help: "Partitions whose state is being read back from the changelog now (their declarations wait for it)."}),
 	}
 	for _, c := range []prometheus.Collector{m.Inspections, m.InspectionRevenue, m.ProfileInspections, m.DetectorInspections,
-		m.OutcomesUnmatched, m.OutcomesRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, m.ChangelogRestoring, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
+		m.OutcomesUnmatched, m.OutcomesRepeated, m.DeclsRepeated, m.Workers, m.ChangelogRecords, m.ChangelogRestored, m.ChangelogRestoring, rateCollector{e}, m.Declarations, m.Outcomes, m.Assessments, m.Findings, m.DeadLetters,
 		m.LodgedToAssess, m.InProcess, m.DetectorSeconds, m.Lag, m.GroupLag, m.GroupCommitted, m.CommitErrors, m.ProduceErrors, m.StateEntries,
 		m.StateBytes, m.StateEvicted, m.PendingEntries, m.PendingBytes, m.PendingLost, m.SharedEntries, m.SharedDropped, rulesetCollector{e}, m.Ready, m.Reloads, m.ReloadOK, m.ModelTrainings, modelCollector{e},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
