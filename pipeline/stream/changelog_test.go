@@ -1,15 +1,20 @@
 package stream
 
 import (
+	"context"
+	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/riskmon/riskmon/declaration"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/detectors"
 	"github.com/riskmon/riskmon/pipeline/engine"
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -137,4 +142,110 @@ func TestToRestore(t *testing.T) {
 	c.s.Config.ChangelogTopic = "none"
 	c.restored = nil
 	step(6, []int{0, 1})
+}
+
+// A checkpoint's measured offsets are recorded only while what they
+// assumed still holds once the state is saved: the same generation (no
+// other instance wrote meanwhile), no entity record evicted (for the
+// changelog), no declaration record lost (for the pending topic). And only
+// the holder of a partition in the current generation hands its records
+// over.
+func TestHandoverConfirmed(t *testing.T) {
+	cfg := config.Default()
+	e, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &consumer{s: &Stream{Config: cfg.Stream, Engine: e}, restored: map[int]bool{1: true, 2: false}}
+	c.epoch.Store(3)
+	c.gen.Store(&kafka.Generation{ID: 7})
+	store := e.Store()
+	measure := func() *handoverMeasure {
+		return &handoverMeasure{c: c, epoch: 3, evicted: store.Evicted(), lost: store.DeclLost(),
+			changelog: cfg.Stream.Changelog(), pnd: cfg.Stream.Pending(),
+			offsets: engine.HandoverOffsets{cfg.Stream.Changelog(): {1: 40}, cfg.Stream.Pending(): {1: 90}}}
+	}
+	topics := func(h engine.HandoverOffsets) []string { return slices.Sorted(maps.Keys(h)) }
+	if got := topics(measure().confirmed()); !slices.Equal(got, []string{cfg.Stream.Changelog(), cfg.Stream.Pending()}) {
+		t.Errorf("nothing changed: %v confirmed, want both topics", got)
+	}
+	m := measure()
+	m.evicted++ // an entity record evicted between the measure and the save
+	if got := topics(m.confirmed()); !slices.Equal(got, []string{cfg.Stream.Pending()}) {
+		t.Errorf("an eviction meanwhile: %v confirmed, want the pending topic only", got)
+	}
+	m = measure()
+	m.lost++ // a declaration record lost meanwhile
+	if got := topics(m.confirmed()); !slices.Equal(got, []string{cfg.Stream.Changelog()}) {
+		t.Errorf("a declaration record lost meanwhile: %v confirmed, want the changelog only", got)
+	}
+	m = measure()
+	c.epoch.Store(4) // a rebalance meanwhile
+	if got := m.confirmed(); got != nil {
+		t.Errorf("a new generation meanwhile: %v confirmed, want none", got)
+	}
+	c.epoch.Store(3)
+	for part, want := range map[int]bool{1: true, 2: true, 3: false} {
+		if c.holds(part) != want {
+			t.Errorf("holds(%d) = %v in the generation, want %v", part, !want, want)
+		}
+	}
+	c.gen.Store(nil) // between generations
+	if m := measure(); m.confirmed() != nil || c.holds(1) {
+		t.Errorf("between generations: %v confirmed, holds(1) %v; want none, false", m.confirmed(), c.holds(1))
+	}
+}
+
+// A checkpoint measures the end offsets of the changelog and pending
+// partitions of the declarations partitions it holds complete, leaving out
+// the changelog's of a partition held since before an entity record was
+// evicted (its importers may have lost one).
+func TestMeasureHandover(t *testing.T) {
+	brokers := embedded(t, 2)
+	cfg := config.Default()
+	cfg.Stream.Partitions = 2
+	cfg.State.CapacityMB = 1
+	ctx := context.Background()
+	if err := EnsureTopics(ctx, brokers, cfg.Stream, nil); err != nil {
+		t.Fatal(err)
+	}
+	// 3 and 5 records in the changelog's partitions, 2 and 4 in the
+	// pending topic's.
+	byKey := kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return int(m.Key[0] - '0') })
+	for topic, counts := range map[string][2]int{cfg.Stream.Changelog(): {3, 5}, cfg.Stream.Pending(): {2, 4}} {
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: byKey, BatchTimeout: time.Millisecond,
+			RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+		var msgs []kafka.Message
+		for p, n := range counts {
+			for range n {
+				msgs = append(msgs, kafka.Message{Key: []byte{byte('0' + p)}, Value: []byte("x")})
+			}
+		}
+		if err := WriteMessages(w, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	e, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := e.Store()
+	for i := 0; store.Evicted() == 0; i++ { // a store at its cap evicts
+		store.Set([]byte(fmt.Sprintf("entity-%d", i)), make([]byte, 64))
+	}
+	// Partition 0 held since before the evictions, 1 since after them, 2
+	// held but not restored.
+	c := &consumer{s: &Stream{Config: cfg.Stream, Engine: e, Log: zerolog.Nop()}, brokers: brokers,
+		restored: map[int]bool{0: true, 1: true, 2: false}, heldSince: map[int]uint64{1: store.Evicted()}}
+	c.epoch.Store(1)
+	c.gen.Store(&kafka.Generation{ID: 1})
+	m := c.measureHandover(ctx)
+	want := engine.HandoverOffsets{cfg.Stream.Changelog(): {1: 5}, cfg.Stream.Pending(): {0: 2, 1: 4}}
+	if m == nil || !reflect.DeepEqual(m.offsets, want) {
+		t.Fatalf("measured %v, want %v", m, want)
+	}
+	if got := m.confirmed(); !reflect.DeepEqual(got, want) {
+		t.Errorf("confirmed %v, want %v", got, want)
+	}
 }
