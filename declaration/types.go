@@ -132,6 +132,10 @@ type Assessment struct {
 	// stands alone); Probability is that model's P(hit).
 	Model       string
 	Probability float64
+	// Repeat (not on the wire): the declaration's id had been assessed
+	// before (a redelivery, a resubmission); the engine did not learn from
+	// it again, and the first assessment's decision stands for its outcome.
+	Repeat bool
 }
 
 // Finding is one detector result that contributed to an assessment.

@@ -50,7 +50,12 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 	// made before the engine learned from it (a repeat is assessed against
 	// state that holds the declaration itself, and is not learned again).
 	// Otherwise its hit and revenue would count twice.
-	seen := make(map[uint64]struct{}, len(s))
+	// An id first assessed in the warm-up is left out too: its repeat was
+	// scored against state that may hold its own outcome.
+	seen := make(map[uint64]struct{}, len(scores))
+	for _, x := range scores[:ev.From] {
+		seen[xxhash.Sum64String(x.ID)] = struct{}{}
+	}
 	kept := s[:0]
 	for _, x := range s {
 		h := xxhash.Sum64String(x.ID)

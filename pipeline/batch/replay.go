@@ -188,7 +188,9 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 				if d.LodgedAt.After(eventTime) {
 					eventTime = d.LodgedAt
 				}
-				if t := o.ClosedLoop[a.DeclarationID]; t != nil && a.Channel != declaration.Green {
+				// A repeat is not inspected again: its first assessment's
+				// channel decided (and its outcome is attributed to it).
+				if t := o.ClosedLoop[a.DeclarationID]; t != nil && a.Channel != declaration.Green && !a.Repeat {
 					oc := *t
 					oc.InspectedAt = d.LodgedAt.Add(o.InspectDelay)
 					due.push(&oc)

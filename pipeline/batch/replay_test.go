@@ -224,27 +224,28 @@ func TestEvaluate(t *testing.T) {
 		t.Error("table lacks the 5% row")
 	}
 	// The ten high-scored declarations again at the end (resubmitted),
-	// scored 1: each id counts once, at its first assessment in the
-	// evaluated part (D205-D209 at 90; D200-D204, whose first was in the
-	// warm-up, at 1).
+	// scored 1: each id counts once, at its first assessment, and not at
+	// all when that was in the warm-up (its repeat was scored against state
+	// that may hold its outcome). 410 assessments, a warm-up of 205:
+	// D205-D209 count at 90, D200-D204 not at all.
 	again := append([]Scored(nil), scores...)
 	for i := 200; i < 210; i++ {
 		again = append(again, Scored{ID: fmt.Sprintf("D%03d", i), Score: 1})
 	}
 	ev = Evaluate(again, truth, 0.5)
-	if ev.N != 200 || ev.Repeated != 5 || ev.Hits != 7 || ev.Revenue != 700 {
-		t.Errorf("with 10 repeated ids (5 in the evaluated part twice): evaluated %d, repeated %d, hits %d, revenue %g; want 200, 5, 7, 700", ev.N, ev.Repeated, ev.Hits, ev.Revenue)
+	if ev.N != 195 || ev.Repeated != 10 || ev.Hits != 2 || ev.Revenue != 200 {
+		t.Errorf("with 10 repeated ids (5 first assessed in the warm-up): evaluated %d, repeated %d, hits %d, revenue %g; want 195, 10, 2, 200", ev.N, ev.Repeated, ev.Hits, ev.Revenue)
 	}
 	for _, x := range ev.Evaluated {
-		if n, _ := strconv.Atoi(x.ID[1:]); n >= 200 && n < 210 && x.Score != map[bool]float64{true: 90, false: 1}[n >= 205] {
+		if n, _ := strconv.Atoi(x.ID[1:]); n >= 200 && n < 210 && (n < 205 || x.Score != 90) {
 			t.Errorf("%s counted at score %g", x.ID, x.Score)
 		}
 	}
-	if !strings.Contains(ev.Table(), "5 repeated ids (each counted once, at its first assessment)") {
+	if !strings.Contains(ev.Table(), "10 repeated ids (each counted once, at its first assessment)") {
 		t.Errorf("table: %s", ev.Table())
 	}
 	// The report's chart and histograms use the same assessments.
-	if len(ev.Evaluated) != 200 {
-		t.Errorf("%d assessments kept for the report's charts, want 200", len(ev.Evaluated))
+	if len(ev.Evaluated) != 195 {
+		t.Errorf("%d assessments kept for the report's charts, want 195", len(ev.Evaluated))
 	}
 }

@@ -441,12 +441,13 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 	// Learned once: a declaration whose id has a record (assessed here
 	// before, or handed over) taught the detectors, the model's window and
 	// outcome monitoring already. Its first record stays, with the
-	// features its outcome will be learned with and any mark that its
-	// outcome was. (The detectors forget what Score read at their next
-	// Score.)
+	// features its outcome will be learned with, the channel its outcome
+	// is attributed to and any mark that its outcome was. (What the
+	// detectors' Score kept for Learn stays until it is replaced: it is
+	// taken only for the same declaration.)
 	if w.repeat = w.repeat || ds.store.HasDecl(key); w.repeat {
 		e.repeats.Add(1)
-		a.AssessedAt = e.Now()
+		a.Repeat, a.AssessedAt = true, e.Now()
 		return
 	}
 	rec, at := openSection(w.rec[:0])
