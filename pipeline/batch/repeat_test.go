@@ -6,8 +6,8 @@ import (
 	"io"
 	"math"
 	"slices"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/riskmon/riskmon/pipeline/engine"
 )
