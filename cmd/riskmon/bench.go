@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +39,9 @@ func cmdBench(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if os.Getenv(benchBrokerEnv) == "1" {
+		return serveBenchBroker()
+	}
 	stop, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
@@ -46,16 +53,25 @@ func cmdBench(args []string) error {
 	}
 	brokers := splitList(*brokersFlag)
 	label := "Apache Kafka at " + *brokersFlag
+	brokerCPU := func() time.Duration { return 0 }
 	if len(brokers) == 0 {
-		emb, err := stream.StartEmbedded("127.0.0.1:0", 1)
+		b, err := startBenchBroker()
 		if err != nil {
 			return err
 		}
-		defer emb.Close()
-		brokers = []string{emb.Addr}
-		label = "embedded broker (kfake)"
+		defer b.stop()
+		brokers, brokerCPU = []string{b.addr}, b.cpu
+		label = "embedded broker (kfake, in a process of its own)"
 	}
 	fmt.Printf("riskmon bench on %s, ruleset %s\n", label, cfg.Ruleset)
+	// CPU per declaration: riskmon's process, and the embedded broker's.
+	cpuNote := func(riskmon, broker time.Duration, n int) string {
+		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+		if *brokersFlag != "" {
+			return fmt.Sprintf("%.1f µs process CPU", per(riskmon))
+		}
+		return fmt.Sprintf("%.1f µs process CPU (and %.1f µs in the broker's process)", per(riskmon), per(broker))
+	}
 
 	// Throughput: the same declarations, read bare and through the stream.
 	var buf []byte
@@ -75,25 +91,21 @@ func cmdBench(args []string) error {
 	if err := benchProduce(brokers, st.DeclarationsTopic, values); err != nil {
 		return err
 	}
+	b0 := brokerCPU()
 	bare, bareCPU, err := bareConsume(brokers, st.DeclarationsTopic, len(values))
 	if err != nil {
 		return err
 	}
-	perDecl := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(values)) }
-	cpuNote := "process CPU"
-	if *brokersFlag == "" {
-		cpuNote = "process CPU, the embedded broker's included"
-	}
-	fmt.Printf("bare kafka-go consume (partition reader, riskmon's reader settings): %d messages in %.2fs = %.0f/s, %.1f µs %s per message\n",
-		len(values), bare.Seconds(), float64(len(values))/bare.Seconds(), perDecl(bareCPU), cpuNote)
-	cpu0 := cpuTime()
+	fmt.Printf("bare kafka-go consume (partition reader, riskmon's reader settings): %d messages in %.2fs = %.0f/s, %s per message\n",
+		len(values), bare.Seconds(), float64(len(values))/bare.Seconds(), cpuNote(bareCPU, brokerCPU()-b0, len(values)))
+	cpu0, b0 := cpuTime(), brokerCPU()
 	e2e, _, err := benchPipeline(cfg, st, brokers, len(values), nil)
 	if err != nil {
 		return err
 	}
 	pipeCPU := cpuTime() - cpu0
-	fmt.Printf("pipeline end to end (consume, decode, assess, produce, acknowledge): %d declarations in %.2fs = %.0f/s, %.1f µs %s per declaration (group join included)\n",
-		len(values), e2e.Seconds(), float64(len(values))/e2e.Seconds(), perDecl(pipeCPU), cpuNote)
+	fmt.Printf("pipeline end to end (consume, decode, assess, produce, acknowledge): %d declarations in %.2fs = %.0f/s, %s per declaration (group join included)\n",
+		len(values), e2e.Seconds(), float64(len(values))/e2e.Seconds(), cpuNote(pipeCPU, brokerCPU()-b0, len(values)))
 	fmt.Printf("ratio pipeline / bare consume: %.2f\n", bare.Seconds()/e2e.Seconds())
 
 	// Latency at a fixed rate: lodged_at is set when the declaration is
@@ -104,12 +116,20 @@ func cmdBench(args []string) error {
 	if err := stream.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
 		return err
 	}
-	var lats []time.Duration
+	// The trip in three parts: through the broker to riskmon's fetch loop
+	// (produce, fetch), in riskmon until assessed (decode, queue, assess),
+	// and the outputs' produce until acknowledged.
+	var lats, toFetch, toAssess, toAck []time.Duration
 	var mu sync.Mutex
 	produced := make(chan struct{})
-	_, _, err = benchPipeline(cfg, st, brokers, n, func(a *declaration.Assessment, d *declaration.Declaration, _ time.Duration) {
+	_, _, err = benchPipeline(cfg, st, brokers, n, func(a *declaration.Assessment, d *declaration.Declaration, inProcess time.Duration) {
+		total := time.Since(d.LodgedAt)
+		assessed := a.AssessedAt.Sub(d.LodgedAt)
 		mu.Lock()
-		lats = append(lats, time.Since(d.LodgedAt))
+		lats = append(lats, total)
+		toFetch = append(toFetch, total-inProcess)
+		toAssess = append(toAssess, assessed-(total-inProcess))
+		toAck = append(toAck, total-assessed)
 		mu.Unlock()
 	}, func() {
 		defer close(produced)
@@ -147,10 +167,15 @@ func cmdBench(args []string) error {
 	if err != nil {
 		return err
 	}
-	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	if len(lats) > 0 {
-		fmt.Printf("latency at %d declarations/s for %ds (lodged_at at produce time to assessment acknowledged): p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d declarations)\n",
-			*rate, *seconds, ms(lats[len(lats)/2]), ms(lats[len(lats)*99/100]), ms(lats[len(lats)-1]), len(lats))
+		q := func(l []time.Duration) string {
+			slices.Sort(l)
+			return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms", ms(l[len(l)/2]), ms(l[len(l)*99/100]), ms(l[len(l)-1]))
+		}
+		fmt.Printf("latency at %d declarations/s for %ds (lodged_at at produce time to assessment acknowledged): %s (%d declarations)\n",
+			*rate, *seconds, q(lats), len(lats))
+		fmt.Printf("  of which: broker to riskmon's fetch %s; in riskmon to assessed %s; outputs produced to acknowledged %s\n",
+			q(toFetch), q(toAssess), q(toAck))
 	}
 	return nil
 }
@@ -219,6 +244,82 @@ func bareConsume(brokers []string, topic string, n int) (time.Duration, time.Dur
 		}
 	}
 	return time.Since(start), cpuTime() - cpu0, nil
+}
+
+// benchBroker is the embedded broker in a child process (this binary again,
+// with benchBrokerEnv set): the bench's own process then holds riskmon
+// alone, as against a broker of its own in production, and does not
+// collect the broker's in-memory log with its garbage.
+type benchBroker struct {
+	addr string
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+}
+
+const benchBrokerEnv = "RISKMON_BENCH_BROKER"
+
+// serveBenchBroker runs the child's side: the broker on a free loopback
+// port, its address on stdout, until stdin closes (the parent is gone).
+func serveBenchBroker() error {
+	emb, err := stream.StartEmbedded("127.0.0.1:0", 1)
+	if err != nil {
+		return err
+	}
+	defer emb.Close()
+	fmt.Println(emb.Addr)
+	_, err = io.Copy(io.Discard, os.Stdin)
+	return err
+}
+
+func startBenchBroker() (*benchBroker, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("starting the embedded broker's process: %w", err)
+	}
+	cmd := exec.Command(exe, "bench")
+	cmd.Env = append(os.Environ(), benchBrokerEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the embedded broker's process: %w", err)
+	}
+	b := &benchBroker{cmd: cmd, in: in}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if b.addr = strings.TrimSpace(line); err != nil || b.addr == "" {
+		b.stop()
+		return nil, fmt.Errorf("the embedded broker's process did not start: %v", err)
+	}
+	return b, nil
+}
+
+func (b *benchBroker) stop() {
+	b.in.Close()
+	b.cmd.Wait()
+}
+
+// cpu is the broker process's user and system CPU time so far (from
+// /proc; 0 where there is none).
+func (b *benchBroker) cpu() time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// After the command name in parentheses: state is field 3, utime and
+	// stime fields 14 and 15, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // cpuTime is the process's user and system CPU time so far.

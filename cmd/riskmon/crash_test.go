@@ -58,10 +58,15 @@ func TestCrashSafety(t *testing.T) {
 	if os.Getenv("RISKMON_CRASH") == "" {
 		t.Skip("set RISKMON_CRASH=1 to run (.ci/run does)")
 	}
+	// The two brokers' runs are independent (their own brokers, topics
+	// and processes) and mostly wait on kills and group joins: they run
+	// side by side.
 	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
 		testCrashSafety(t, testkit.KfakeBehindProxy(t, 2))
 	})
 	t.Run("kafka", func(t *testing.T) {
+		t.Parallel()
 		if os.Getenv("RISKMON_KAFKA") == "" {
 			t.Skip("set RISKMON_KAFKA to run on Apache Kafka (a dedicated broker is started on port 19292)")
 		}
