@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,7 +152,22 @@ type Comparison struct {
 	// Changed holds the declarations whose channel differs, the largest
 	// score change first.
 	Changed []Change
-	Elapsed time.Duration
+	// Known says what is known of the changed declarations' results:
+	// from the truth when given, else from the outcomes given (only the
+	// inspected ones); Lighter and Stricter count, among the declarations
+	// moved to a lighter and to a stricter channel, the known hits (and
+	// their revenue) and the known clean ones. KnownFrom is "truth",
+	// "outcomes" or "" (nothing known).
+	KnownFrom         string
+	Lighter, Stricter KnownMoves
+	Elapsed           time.Duration
+}
+
+// KnownMoves are the known results among declarations that changed
+// channel one way.
+type KnownMoves struct {
+	Hits, Clean int
+	Revenue     float64
 }
 
 // Change is a declaration that changes channel, with the findings that made
@@ -252,8 +268,58 @@ func Compare(base, cand *engine.Engine, o CompareOptions) (*Comparison, error) {
 	sort.SliceStable(c.Changed, func(i, j int) bool {
 		return math.Abs(c.Changed[i].ScoreChange()) > math.Abs(c.Changed[j].ScoreChange())
 	})
+	known, from, err := knownResults(o)
+	if err != nil {
+		return nil, err
+	}
+	c.KnownFrom = from
+	for _, x := range c.Changed {
+		k := known[x.Base.ID]
+		if k == nil {
+			continue
+		}
+		m := &c.Stricter
+		if x.Candidate.Channel < x.Base.Channel {
+			m = &c.Lighter
+		}
+		if k.Hit {
+			m.Hits++
+			m.Revenue += k.Revenue
+		} else {
+			m.Clean++
+		}
+	}
 	c.Elapsed = time.Since(start)
 	return c, nil
+}
+
+// knownResults is what is known of the declarations' results: the truth
+// when given, else the outcomes given (the last one of each declaration;
+// invalid lines were reported by the replays and are skipped here).
+func knownResults(o CompareOptions) (map[string]*declaration.Outcome, string, error) {
+	if o.Truth != nil {
+		return o.Truth, "truth", nil
+	}
+	if o.OpenOutcomes == nil {
+		return nil, "", nil
+	}
+	in, err := o.OpenOutcomes()
+	if err != nil {
+		return nil, "", err
+	}
+	defer in.Close()
+	m := map[string]*declaration.Outcome{}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if oc, err := declaration.DecodeOutcome(sc.Bytes()); err == nil {
+			m[oc.DeclarationID] = oc
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", o.OutcomesName, err)
+	}
+	return m, "outcomes", nil
 }
 
 // diff finds the findings that differ between two assessments of one
@@ -320,6 +386,14 @@ func (c *Comparison) Summary(top int) string {
 	}
 	fmt.Fprintf(&b, "changed channel: %d declarations (%.2f%%): %d to a stricter channel, %d to a lighter one\n",
 		len(c.Changed), pct(len(c.Changed), n), up, down)
+	if c.KnownFrom != "" {
+		of := "the truth"
+		if c.KnownFrom == "outcomes" {
+			of = "the outcomes given (inspected declarations only)"
+		}
+		fmt.Fprintf(&b, "  known from %s: to a lighter channel %d hits (revenue %s) and %d clean; to a stricter one %d hits (revenue %s) and %d clean\n",
+			of, c.Lighter.Hits, fmtInt(c.Lighter.Revenue), c.Lighter.Clean, c.Stricter.Hits, fmtInt(c.Stricter.Revenue), c.Stricter.Clean)
+	}
 
 	if c.Base.Eval != nil {
 		b.WriteString("\n")

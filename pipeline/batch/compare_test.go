@@ -184,6 +184,24 @@ func TestCompareDisabledDetector(t *testing.T) {
 			}
 		}
 	}
+	// What the truth says of the declarations that moved, each way.
+	var lighter, stricter KnownMoves
+	for _, x := range c.Changed {
+		m := &stricter
+		if x.Candidate.Channel < x.Base.Channel {
+			m = &lighter
+		}
+		if o := streamTruth()[x.Base.ID]; o.Hit {
+			m.Hits++
+			m.Revenue += o.Revenue
+		} else {
+			m.Clean++
+		}
+	}
+	if c.KnownFrom != "truth" || c.Lighter != lighter || c.Stricter != stricter || lighter.Hits == 0 {
+		t.Errorf("known from %q: lighter %+v, stricter %+v; the truth says %+v, %+v (and some hits moved lighter without unit_value)",
+			c.KnownFrom, c.Lighter, c.Stricter, lighter, stricter)
+	}
 	if uvRemoved < len(c.Changed)/2 {
 		t.Errorf("unit_value removed in only %d of %d changes", uvRemoved, len(c.Changed))
 	}
@@ -211,7 +229,7 @@ func TestCompareDisabledDetector(t *testing.T) {
 	}
 	s := c.Summary(3)
 	for _, want := range []string{"compare: 6000 declarations read, 6000 assessed", "channel transitions", "base \\ candidate",
-		"changed channel: ", "evaluation on declarations 3001-6000", "firing over all declarations", "unit_value", "-unit_value ", "(3 of "} {
+		"changed channel: ", "known from the truth: to a lighter channel ", "evaluation on declarations 3001-6000", "firing over all declarations", "unit_value", "-unit_value ", "(3 of "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
@@ -247,8 +265,35 @@ func TestCompareOutcomesOnly(t *testing.T) {
 	if c.Base.Eval != nil {
 		t.Fatal("an evaluation without truth")
 	}
+	// What the outcomes say of the declarations that moved: only the
+	// inspected are known.
+	_, outc := stream()
+	known := map[string]*declaration.Outcome{}
+	for _, l := range bytes.Split(bytes.TrimSpace(outc), []byte("\n")) {
+		o, err := declaration.DecodeOutcome(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		known[o.DeclarationID] = o
+	}
+	var lighter, stricter KnownMoves
+	for _, x := range c.Changed {
+		m := &stricter
+		if x.Candidate.Channel < x.Base.Channel {
+			m = &lighter
+		}
+		if o := known[x.Base.ID]; o != nil && o.Hit {
+			m.Hits++
+			m.Revenue += o.Revenue
+		} else if o != nil {
+			m.Clean++
+		}
+	}
+	if c.KnownFrom != "outcomes" || c.Lighter != lighter || c.Stricter != stricter || lighter.Hits+lighter.Clean+stricter.Hits+stricter.Clean == 0 {
+		t.Errorf("known from %q: lighter %+v, stricter %+v; the outcomes say %+v, %+v", c.KnownFrom, c.Lighter, c.Stricter, lighter, stricter)
+	}
 	s := c.Summary(0)
-	for _, want := range []string{"outcome monitoring", "random", "hits among the inspected", "inspected"} {
+	for _, want := range []string{"outcome monitoring", "random", "hits among the inspected", "inspected", "known from the outcomes given (inspected declarations only): to a lighter channel "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
