@@ -268,14 +268,7 @@ func TestCompareOutcomesOnly(t *testing.T) {
 	// What the outcomes say of the declarations that moved: only the
 	// inspected are known.
 	_, outc := stream()
-	known := map[string]*declaration.Outcome{}
-	for _, l := range bytes.Split(bytes.TrimSpace(outc), []byte("\n")) {
-		o, err := declaration.DecodeOutcome(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		known[o.DeclarationID] = o
-	}
+	known := readTruthLines(t, outc) // outcome lines, as truth's
 	var lighter, stricter KnownMoves
 	for _, x := range c.Changed {
 		m := &stricter

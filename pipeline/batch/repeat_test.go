@@ -30,9 +30,6 @@ func TestRepeatLearnedOnce(t *testing.T) {
 	decls, outcomes, truthLines := modelStream(t, 6000)
 	truth := readTruthLines(t, truthLines)
 	lines := bytes.SplitAfter(bytes.TrimSuffix(decls, []byte("\n")), []byte("\n"))
-	resubmit := func(l []byte) []byte {
-		return bytes.Replace(l, []byte(`"importer":{"id":"`), []byte(`"importer":{"id":"RESUBMIT-`), 1)
-	}
 	for _, c := range []struct {
 		name           string
 		n              int // declarations of the stream
@@ -145,4 +142,9 @@ func TestRepeatLearnedOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resubmit is a declaration line again under another importer.
+func resubmit(line []byte) []byte {
+	return bytes.Replace(line, []byte(`"importer":{"id":"`), []byte(`"importer":{"id":"RESUBMIT-`), 1)
 }

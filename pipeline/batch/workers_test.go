@@ -24,7 +24,7 @@ func TestReplayWorkersIdentical(t *testing.T) {
 	for i, line := range bytes.SplitAfter(decls, []byte("\n")) {
 		withDups = append(withDups, line...)
 		if i%40 == 0 && len(line) > 1 {
-			withDups = append(withDups, bytes.Replace(line, []byte(`"importer":{"id":"`), []byte(`"importer":{"id":"RESUBMIT-`), 1)...)
+			withDups = append(withDups, resubmit(line)...)
 		}
 	}
 	decls = withDups
