@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -308,16 +307,13 @@ func knownResults(o CompareOptions) (map[string]*declaration.Outcome, string, er
 		return nil, "", err
 	}
 	defer in.Close()
-	m := map[string]*declaration.Outcome{}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if oc, err := declaration.DecodeOutcome(sc.Bytes()); err == nil {
-			m[oc.DeclarationID] = oc
-		}
+	list, err := readOutcomes(ReplayOptions{Outcomes: in, OutcomesName: o.OutcomesName, Errors: io.Discard}, &ReplayStats{})
+	if err != nil {
+		return nil, "", err
 	}
-	if err := sc.Err(); err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", o.OutcomesName, err)
+	m := make(map[string]*declaration.Outcome, len(list))
+	for _, oc := range list {
+		m[oc.DeclarationID] = oc
 	}
 	return m, "outcomes", nil
 }
