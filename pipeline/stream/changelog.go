@@ -276,9 +276,8 @@ func (c *consumer) restore(ctx context.Context, part int) error {
 	s := c.s
 	s.Metrics.ChangelogRestoring.Inc()
 	defer s.Metrics.ChangelogRestoring.Dec()
-	tr := s.Security.transport()
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr, Timeout: 10 * time.Second}
+	client, done := s.Security.client(c.brokers, 10*time.Second)
+	defer done()
 	for _, topic := range s.Config.HandoverTopics() {
 		if err := c.restoreTopic(ctx, client, topic, part); err != nil {
 			return err
@@ -438,9 +437,8 @@ func (c *consumer) measureHandover(ctx context.Context) *handoverMeasure {
 	if len(reqs) == 0 {
 		return nil
 	}
-	tr := c.s.Security.transport()
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr, Timeout: 5 * time.Second}
+	client, done := c.s.Security.client(c.brokers, 5*time.Second)
+	defer done()
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, topic := range topics {
 		req.Topics[topic] = reqs

@@ -64,9 +64,8 @@ type backlog struct {
 // state is still being restored from the changelog is not read yet and does
 // not count.
 func (s *Stream) lagLoop(cons *consumer, brokers []string, stop <-chan struct{}) {
-	tr := s.Security.transport()
-	defer tr.CloseIdleConnections()
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: lagEvery}
+	cl, done := s.Security.client(brokers, lagEvery)
+	defer done()
 	stall := time.Duration(s.Config.StallSeconds) * time.Second
 	t := time.NewTicker(lagEvery)
 	defer t.Stop()

@@ -98,3 +98,10 @@ func (s *Security) transport() *kafka.Transport {
 	}
 	return t
 }
+
+// client is a kafka-go client on brokers with a transport of its own
+// (transport); done closes the transport's idle connections.
+func (s *Security) client(brokers []string, timeout time.Duration) (c *kafka.Client, done func()) {
+	tr := s.transport()
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr, Timeout: timeout}, tr.CloseIdleConnections
+}
