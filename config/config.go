@@ -780,6 +780,15 @@ func (s *Stream) Pending() string {
 	return s.PendingTopic
 }
 
+// StateTopic is the topic a state record goes to: a declaration's record
+// to the pending topic, every other to the changelog ("" without one).
+func (s *Stream) StateTopic(decl bool) string {
+	if decl {
+		return s.Pending()
+	}
+	return s.Changelog()
+}
+
 // HandoverTopics are the topics of the state handed over with a partition:
 // the changelog and the pending topic, each once (none without a
 // changelog).

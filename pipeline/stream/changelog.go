@@ -97,7 +97,6 @@ func packMessage(topic string, part int, key []byte, ws []detectors.Write, k *ac
 // the records of its own that it has had written, whose keys the store
 // keeps in a list (importerKeysKey, a section of the combined record).
 func (s *Stream) changelogMessages(part int, d *declaration.Declaration, writes []detectors.Write, k *ack) []kafka.Message {
-	cl := s.Config.Changelog()
 	store := s.Engine.Store()
 	var own []detectors.Write
 	lk := importerKeysKey(d.Importer.ID)
@@ -141,9 +140,9 @@ func (s *Stream) changelogMessages(part int, d *declaration.Declaration, writes 
 	if !detectors.InRecord(lk, rk) {
 		imp = append(imp, detectors.Write{Key: lk, Value: lv})
 	}
-	msgs := []kafka.Message{packMessage(cl, part, append([]byte{0xff, 'I'}, d.Importer.ID...), imp, k)}
+	msgs := []kafka.Message{packMessage(s.Config.StateTopic(false), part, append([]byte{0xff, 'I'}, d.Importer.ID...), imp, k)}
 	if len(own) > 0 {
-		msgs = append(msgs, packMessage(s.Config.Pending(), part, append([]byte{0xff, 'D'}, d.ID...), own, k))
+		msgs = append(msgs, packMessage(s.Config.StateTopic(true), part, append([]byte{0xff, 'D'}, d.ID...), own, k))
 	}
 	s.Metrics.ChangelogRecords.Add(float64(len(imp) + len(own)))
 	return msgs
@@ -231,8 +230,7 @@ func (b changelogBalancer) Balance(m kafka.Message, partitions ...int) int {
 // waiting for them; false when there is nothing to produce (no changelog,
 // or an importer this instance never saw: its owner has the records).
 func (s *Stream) handOverOutcome(ctx context.Context, it *item) bool {
-	cl := s.Config.Changelog()
-	if cl == "" || it.o.ImporterID == "" {
+	if s.Config.Changelog() == "" || it.o.ImporterID == "" {
 		return false
 	}
 	pb, ok := s.Engine.Store().Get(nil, engine.PartitionKey(nil, it.o.ImporterID))
@@ -254,11 +252,7 @@ func (s *Stream) handOverOutcome(ctx context.Context, it *item) bool {
 	k := &ack{topic: m.Topic, part: m.Partition, offset: m.Offset, epoch: it.epoch}
 	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
-		topic := cl
-		if r.Decl {
-			topic = s.Config.Pending()
-		}
-		msgs[i] = changelogMessage(topic, part, r, k)
+		msgs[i] = changelogMessage(s.Config.StateTopic(r.Decl), part, r, k)
 	}
 	k.left.Store(int32(len(msgs)))
 	s.Metrics.ChangelogRecords.Add(float64(len(msgs)))
