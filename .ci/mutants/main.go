@@ -209,7 +209,7 @@ var mutants = []mutant{
 		edits: one("pipeline/stream/consumer.go", "\tif c.lastGen != 0 && genID != c.lastGen+1 {\n\t\tclear(c.restored)\n", "\tif c.lastGen != 0 && genID != c.lastGen+1 {\n"),
 		tests: []test{{pkg: "./pipeline/stream", run: "^TestToRestore$"}, stream}},
 	{name: "repeat-learned-again", why: "a declaration redelivered or resubmitted under an id already assessed is learned from a second time",
-		edits: one(engineGo, "if w.repeat = w.repeat || ds.store.HasDecl(key); w.repeat {", "if w.repeat = w.repeat && ds.store.HasDecl(key); w.repeat {"),
+		edits: one(engineGo, "repeat := w.repeat || ds.store.HasDecl(key)\n", "repeat := w.repeat && ds.store.HasDecl(key)\n"),
 		tests: []test{{pkg: "./pipeline/batch", run: "^TestRepeatLearnedOnce$"}, batch}},
 	{name: "repeat-in-batch-missed", why: "a repeat of an earlier declaration of the same micro-batch under another importer is learned again when the two fall in different lanes, so the assessments depend on the number of workers",
 		edits: one("pipeline/engine/batch.go", "ws[i].d, ws[i].a, ws[i].timed, ws[i].repeat = d, nil, false, again", "ws[i].d, ws[i].a, ws[i].timed, ws[i].repeat = d, nil, false, again && false"),

@@ -356,10 +356,8 @@ type work struct {
 	seen     seenScratch
 	ids      [16]string
 	rec      []byte // the declaration's record (declrecord.go), built here
-	// repeat: the declaration's id was assessed before (a redelivery, a
-	// resubmission): it is scored, but nothing learns from it again.
-	// AssessBatch sets it for a repeat of an earlier declaration of the
-	// batch; assess for one the store holds a record of.
+	// repeat: AssessBatch found the declaration's id earlier in the batch
+	// (assess also asks the store, and marks the assessment Repeat).
 	repeat bool
 	stats  [16]entityStats
 	timed  bool
@@ -445,7 +443,9 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 	// is attributed to and any mark that its outcome was. (What the
 	// detectors' Score kept for Learn stays until it is replaced: it is
 	// taken only for the same declaration.)
-	if w.repeat = w.repeat || ds.store.HasDecl(key); w.repeat {
+	repeat := w.repeat || ds.store.HasDecl(key)
+	w.repeat = false // taken (w is reused)
+	if repeat {
 		e.repeats.Add(1)
 		a.Repeat, a.AssessedAt = true, e.Now()
 		return
@@ -482,8 +482,7 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 // settle counts an assessed declaration in the counts shared by all
 // importers: the calibrators, the rate keeper and the model's party counts.
 func (e *Engine) settle(rs *ruleset, model *Trained, w *work) {
-	if w.repeat {
-		w.repeat = false // w is reused
+	if w.a.Repeat {
 		return
 	}
 	for i, r := range w.raw {
