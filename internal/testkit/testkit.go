@@ -3,6 +3,7 @@ package testkit
 
 import (
 	"bytes"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -46,4 +47,41 @@ func GenDecls(tb testing.TB, n int, seed uint64) (decls []*declaration.Declarati
 		decls = append(decls, d)
 	}
 	return decls, raw
+}
+
+// Rounds serves a benchmark's declarations in passes over decls, each pass
+// with ids of its own (the first pass's are the originals, pass r's carry
+// "#r"): a declaration id seen before is a repeat, which the engine scores
+// but does not learn from, so a benchmark that wrapped around its set would
+// measure repeats from the second pass on. The copies of a pass are made
+// with the benchmark's timer stopped.
+type Rounds struct {
+	b     *testing.B
+	orig  []*declaration.Declaration
+	cur   []*declaration.Declaration
+	round int
+}
+
+// NewRounds starts the passes over decls.
+func NewRounds(b *testing.B, decls []*declaration.Declaration) *Rounds {
+	return &Rounds{b: b, orig: decls, cur: decls}
+}
+
+// Next is the declaration for benchmark iteration i (iterations counted from
+// 0, in order).
+func (r *Rounds) Next(i int) *declaration.Declaration {
+	j := i % len(r.orig)
+	if j == 0 && i > 0 {
+		r.b.StopTimer()
+		r.round++
+		r.cur = make([]*declaration.Declaration, len(r.orig))
+		suffix := "#" + strconv.Itoa(r.round)
+		for k, d := range r.orig {
+			c := *d
+			c.ID = d.ID + suffix
+			r.cur[k] = &c
+		}
+		r.b.StartTimer()
+	}
+	return r.cur[j]
 }

@@ -50,10 +50,11 @@ func BenchmarkEngineWithModel(b *testing.B) {
 		b.Fatalf("no active model: %v", m)
 	}
 	decls, _ := testkit.GenDecls(b, 20000, 8)
+	rounds := testkit.NewRounds(b, decls)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		e.Assess(decls[i%len(decls)])
+		e.Assess(rounds.Next(i))
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decl/s")
 }

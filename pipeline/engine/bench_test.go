@@ -13,6 +13,7 @@ import (
 // learning) on generated declarations; one op is one declaration.
 func BenchmarkEngine(b *testing.B) {
 	decls, _ := testkit.GenDecls(b, 20000, 7)
+	rounds := testkit.NewRounds(b, decls)
 	e, err := New(config.Default())
 	if err != nil {
 		b.Fatal(err)
@@ -20,7 +21,7 @@ func BenchmarkEngine(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		e.Assess(decls[i%len(decls)])
+		e.Assess(rounds.Next(i))
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decl/s")
 }
