@@ -27,7 +27,7 @@ func cmdCompare(args []string) error {
 	changed := fs.String("changed", "", "write every declaration that changes channel here, JSON Lines, the largest score change first")
 	top := fs.Int("top", 10, "list this many of the declarations that change channel, the largest score change first (the HTML report lists at least 25)")
 	closed := fs.Bool("closed-loop", false, "inspections follow each configuration's own channels: every yellow or red declaration gets its --truth outcome 7 days after lodgement (replaces --outcomes)")
-	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
+	ef := addEvalFlags(fs)
 	rf := addRateFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -38,8 +38,9 @@ func cmdCompare(args []string) error {
 	if *candPath == "" {
 		return errors.New("--candidate is required (the configuration to compare with --base, or with the built-in one)")
 	}
-	if *warmup < 0 || *warmup >= 1 {
-		return fmt.Errorf("--eval-warmup must be in [0, 1), got %g", *warmup)
+	window, err := ef.window()
+	if err != nil {
+		return err
 	}
 	if *top < 0 {
 		return fmt.Errorf("--top must be >= 0, got %d", *top)
@@ -75,7 +76,7 @@ func cmdCompare(args []string) error {
 			return err
 		}
 	}
-	opts := batch.CompareOptions{InputName: *input, Truth: truthByID, Warmup: *warmup}
+	opts := batch.CompareOptions{InputName: *input, Truth: truthByID, Window: window}
 	if *closed {
 		opts.ClosedLoop, opts.InspectDelay = true, 7*24*time.Hour
 	}
@@ -144,7 +145,7 @@ func cmdCompare(args []string) error {
 	}
 	if reportFile != nil {
 		r := &batch.Report{Title: "riskmon compare", Input: *input, Sides: []*batch.Side{cmp.Base, cmp.Candidate}, Comparison: cmp,
-			Truth: truthByID, Outcomes: outcomesByID, Warmup: *warmup, TopChanged: max(*top, 25)}
+			Truth: truthByID, Outcomes: outcomesByID, Window: window, TopChanged: max(*top, 25)}
 		if err := batch.WriteReport(reportFile, r); err != nil {
 			return err
 		}

@@ -255,6 +255,64 @@ type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
+// evalFlags choose the part of a replayed stream that --truth evaluates:
+// after a warm-up share of the stream, or a period of lodgement dates.
+type evalFlags struct {
+	fs       *flag.FlagSet
+	warmup   *float64
+	from, to *string
+}
+
+func addEvalFlags(fs *flag.FlagSet) *evalFlags {
+	return &evalFlags{fs: fs,
+		warmup: fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn"),
+		from:   fs.String("eval-from", "", "evaluate the declarations lodged from this date (2006-01-02, UTC) or time (RFC 3339) instead of after --eval-warmup; what comes before is the warm-up"),
+		to:     fs.String("eval-to", "", "evaluate the declarations lodged before this date or time (exclusive; with or without --eval-from)"),
+	}
+}
+
+// window checks the flags and returns the evaluation's window.
+func (f *evalFlags) window() (batch.Window, error) {
+	var w batch.Window
+	parseWhen := func(name, v string) (time.Time, error) {
+		if t, err := time.Parse(time.DateOnly, v); err == nil {
+			return t, nil
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return t, fmt.Errorf("--%s: %q is neither a date (2006-01-02) nor a time (RFC 3339, 2006-01-02T15:04:05Z)", name, v)
+		}
+		return t, nil
+	}
+	var err error
+	if *f.from != "" {
+		if w.From, err = parseWhen("eval-from", *f.from); err != nil {
+			return w, err
+		}
+	}
+	if *f.to != "" {
+		if w.To, err = parseWhen("eval-to", *f.to); err != nil {
+			return w, err
+		}
+	}
+	if !w.Dated() {
+		if *f.warmup < 0 || *f.warmup >= 1 {
+			return w, fmt.Errorf("--eval-warmup must be in [0, 1), got %g", *f.warmup)
+		}
+		w.Warmup = *f.warmup
+		return w, nil
+	}
+	warmupGiven := false
+	f.fs.Visit(func(fl *flag.Flag) { warmupGiven = warmupGiven || fl.Name == "eval-warmup" })
+	if warmupGiven {
+		return w, errors.New("--eval-warmup and --eval-from/--eval-to both choose the evaluated declarations: give one or the other")
+	}
+	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
+		return w, fmt.Errorf("--eval-from %s is not before --eval-to %s", *f.from, *f.to)
+	}
+	return w, nil
+}
+
 func cmdReplay(args []string) error {
 	fs := newFlags("replay", "--input FILE [--outcomes FILE] [--truth FILE] [--output FILE] [--config FILE] [--report FILE.html]")
 	input := fs.String("input", "", "declarations, JSON Lines ('-' for stdin)")
@@ -266,7 +324,7 @@ func cmdReplay(args []string) error {
 	modelPath := fs.String("model", "", "start from a model trained by riskmon train (default: model.file of the configuration)")
 	verbose := fs.Bool("v", false, "also print one line per model training")
 	closed := fs.Bool("closed-loop", false, "inspections follow riskmon's own channels: every yellow or red declaration gets its --truth outcome 7 days after lodgement, no other does (replaces --outcomes)")
-	warmup := fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn")
+	ef := addEvalFlags(fs)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file (for go tool pprof)")
 	report := fs.String("report", "", "also write a self-contained HTML report here")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "assess each micro-batch on this many goroutines, by importer (the assessments do not depend on it)")
@@ -286,8 +344,9 @@ func cmdReplay(args []string) error {
 	if *input == "" {
 		return errors.New("--input is required (a file of declarations, or - for stdin)")
 	}
-	if *warmup < 0 || *warmup >= 1 {
-		return fmt.Errorf("--eval-warmup must be in [0, 1), got %g", *warmup)
+	window, err := ef.window()
+	if err != nil {
+		return err
 	}
 	c, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -388,11 +447,11 @@ func cmdReplay(args []string) error {
 	}
 	fmt.Fprint(os.Stderr, st.Monitor.Table(st.Scores, truthByID))
 	if truthByID != nil {
-		fmt.Fprint(os.Stderr, batch.Evaluate(st.Scores, truthByID, *warmup).Table())
+		fmt.Fprint(os.Stderr, batch.Evaluate(st.Scores, truthByID, window).Table())
 	}
 	if reportFile != nil {
-		r := &batch.Report{Title: "riskmon replay", Input: *input, Sides: []*batch.Side{batch.NewSide("replay", eng, st, truthByID, *warmup)},
-			Truth: truthByID, Outcomes: outcomesByID, Warmup: *warmup}
+		r := &batch.Report{Title: "riskmon replay", Input: *input, Sides: []*batch.Side{batch.NewSide("replay", eng, st, truthByID, window)},
+			Truth: truthByID, Outcomes: outcomesByID, Window: window}
 		if err := batch.WriteReport(reportFile, r); err != nil {
 			return err
 		}

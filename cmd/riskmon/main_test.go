@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // capture runs a command line with stdout and stderr redirected to files.
@@ -83,6 +86,9 @@ func TestUserErrors(t *testing.T) {
 	f("--count must be >= 1", "gen")
 	f("flag provided but not defined: -bogus", "gen", "--bogus")
 	f("--eval-warmup must be in [0, 1)", "replay", "--input", "x", "--eval-warmup", "1")
+	f(`--eval-from: "2025-02-30" is neither a date (2006-01-02) nor a time (RFC 3339`, "replay", "--input", "x", "--eval-from", "2025-02-30")
+	f("--eval-warmup and --eval-from/--eval-to both choose", "compare", "--input", "x", "--candidate", "c.yml", "--eval-to", "2025-03-01", "--eval-warmup", "0.2")
+	f("--eval-from 2025-03-01 is not before --eval-to 2025-03-01T00:00:00Z", "replay", "--input", "x", "--eval-from", "2025-03-01", "--eval-to", "2025-03-01T00:00:00Z")
 	if code, _, _ := capture(t, "replay", "--help"); code != 0 {
 		t.Errorf("--help exits %d", code)
 	}
@@ -109,6 +115,30 @@ func TestGenReplay(t *testing.T) {
 	a, _ := os.ReadFile(p("a.jsonl"))
 	if n := bytes.Count(a, []byte("\n")); n != 4000 {
 		t.Errorf("%d assessments", n)
+	}
+	// A period: the declarations lodged from the day of the 3,000th.
+	var lodged []time.Time
+	for _, l := range bytes.Split(bytes.TrimSpace(a), []byte("\n")) {
+		var x struct {
+			LodgedAt time.Time `json:"lodged_at"`
+		}
+		if err := json.Unmarshal(l, &x); err != nil {
+			t.Fatal(err)
+		}
+		lodged = append(lodged, x.LodgedAt)
+	}
+	from := lodged[2999].UTC().Truncate(24 * time.Hour)
+	inPeriod := 0
+	for _, l := range lodged {
+		if !l.Before(from) {
+			inPeriod++
+		}
+	}
+	day := from.Format(time.DateOnly)
+	code, _, e = capture(t, "replay", "--input", p("d.jsonl"), "--outcomes", p("o.jsonl"), "--truth", p("t.jsonl"), "--output", p("a.jsonl"), "--eval-from", day)
+	want := fmt.Sprintf("evaluation on declarations lodged from %s (%d; left out: %d assessed before, 0 after)", day, inPeriod, 4000-inPeriod)
+	if code != 0 || !strings.Contains(e, want) || inPeriod < 1000 || inPeriod == 4000 {
+		t.Errorf("--eval-from %s: exit %d, want %q (%d of 4000 lodged from that day) in:\n%s", day, code, want, inPeriod, e)
 	}
 	// stdin input, stdout output
 	in, _ := os.Open(p("d.jsonl"))

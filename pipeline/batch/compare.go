@@ -36,7 +36,7 @@ type CompareOptions struct {
 	// channels (see ReplayOptions.ClosedLoop); it needs Truth.
 	ClosedLoop   bool
 	InspectDelay time.Duration
-	Warmup       float64 // share of the stream left out of the evaluation
+	Window       Window // the part of the stream evaluated
 	// Sequential runs the replays one after the other; by default they run
 	// at the same time. Each engine sees its declarations in file order
 	// either way, so the result is the same.
@@ -65,7 +65,7 @@ type Firing struct{ Fired, Hits int }
 
 // NewSide describes a finished replay of e (whose Scores were kept, with
 // their findings for the firing counts).
-func NewSide(label string, e *engine.Engine, st *ReplayStats, truth map[string]*declaration.Outcome, warmup float64) *Side {
+func NewSide(label string, e *engine.Engine, st *ReplayStats, truth map[string]*declaration.Outcome, w Window) *Side {
 	c := e.Config()
 	s := &Side{Label: label, Ruleset: c.Ruleset, Source: c.Source, Detectors: e.Detectors(), Profiles: map[string]bool{}, Stats: st,
 		DetectorFiring: map[string]*Firing{}, ProfileFiring: map[string]*Firing{}}
@@ -78,7 +78,7 @@ func NewSide(label string, e *engine.Engine, st *ReplayStats, truth map[string]*
 		}
 	}
 	if truth != nil && len(st.Scores) > 0 {
-		s.Eval = Evaluate(st.Scores, truth, warmup)
+		s.Eval = Evaluate(st.Scores, truth, w)
 	}
 	for i := range st.Scores {
 		sc := &st.Scores[i]
@@ -253,7 +253,7 @@ func Compare(base, cand *engine.Engine, o CompareOptions) (*Comparison, error) {
 	if len(bst.Scores) != len(cst.Scores) {
 		return nil, fmt.Errorf("the two replays assessed %d and %d declarations", len(bst.Scores), len(cst.Scores))
 	}
-	c := &Comparison{Base: NewSide("base", base, bst, o.Truth, o.Warmup), Candidate: NewSide("candidate", cand, cst, o.Truth, o.Warmup)}
+	c := &Comparison{Base: NewSide("base", base, bst, o.Truth, o.Window), Candidate: NewSide("candidate", cand, cst, o.Truth, o.Window)}
 	for i := range bst.Scores {
 		b, k := bst.Scores[i], cst.Scores[i]
 		if b.ID != k.ID {
@@ -440,8 +440,8 @@ func (c *Comparison) TransitionTable() string {
 func (c *Comparison) EvaluationTable() string {
 	var b strings.Builder
 	be, ce := c.Base.Eval, c.Candidate.Eval
-	fmt.Fprintf(&b, "evaluation on declarations %d-%d (%d, after a warm-up of %d): %d hits (base rate %.2f%%), revenue %s%s\n",
-		be.From+1, be.last(), be.N, be.From, be.Hits, 100*be.BaseRate, fmtInt(be.Revenue), repeatedNote(be.Repeated))
+	fmt.Fprintf(&b, "evaluation on %s: %d hits (base rate %.2f%%), revenue %s%s\n",
+		be.Scope(), be.Hits, 100*be.BaseRate, fmtInt(be.Revenue), repeatedNote(be.Repeated))
 	b.WriteString("          ---------------- base ----------------   ------------- candidate --------------   --- change ---\n")
 	b.WriteString("inspect   selected  hits  prec  recall  rev  lift   selected  hits  prec  recall  rev  lift   prec     rev\n")
 	rows := func(br, cr []EvalRow) {

@@ -71,7 +71,7 @@ func compareOpts(truth bool) CompareOptions {
 		InputName:    "d.jsonl",
 		OpenOutcomes: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(o)), nil },
 		OutcomesName: "o.jsonl",
-		Warmup:       0.5,
+		Window:       Window{Warmup: 0.5},
 	}
 	if truth {
 		opts.Truth = streamTruth()

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -24,48 +25,105 @@ type EvalRow struct {
 
 // Evaluation compares assessments with ground truth.
 type Evaluation struct {
-	From, N     int // evaluated declarations: Scores[From:], N of them
+	Window      Window
+	N           int // evaluated declarations, each id once
+	Before      int // assessments before the window (the warm-up), left out
+	After       int // assessments lodged at or after Window.To, left out
 	Hits        int
 	Revenue     float64
 	NoTruth     int      // assessed declarations with no truth record (counted clean)
-	Repeated    int      // assessments of an id assessed earlier in the evaluated part: left out
+	Repeated    int      // assessments in the window of an id assessed earlier: left out
 	Evaluated   []Scored // the evaluated assessments, each id once, ranked by score (rank)
 	BaseRate    float64
 	Rows        []EvalRow
 	ChannelRows []EvalRow
 }
 
+// Window is the part of a replayed stream an evaluation counts: the stream
+// after a warm-up share of it, in file order, or, when From or To is set,
+// the declarations lodged in [From, To) (either side open when zero): a
+// quarter, the month since a configuration changed. What comes before the
+// window is the detectors' warm-up either way.
+type Window struct {
+	Warmup   float64 // share of the stream, from its start, left out (when not Dated)
+	From, To time.Time
+}
+
+// Dated says whether the window is a period of lodgement dates.
+func (w Window) Dated() bool { return !w.From.IsZero() || !w.To.IsZero() }
+
+// in says whether the assessment at position i of n falls in the window,
+// and if not, whether it comes before it.
+func (w Window) in(x *Scored, i, n int) (in, before bool) {
+	if !w.Dated() {
+		before = i < int(math.Round(w.Warmup*float64(n)))
+		return !before, before
+	}
+	if !w.From.IsZero() && x.LodgedAt.Before(w.From) {
+		return false, true
+	}
+	if !w.To.IsZero() && !x.LodgedAt.Before(w.To) {
+		return false, false
+	}
+	return true, false
+}
+
+// String says what the window counts, for tables and reports.
+func (w Window) String() string {
+	if !w.Dated() {
+		return fmt.Sprintf("after the warm-up (%.0f %% of the stream)", 100*w.Warmup)
+	}
+	switch {
+	case w.From.IsZero():
+		return "lodged before " + fmtWhen(w.To)
+	case w.To.IsZero():
+		return "lodged from " + fmtWhen(w.From)
+	}
+	return "lodged from " + fmtWhen(w.From) + " to " + fmtWhen(w.To) + " (exclusive)"
+}
+
+// fmtWhen writes a window's bound as a date when it is midnight UTC.
+func fmtWhen(t time.Time) string {
+	if t.Equal(t.UTC().Truncate(24 * time.Hour)) {
+		return t.UTC().Format(time.DateOnly)
+	}
+	return t.Format(time.RFC3339)
+}
+
 // EvalRates are the inspection rates of the evaluation table, in percent.
 var EvalRates = []float64{1, 2, 5, 10}
 
-// Evaluate ranks the declarations after the warm-up fraction by score and
-// reports, for each inspection rate, what inspecting exactly that share would
-// have found. Ties in score are broken by a hash of the declaration id: as
-// arbitrary as a coin, but the same on every run.
-func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup float64) *Evaluation {
-	ev := &Evaluation{From: int(math.Round(warmup * float64(len(scores))))}
-	s := append([]Scored(nil), scores[ev.From:]...)
+// Evaluate ranks the declarations of the window by score and reports, for
+// each inspection rate, what inspecting exactly that share would have found.
+// Ties in score are broken by a hash of the declaration id: as arbitrary as
+// a coin, but the same on every run.
+func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, w Window) *Evaluation {
+	ev := &Evaluation{Window: w}
 	// A declaration id assessed more than once (a resubmission, or a line
 	// repeated in the file) counts once, at its first assessment: the one
 	// made before the engine learned from it (a repeat is assessed against
 	// state that holds the declaration itself, and is not learned again).
 	// Otherwise its hit and revenue would count twice.
-	// An id first assessed in the warm-up is left out too: its repeat was
-	// scored against state that may hold its own outcome.
+	// An id first assessed before the window is left out too: its repeat
+	// was scored against state that may hold its own outcome.
 	seen := make(map[uint64]struct{}, len(scores))
-	for _, x := range scores[:ev.From] {
-		seen[xxhash.Sum64String(x.ID)] = struct{}{}
-	}
-	kept := s[:0]
-	for _, x := range s {
+	var s []Scored
+	for i := range scores {
+		x := &scores[i]
 		h := xxhash.Sum64String(x.ID)
-		if _, again := seen[h]; !again {
-			seen[h] = struct{}{}
-			kept = append(kept, x)
+		_, again := seen[h]
+		seen[h] = struct{}{}
+		switch in, before := w.in(x, i, len(scores)); {
+		case before:
+			ev.Before++
+		case !in:
+			ev.After++
+		case again:
+			ev.Repeated++
+		default:
+			s = append(s, *x)
 		}
 	}
-	ev.Repeated = len(s) - len(kept)
-	s = kept
 	ev.N = len(s)
 	ev.Evaluated = s // ranked below, in place
 	hit := func(id string) (bool, float64) {
@@ -130,8 +188,13 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, warmup flo
 	return ev
 }
 
-// last is the position of the evaluated part's last declaration (1-based).
-func (ev *Evaluation) last() int { return ev.From + ev.N + ev.Repeated }
+// Scope says which declarations the evaluation counted.
+func (ev *Evaluation) Scope() string {
+	if !ev.Window.Dated() {
+		return fmt.Sprintf("declarations %d-%d (%d, after a warm-up of %d)", ev.Before+1, ev.Before+ev.N+ev.Repeated, ev.N, ev.Before)
+	}
+	return fmt.Sprintf("declarations %s (%d; left out: %d assessed before, %d after)", ev.Window, ev.N, ev.Before, ev.After)
+}
 
 // repeatedNote says how many repeated ids an evaluation left out ("" for none).
 func repeatedNote(n int) string {
@@ -144,8 +207,7 @@ func repeatedNote(n int) string {
 // Table renders the evaluation for a terminal.
 func (ev *Evaluation) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "evaluation on declarations %d-%d (%d, after a warm-up of %d): %d hits (base rate %.2f%%), revenue %s",
-		ev.From+1, ev.last(), ev.N, ev.From, ev.Hits, 100*ev.BaseRate, fmtInt(ev.Revenue))
+	fmt.Fprintf(&b, "evaluation on %s: %d hits (base rate %.2f%%), revenue %s", ev.Scope(), ev.Hits, 100*ev.BaseRate, fmtInt(ev.Revenue))
 	if ev.NoTruth > 0 {
 		fmt.Fprintf(&b, ", %d without truth (counted clean)", ev.NoTruth)
 	}

@@ -52,7 +52,7 @@ func TestDetectionQuality(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Evaluate(st.Scores, truth, warmup)
+		return Evaluate(st.Scores, truth, Window{Warmup: warmup})
 	}
 	// Floors per seed: precision among the top 5% and share of the revenue
 	// recovered by the top 10% with the stream's own outcomes, and

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/declaration"
@@ -209,7 +210,7 @@ func TestEvaluate(t *testing.T) {
 			truth[id].Revenue = 100
 		}
 	}
-	ev := Evaluate(scores, truth, 0.5)
+	ev := Evaluate(scores, truth, Window{Warmup: 0.5})
 	if ev.N != 200 || ev.Hits != 7 || ev.Revenue != 700 {
 		t.Fatalf("evaluated %d, hits %d, revenue %g", ev.N, ev.Hits, ev.Revenue)
 	}
@@ -232,7 +233,7 @@ func TestEvaluate(t *testing.T) {
 	for i := 200; i < 210; i++ {
 		again = append(again, Scored{ID: fmt.Sprintf("D%03d", i), Score: 1})
 	}
-	ev = Evaluate(again, truth, 0.5)
+	ev = Evaluate(again, truth, Window{Warmup: 0.5})
 	if ev.N != 195 || ev.Repeated != 10 || ev.Hits != 2 || ev.Revenue != 200 {
 		t.Errorf("with 10 repeated ids (5 first assessed in the warm-up): evaluated %d, repeated %d, hits %d, revenue %g; want 195, 10, 2, 200", ev.N, ev.Repeated, ev.Hits, ev.Revenue)
 	}
@@ -247,5 +248,60 @@ func TestEvaluate(t *testing.T) {
 	// The report's chart and histograms use the same assessments.
 	if len(ev.Evaluated) != 195 {
 		t.Errorf("%d assessments kept for the report's charts, want 195", len(ev.Evaluated))
+	}
+}
+
+// An evaluation of a period counts the declarations lodged in it, each id
+// once, and leaves out what came before it (the warm-up), what came after
+// it, and the repeats of ids first assessed before it.
+func TestEvaluateWindow(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, d) }
+	var scores []Scored
+	truth := map[string]*declaration.Outcome{}
+	// 90 days, 10 declarations a day; a hit a day, scored 90, from the
+	// declaration numbered 5 of each day.
+	for d := 0; d < 90; d++ {
+		for k := 0; k < 10; k++ {
+			id := fmt.Sprintf("D%02d-%d", d, k)
+			hit := k == 5
+			s := 10.0
+			if hit {
+				s = 90
+			}
+			scores = append(scores, Scored{ID: id, Score: s, LodgedAt: day(d).Add(time.Duration(k) * time.Hour)})
+			truth[id] = &declaration.Outcome{DeclarationID: id, Hit: hit, Revenue: map[bool]float64{true: 100}[hit]}
+		}
+	}
+	// Late on April 1st, two declarations are resubmitted: one of March
+	// 31st (D30-5, first assessed before the window) and one of April 1st
+	// (D31-5).
+	scores = append(scores,
+		Scored{ID: "D30-5", Score: 1, LodgedAt: day(31).Add(23 * time.Hour)},
+		Scored{ID: "D31-5", Score: 1, LodgedAt: day(31).Add(23 * time.Hour)})
+	w := Window{From: day(31), To: day(61)} // April
+	ev := Evaluate(scores, truth, w)
+	if ev.N != 300 || ev.Hits != 30 || ev.Revenue != 3000 || ev.Before != 310 || ev.After != 290 || ev.Repeated != 2 {
+		t.Fatalf("April: N %d, hits %d, revenue %g, before %d, after %d, repeated %d; want 300, 30, 3000, 310, 290, 2",
+			ev.N, ev.Hits, ev.Revenue, ev.Before, ev.After, ev.Repeated)
+	}
+	for _, x := range ev.Evaluated {
+		if x.LodgedAt.Before(w.From) || !x.LodgedAt.Before(w.To) || x.Score == 1 {
+			t.Fatalf("evaluated %s lodged %s at score %g", x.ID, x.LodgedAt, x.Score)
+		}
+	}
+	if r := ev.Rows[3]; r.Selected != 30 || r.Hits != 30 { // 10 % of 300: the 30 hits
+		t.Errorf("10%% row: %+v", r)
+	}
+	want := "declarations lodged from 2025-04-01 to 2025-05-01 (exclusive) (300; left out: 310 assessed before, 290 after)"
+	if ev.Scope() != want || !strings.Contains(ev.Table(), "evaluation on "+want) {
+		t.Errorf("scope %q\ntable %s", ev.Scope(), ev.Table())
+	}
+	// Open on one side.
+	if ev := Evaluate(scores, truth, Window{From: day(80)}); ev.N != 100 || ev.Before != 802 || ev.After != 0 {
+		t.Errorf("from day 80: N %d, before %d, after %d", ev.N, ev.Before, ev.After)
+	}
+	if ev := Evaluate(scores, truth, Window{To: day(10).Add(90 * time.Minute)}); ev.N != 102 || ev.Before != 0 || ev.After != 800 ||
+		!strings.Contains(ev.Scope(), "lodged before 2025-03-11T01:30:00Z") {
+		t.Errorf("to day 10 01:30: N %d, before %d, after %d, scope %q", ev.N, ev.Before, ev.After, ev.Scope())
 	}
 }

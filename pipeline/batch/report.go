@@ -31,7 +31,7 @@ type Report struct {
 	// and the score distributions; without it, Outcomes (the inspections
 	// given) give the score distributions among the inspected.
 	Truth, Outcomes map[string]*declaration.Outcome
-	Warmup          float64
+	Window          Window
 	TopChanged      int // changed declarations listed (default 25)
 }
 
@@ -113,7 +113,7 @@ func WriteReport(w io.Writer, r *Report) error {
 	cols("Channels", "", func(s *Side) { writeChannels(b, s) })
 	if r.Truth != nil {
 		cols("Precision and revenue against inspection rate",
-			fmt.Sprintf("Declarations after the warm-up (%.0f %% of the stream), ranked by score; inspecting the top k %% finds this share of the hits' revenue, with this precision.", 100*r.Warmup),
+			fmt.Sprintf("Declarations %s, ranked by score; inspecting the top k %% finds this share of the hits' revenue, with this precision.", r.Window),
 			func(s *Side) {
 				if s.Eval == nil {
 					return
@@ -203,7 +203,7 @@ func writeChannels(b *htmlWriter, s *Side) {
 }
 
 func writeEvaluation(b *htmlWriter, ev *Evaluation) {
-	b.f("<p class=\"note\">declarations %d-%d: %d hits (base rate %.2f %%), revenue %s%s</p>", ev.From+1, ev.last(), ev.Hits, 100*ev.BaseRate, fmtInt(ev.Revenue), repeatedNote(ev.Repeated))
+	b.f("<p class=\"note\">%s: %d hits (base rate %.2f %%), revenue %s%s</p>", esc(ev.Scope()), ev.Hits, 100*ev.BaseRate, fmtInt(ev.Revenue), repeatedNote(ev.Repeated))
 	b.raw("<table><tr><th class=\"l\">inspect</th><th>selected</th><th>hits</th><th>precision</th><th>recall</th><th>revenue</th><th>lift</th></tr>")
 	for _, rows := range [][]EvalRow{ev.Rows, ev.ChannelRows} {
 		for _, x := range rows {

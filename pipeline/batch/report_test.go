@@ -55,7 +55,7 @@ func TestReportCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := writeReport(t, &Report{Title: "riskmon compare", Input: "d.jsonl", Sides: []*Side{c.Base, c.Candidate}, Comparison: c,
-		Truth: streamTruth(), Warmup: 0.5})
+		Truth: streamTruth(), Window: Window{Warmup: 0.5}})
 	checkSelfContained(t, page)
 	for _, want := range []string{"<!DOCTYPE html>", "<h2>Channel transitions</h2>", "base \\ candidate", "findings that made the difference",
 		"<h2>Precision and revenue against inspection rate</h2>", "<h2>Score distributions</h2>", "<h2>Channel shares over time</h2>",
@@ -101,7 +101,7 @@ func TestReportReplayOutcomes(t *testing.T) {
 		}
 		outcomes[oc.DeclarationID] = oc
 	}
-	page := writeReport(t, &Report{Title: "riskmon replay", Input: "d.jsonl", Sides: []*Side{NewSide("replay", e, st, nil, 0.5)}, Outcomes: outcomes})
+	page := writeReport(t, &Report{Title: "riskmon replay", Input: "d.jsonl", Sides: []*Side{NewSide("replay", e, st, nil, Window{Warmup: 0.5})}, Outcomes: outcomes})
 	checkSelfContained(t, page)
 	if strings.Contains(page, "Precision and revenue") || strings.Contains(page, "Channel transitions") {
 		t.Error("truth or compare sections in a replay report without truth")
