@@ -256,7 +256,8 @@ type nopWriteCloser struct{ io.Writer }
 func (nopWriteCloser) Close() error { return nil }
 
 // evalFlags choose the part of a replayed stream that --truth evaluates:
-// after a warm-up share of the stream, or a period of lodgement dates.
+// it starts after a warm-up share of the stream, or at a lodgement date,
+// and may end at one.
 type evalFlags struct {
 	fs       *flag.FlagSet
 	warmup   *float64
@@ -266,8 +267,8 @@ type evalFlags struct {
 func addEvalFlags(fs *flag.FlagSet) *evalFlags {
 	return &evalFlags{fs: fs,
 		warmup: fs.Float64("eval-warmup", 0.5, "share of the stream, from its start, left out of the evaluation while the detectors learn"),
-		from:   fs.String("eval-from", "", "evaluate the declarations lodged from this date (2006-01-02, UTC) or time (RFC 3339) instead of after --eval-warmup; what comes before is the warm-up"),
-		to:     fs.String("eval-to", "", "evaluate the declarations lodged before this date or time (exclusive; with or without --eval-from)"),
+		from:   fs.String("eval-from", "", "start the evaluation at the declarations lodged from this date (2006-01-02, midnight UTC) or time (RFC 3339) instead of after --eval-warmup: what is lodged before is the warm-up"),
+		to:     fs.String("eval-to", "", "end the evaluation before the declarations lodged from this date or time (it starts after --eval-warmup, or at --eval-from)"),
 	}
 }
 
@@ -295,7 +296,7 @@ func (f *evalFlags) window() (batch.Window, error) {
 			return w, err
 		}
 	}
-	if !w.Dated() {
+	if w.From.IsZero() {
 		if *f.warmup < 0 || *f.warmup >= 1 {
 			return w, fmt.Errorf("--eval-warmup must be in [0, 1), got %g", *f.warmup)
 		}
@@ -305,7 +306,7 @@ func (f *evalFlags) window() (batch.Window, error) {
 	warmupGiven := false
 	f.fs.Visit(func(fl *flag.Flag) { warmupGiven = warmupGiven || fl.Name == "eval-warmup" })
 	if warmupGiven {
-		return w, errors.New("--eval-warmup and --eval-from/--eval-to both choose the evaluated declarations: give one or the other")
+		return w, errors.New("--eval-warmup and --eval-from both say where the evaluation starts: give one or the other")
 	}
 	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
 		return w, fmt.Errorf("--eval-from %s is not before --eval-to %s", *f.from, *f.to)

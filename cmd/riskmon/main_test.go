@@ -87,7 +87,7 @@ func TestUserErrors(t *testing.T) {
 	f("flag provided but not defined: -bogus", "gen", "--bogus")
 	f("--eval-warmup must be in [0, 1)", "replay", "--input", "x", "--eval-warmup", "1")
 	f(`--eval-from: "2025-02-30" is neither a date (2006-01-02) nor a time (RFC 3339`, "replay", "--input", "x", "--eval-from", "2025-02-30")
-	f("--eval-warmup and --eval-from/--eval-to both choose", "compare", "--input", "x", "--candidate", "c.yml", "--eval-to", "2025-03-01", "--eval-warmup", "0.2")
+	f("--eval-warmup and --eval-from both say where the evaluation starts", "compare", "--input", "x", "--candidate", "c.yml", "--eval-from", "2025-03-01", "--eval-warmup", "0.2")
 	f("--eval-from 2025-03-01 is not before --eval-to 2025-03-01T00:00:00Z", "replay", "--input", "x", "--eval-from", "2025-03-01", "--eval-to", "2025-03-01T00:00:00Z")
 	if code, _, _ := capture(t, "replay", "--help"); code != 0 {
 		t.Errorf("--help exits %d", code)
@@ -136,7 +136,7 @@ func TestGenReplay(t *testing.T) {
 	}
 	day := from.Format(time.DateOnly)
 	code, _, e = capture(t, "replay", "--input", p("d.jsonl"), "--outcomes", p("o.jsonl"), "--truth", p("t.jsonl"), "--output", p("a.jsonl"), "--eval-from", day)
-	want := fmt.Sprintf("evaluation on declarations lodged from %s (%d; left out: %d assessed before, 0 after)", day, inPeriod, 4000-inPeriod)
+	want := fmt.Sprintf("evaluation on declarations lodged from %s UTC (%d; left out: %d before, 0 after)", day, inPeriod, 4000-inPeriod)
 	if code != 0 || !strings.Contains(e, want) || inPeriod < 1000 || inPeriod == 4000 {
 		t.Errorf("--eval-from %s: exit %d, want %q (%d of 4000 lodged from that day) in:\n%s", day, code, want, inPeriod, e)
 	}

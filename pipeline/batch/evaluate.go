@@ -29,6 +29,7 @@ type Evaluation struct {
 	N           int // evaluated declarations, each id once
 	Before      int // assessments before the window (the warm-up), left out
 	After       int // assessments lodged at or after Window.To, left out
+	First, Last time.Time // the earliest and the latest lodgement of the whole stream
 	Hits        int
 	Revenue     float64
 	NoTruth     int      // assessed declarations with no truth record (counted clean)
@@ -39,55 +40,54 @@ type Evaluation struct {
 	ChannelRows []EvalRow
 }
 
-// Window is the part of a replayed stream an evaluation counts: the stream
-// after a warm-up share of it, in file order, or, when From or To is set,
-// the declarations lodged in [From, To) (either side open when zero): a
-// quarter, the month since a configuration changed. What comes before the
-// window is the detectors' warm-up either way.
+// Window is the part of a replayed stream an evaluation counts. Its start
+// is the end of the warm-up: a share of the stream, in file order, or, when
+// From is set, the declarations lodged from From on. To, when set, ends it:
+// the declarations lodged from To on are left out (a quarter, the month
+// since a configuration changed).
 type Window struct {
-	Warmup   float64 // share of the stream, from its start, left out (when not Dated)
+	Warmup   float64 // share of the stream, from its start, left out (when From is not set)
 	From, To time.Time
 }
 
-// Dated says whether the window is a period of lodgement dates.
+// Dated says whether the window has a lodgement date for a bound.
 func (w Window) Dated() bool { return !w.From.IsZero() || !w.To.IsZero() }
 
 // in says whether the assessment at position i of n falls in the window,
 // and if not, whether it comes before it.
 func (w Window) in(x *Scored, i, n int) (in, before bool) {
-	if !w.Dated() {
+	if w.From.IsZero() {
 		before = i < int(math.Round(w.Warmup*float64(n)))
-		return !before, before
+	} else {
+		before = x.LodgedAt.Before(w.From)
 	}
-	if !w.From.IsZero() && x.LodgedAt.Before(w.From) {
+	if before {
 		return false, true
 	}
-	if !w.To.IsZero() && !x.LodgedAt.Before(w.To) {
-		return false, false
-	}
-	return true, false
+	return w.To.IsZero() || x.LodgedAt.Before(w.To), false
 }
 
 // String says what the window counts, for tables and reports.
 func (w Window) String() string {
-	if !w.Dated() {
-		return fmt.Sprintf("after the warm-up (%.0f %% of the stream)", 100*w.Warmup)
+	start := fmt.Sprintf("after the warm-up (%.0f %% of the stream)", 100*w.Warmup)
+	if !w.From.IsZero() {
+		start = "lodged from " + fmtWhen(w.From)
 	}
 	switch {
-	case w.From.IsZero():
-		return "lodged before " + fmtWhen(w.To)
 	case w.To.IsZero():
-		return "lodged from " + fmtWhen(w.From)
+		return start
+	case w.From.IsZero():
+		return start + " and lodged before " + fmtWhen(w.To)
 	}
-	return "lodged from " + fmtWhen(w.From) + " to " + fmtWhen(w.To) + " (exclusive)"
+	return start + " to before " + fmtWhen(w.To)
 }
 
-// fmtWhen writes a window's bound as a date when it is midnight UTC.
+// fmtWhen writes a window's bound, as a date when it is midnight UTC.
 func fmtWhen(t time.Time) string {
 	if t.Equal(t.UTC().Truncate(24 * time.Hour)) {
-		return t.UTC().Format(time.DateOnly)
+		return t.UTC().Format(time.DateOnly) + " UTC"
 	}
-	return t.Format(time.RFC3339)
+	return t.Format(time.RFC3339Nano)
 }
 
 // EvalRates are the inspection rates of the evaluation table, in percent.
@@ -110,6 +110,12 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, w Window) 
 	var s []Scored
 	for i := range scores {
 		x := &scores[i]
+		if i == 0 || x.LodgedAt.Before(ev.First) {
+			ev.First = x.LodgedAt
+		}
+		if x.LodgedAt.After(ev.Last) {
+			ev.Last = x.LodgedAt
+		}
 		h := xxhash.Sum64String(x.ID)
 		_, again := seen[h]
 		seen[h] = struct{}{}
@@ -193,7 +199,12 @@ func (ev *Evaluation) Scope() string {
 	if !ev.Window.Dated() {
 		return fmt.Sprintf("declarations %d-%d (%d, after a warm-up of %d)", ev.Before+1, ev.Before+ev.N+ev.Repeated, ev.N, ev.Before)
 	}
-	return fmt.Sprintf("declarations %s (%d; left out: %d assessed before, %d after)", ev.Window, ev.N, ev.Before, ev.After)
+	scope := fmt.Sprintf("declarations %s (%d; left out: %d before, %d after)", ev.Window, ev.N, ev.Before, ev.After)
+	if ev.N == 0 {
+		// A mistyped year says so, rather than giving an empty table.
+		scope += fmt.Sprintf(": none in it, the stream's declarations were lodged from %s to %s", ev.First.Format(time.RFC3339), ev.Last.Format(time.RFC3339))
+	}
+	return scope
 }
 
 // repeatedNote says how many repeated ids an evaluation left out ("" for none).

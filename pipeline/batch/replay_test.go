@@ -292,7 +292,7 @@ func TestEvaluateWindow(t *testing.T) {
 	if r := ev.Rows[3]; r.Selected != 30 || r.Hits != 30 { // 10 % of 300: the 30 hits
 		t.Errorf("10%% row: %+v", r)
 	}
-	want := "declarations lodged from 2025-04-01 to 2025-05-01 (exclusive) (300; left out: 310 assessed before, 290 after)"
+	want := "declarations lodged from 2025-04-01 UTC to before 2025-05-01 UTC (300; left out: 310 before, 290 after)"
 	if ev.Scope() != want || !strings.Contains(ev.Table(), "evaluation on "+want) {
 		t.Errorf("scope %q\ntable %s", ev.Scope(), ev.Table())
 	}
@@ -303,5 +303,22 @@ func TestEvaluateWindow(t *testing.T) {
 	if ev := Evaluate(scores, truth, Window{To: day(10).Add(90 * time.Minute)}); ev.N != 102 || ev.Before != 0 || ev.After != 800 ||
 		!strings.Contains(ev.Scope(), "lodged before 2025-03-11T01:30:00Z") {
 		t.Errorf("to day 10 01:30: N %d, before %d, after %d, scope %q", ev.N, ev.Before, ev.After, ev.Scope())
+	}
+	// An end with the warm-up share: the first 451 of 902 positions are
+	// the warm-up (day 45's first declaration included); both resubmissions
+	// come after it, in the window, as repeats.
+	ev = Evaluate(scores, truth, Window{Warmup: 0.5, To: day(61)})
+	if ev.N != 159 || ev.Before != 451 || ev.After != 290 || ev.Repeated != 2 ||
+		ev.Scope() != "declarations after the warm-up (50 % of the stream) and lodged before 2025-05-01 UTC (159; left out: 451 before, 290 after)" {
+		t.Errorf("warm-up and an end: N %d, before %d, after %d, repeated %d, scope %q", ev.N, ev.Before, ev.After, ev.Repeated, ev.Scope())
+	}
+	// An empty window says what the stream spans.
+	if ev := Evaluate(scores, truth, Window{From: day(200)}); ev.N != 0 ||
+		!strings.HasSuffix(ev.Scope(), ": none in it, the stream's declarations were lodged from 2025-03-01T00:00:00Z to 2025-05-29T09:00:00Z") {
+		t.Errorf("a window after the stream: N %d, scope %q", ev.N, ev.Scope())
+	}
+	// A bound with a fraction of a second keeps it.
+	if got := (Window{From: day(1).Add(500 * time.Millisecond)}).String(); got != "lodged from 2025-03-02T00:00:00.5Z" {
+		t.Errorf("fractional bound: %q", got)
 	}
 }

@@ -453,7 +453,7 @@ func precisionChart(pts []curvePoint) string {
 // outcomes given.
 func scoreLabels(r *Report) (map[string]*declaration.Outcome, string) {
 	if r.Truth != nil {
-		return r.Truth, "Scores of the hits and of the clean declarations after the warm-up (truth), each as a share of its group."
+		return r.Truth, fmt.Sprintf("Scores of the hits and of the clean declarations %s (truth), each as a share of its group.", r.Window)
 	}
 	if len(r.Outcomes) > 0 {
 		return r.Outcomes, "Scores of the inspected declarations (the outcomes given): hits and clean, each as a share of its group."
