@@ -26,9 +26,9 @@ type EvalRow struct {
 // Evaluation compares assessments with ground truth.
 type Evaluation struct {
 	Window      Window
-	N           int // evaluated declarations, each id once
-	Before      int // assessments before the window (the warm-up), left out
-	After       int // assessments lodged at or after Window.To, left out
+	N           int       // evaluated declarations, each id once
+	Before      int       // assessments before the window (the warm-up), left out
+	After       int       // assessments lodged at or after Window.To, left out
 	First, Last time.Time // the earliest and the latest lodgement of the whole stream
 	Hits        int
 	Revenue     float64
