@@ -120,6 +120,10 @@ type Stream struct {
 	// LingerMS: how long the producer waits to fill a batch (kafka-go's
 	// default of 1 s is far too slow for a clearance decision); 0: no wait.
 	LingerMS int `yaml:"linger_ms"`
+	// BatchMessages caps the messages of one produce batch (kafka-go's
+	// BatchSize). kafka-go reserves room for that many in every batch
+	// however few it holds, and writes one batch of a partition at a time.
+	BatchMessages int `yaml:"batch_messages"`
 	// CommitIntervalMS: how often acknowledged offsets are committed.
 	CommitIntervalMS int `yaml:"commit_interval_ms"`
 	// ShutdownSeconds bounds a graceful shutdown.
@@ -392,7 +396,7 @@ func defaults() *Config {
 			Bins: 64, EarlyStoppingRounds: 20, ValidationShare: 0.2},
 		Stream: Stream{EmbeddedBroker: "127.0.0.1:9092", DeclarationsTopic: "declarations", OutcomesTopic: "outcomes",
 			AssessmentsTopic: "assessments", DeadLetterTopic: "dead-letters", Group: "riskmon", MetricsAddr: "127.0.0.1:9740",
-			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 0, LingerMS: 2, CommitIntervalMS: 500,
+			CreateTopics: true, Partitions: 1, ReplicationFactor: 1, Workers: 0, LingerMS: 2, BatchMessages: 100, CommitIntervalMS: 500,
 			ShutdownSeconds: 15, CheckpointSeconds: 60, StallSeconds: 120, PendingRetentionHours: 720, LogFormat: "json", LogLevel: "info"},
 	}
 }
@@ -677,6 +681,9 @@ func (st *Stream) validate(d *Decoder) {
 	}
 	if st.LingerMS < 0 {
 		d.Problemf("stream.linger_ms", "must be >= 0, got %d", st.LingerMS)
+	}
+	if st.BatchMessages < 1 {
+		d.Problemf("stream.batch_messages", "must be >= 1, got %d", st.BatchMessages)
 	}
 	switch st.SASL.Mechanism {
 	case "":

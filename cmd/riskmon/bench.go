@@ -86,6 +86,8 @@ func cmdBench(args []string) error {
 		return err
 	}
 	st := benchTopics(cfg.Stream, "tp")
+	dropThroughput := sync.OnceFunc(func() { dropBenchTopics(brokers, st) })
+	defer dropThroughput() // also when a run fails
 	if err := stream.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
 		return err
 	}
@@ -111,14 +113,15 @@ func cmdBench(args []string) error {
 	// The throughput run's topics go before the latency run: the embedded
 	// broker holds its log in its heap, and a log left behind would be
 	// marked by its collector through the latency run.
-	dropBenchTopics(brokers, st)
+	dropThroughput()
 
 	// Latency at a fixed rate: lodged_at is set when the declaration is
 	// produced, so lodged-to-assessed is the whole trip through the broker and
 	// riskmon.
 	n := *rate * *seconds
-	st = benchTopics(cfg.Stream, "lat")
-	if err := stream.EnsureTopics(context.Background(), brokers, st, nil); err != nil {
+	lt := benchTopics(cfg.Stream, "lat")
+	defer dropBenchTopics(brokers, lt)
+	if err := stream.EnsureTopics(context.Background(), brokers, lt, nil); err != nil {
 		return err
 	}
 	// The trip in three parts: through the broker to riskmon's fetch loop
@@ -132,8 +135,10 @@ func cmdBench(args []string) error {
 	// here (in production it is another's), and its garbage would be
 	// collected at riskmon's expense during the measure.
 	var decls []*declaration.Declaration
-	synth.Generate(synth.Options{Count: n, Seed: 43}, func(r synth.Record) error { decls = append(decls, r.Decl); return nil })
-	_, _, err = benchPipeline(cfg, st, brokers, n, func(a *declaration.Assessment, d *declaration.Declaration, inProcess time.Duration) {
+	if err := synth.Generate(synth.Options{Count: n, Seed: 43}, func(r synth.Record) error { decls = append(decls, r.Decl); return nil }); err != nil {
+		return err
+	}
+	_, _, err = benchPipeline(cfg, lt, brokers, n, func(a *declaration.Assessment, d *declaration.Declaration, inProcess time.Duration) {
 		total := time.Since(d.LodgedAt)
 		assessed := a.AssessedAt.Sub(d.LodgedAt)
 		mu.Lock()
@@ -149,7 +154,7 @@ func cmdBench(args []string) error {
 		// No linger: a tick's declarations are written in one call, so they
 		// make their batches at once, and a wait here would be the feed's
 		// own, counted in every latency.
-		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: st.DeclarationsTopic, Balancer: &kafka.Hash{},
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: lt.DeclarationsTopic, Balancer: &kafka.Hash{},
 			BatchTimeout: time.Nanosecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
 		defer w.Close()
 		// Every 5 ms, the declarations due by then, each stamped with the
@@ -182,7 +187,6 @@ func cmdBench(args []string) error {
 		}
 	})
 	<-produced
-	dropBenchTopics(brokers, st)
 	if err != nil {
 		return err
 	}
@@ -227,8 +231,9 @@ func benchTopics(st config.Stream, tag string) config.Stream {
 	return st
 }
 
-// dropBenchTopics deletes a bench run's topics (a bench leaves nothing
-// behind on a broker it was pointed at). A failure is reported, not fatal.
+// dropBenchTopics deletes a bench run's topics and its consumer group (a
+// bench leaves nothing behind on a broker it was pointed at, whether its
+// run succeeded or not). A failure is reported, not fatal.
 func dropBenchTopics(brokers []string, st config.Stream) {
 	topics := []string{st.DeclarationsTopic, st.OutcomesTopic, st.AssessmentsTopic, st.DeadLetterTopic}
 	for _, t := range st.HandoverTopics() {
@@ -237,16 +242,30 @@ func dropBenchTopics(brokers []string, st config.Stream) {
 		}
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
-	resp, err := cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
-	if err == nil {
+	ctx := context.Background()
+	var errs []error
+	if resp, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics}); err != nil {
+		errs = append(errs, err)
+	} else {
 		for t, e := range resp.Errors {
 			if e != nil && !errors.Is(e, kafka.UnknownTopicOrPartition) {
-				err = fmt.Errorf("%s: %w", t, e)
+				errs = append(errs, fmt.Errorf("topic %s: %w", t, e))
 			}
 		}
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: deleting its topics:", err)
+	// The group is empty once its run has stopped; a run that never
+	// joined left none.
+	if resp, err := cl.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: []string{st.Group}}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for g, e := range resp.Errors {
+			if e != nil && !errors.Is(e, kafka.GroupIdNotFound) {
+				errs = append(errs, fmt.Errorf("group %s: %w", g, e))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: deleting what it created:", err)
 	}
 }
 

@@ -145,7 +145,7 @@ func (s *Stream) Run(ctx context.Context, brokers []string) error {
 		// default transport's, shared with every other writer of the process.
 		Transport: s.Security.transport(),
 		Addr:      kafka.TCP(brokers...), Balancer: changelogBalancer{c.HandoverTopics(), &kafka.Hash{}}, RequiredAcks: kafka.RequireAll, Async: true,
-		BatchTimeout: linger(c.LingerMS), BatchSize: 100, Completion: s.completed,
+		BatchTimeout: linger(c.LingerMS), BatchSize: c.BatchMessages, Completion: s.completed,
 		// One attempt: a failed batch comes back to the completion hook at
 		// once, and the retry loop produces everything that failed again in
 		// one call. kafka-go's own retries take the batches of a partition
