@@ -660,6 +660,18 @@ func (st *Stream) validate(d *Decoder) {
 			d.Problemf(k, "must be >= 1, got %d", v)
 		}
 	}
+	// The four topics of the wire contract are four topics: assessments
+	// written to the declarations topic would be read back as declarations.
+	named := []struct{ key, topic string }{{"declarations_topic", st.DeclarationsTopic}, {"outcomes_topic", st.OutcomesTopic},
+		{"assessments_topic", st.AssessmentsTopic}, {"dead_letter_topic", st.DeadLetterTopic}}
+	for i, a := range named {
+		for _, b := range named[:i] {
+			if a.topic != "" && a.topic == b.topic {
+				d.Problemf("stream."+a.key, "%q is also stream.%s", a.topic, b.key)
+				break
+			}
+		}
+	}
 	// The topics riskmon writes state to must be topics of their own.
 	others := map[string]string{st.DeclarationsTopic: "declarations_topic", st.OutcomesTopic: "outcomes_topic",
 		st.AssessmentsTopic: "assessments_topic", st.DeadLetterTopic: "dead_letter_topic"}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/riskmon/riskmon/config"
@@ -28,6 +29,7 @@ func cmdCompare(args []string) error {
 	top := fs.Int("top", 10, "list this many of the declarations that change channel, the largest score change first (the HTML report lists at least 25)")
 	closed := fs.Bool("closed-loop", false, "inspections follow each configuration's own channels: every yellow or red declaration gets its --truth outcome 7 days after lodgement (replaces --outcomes)")
 	ef := addEvalFlags(fs)
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "assess each micro-batch of each replay on this many goroutines, by importer (the result does not depend on it)")
 	rf := addRateFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -41,6 +43,9 @@ func cmdCompare(args []string) error {
 	window, err := ef.window()
 	if err != nil {
 		return err
+	}
+	if *workers < 1 {
+		return fmt.Errorf("--workers must be >= 1, got %d", *workers)
 	}
 	if *top < 0 {
 		return fmt.Errorf("--top must be >= 0, got %d", *top)
@@ -76,7 +81,7 @@ func cmdCompare(args []string) error {
 			return err
 		}
 	}
-	opts := batch.CompareOptions{InputName: *input, Truth: truthByID, Window: window}
+	opts := batch.CompareOptions{InputName: *input, Truth: truthByID, Window: window, Workers: *workers}
 	if *closed {
 		opts.ClosedLoop, opts.InspectDelay = true, 7*24*time.Hour
 	}

@@ -84,6 +84,16 @@ func TestCompareCommand(t *testing.T) {
 	if strconv.Itoa(n) != m[1] || n == 0 {
 		t.Errorf("%d lines in --changed, summary says %s", n, m[1])
 	}
+	// The result does not depend on the number of workers (the first line
+	// says how long it took).
+	body := func(s string) string {
+		s, _, _ = strings.Cut(s, "\nwrote ") // the files written, named
+		_, s, _ = strings.Cut(s, "\n")
+		return strings.TrimSpace(s)
+	}
+	if code, one, e := capture(t, "compare", "--input", d, "--outcomes", o, "--truth", tr, "--candidate", cand, "--top", "4", "--workers", "1"); code != 0 || body(one) != body(out) || len(body(out)) < 1000 {
+		t.Errorf("--workers 1: exit %d, stderr %q, stdout differs from the default's:\n%s", code, e, one)
+	}
 	page, _ := os.ReadFile(report)
 	if !strings.Contains(string(page), "<h2>Channel transitions</h2>") {
 		t.Error("no transition matrix in the report")

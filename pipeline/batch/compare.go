@@ -37,6 +37,9 @@ type CompareOptions struct {
 	ClosedLoop   bool
 	InspectDelay time.Duration
 	Window       Window // the part of the stream evaluated
+	// Workers assesses each micro-batch of each replay on this many
+	// goroutines (ReplayOptions.Workers; 0: one per core).
+	Workers int
 	// Sequential runs the replays one after the other; by default they run
 	// at the same time. Each engine sees its declarations in file order
 	// either way, so the result is the same.
@@ -213,7 +216,7 @@ func Compare(base, cand *engine.Engine, o CompareOptions) (*Comparison, error) {
 		if o.Read != nil {
 			r = o.Read(in)
 		}
-		opts := ReplayOptions{Input: r, InputName: o.InputName, Output: io.Discard, Errors: errs, KeepScores: true, KeepFindings: true}
+		opts := ReplayOptions{Input: r, InputName: o.InputName, Output: io.Discard, Errors: errs, KeepScores: true, KeepFindings: true, Workers: o.Workers}
 		if o.ClosedLoop {
 			opts.ClosedLoop, opts.InspectDelay = o.Truth, o.InspectDelay
 		}
