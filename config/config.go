@@ -660,21 +660,19 @@ func (st *Stream) validate(d *Decoder) {
 			d.Problemf(k, "must be >= 1, got %d", v)
 		}
 	}
-	// The four topics of the wire contract are four topics: assessments
-	// written to the declarations topic would be read back as declarations.
-	named := []struct{ key, topic string }{{"declarations_topic", st.DeclarationsTopic}, {"outcomes_topic", st.OutcomesTopic},
-		{"assessments_topic", st.AssessmentsTopic}, {"dead_letter_topic", st.DeadLetterTopic}}
-	for i, a := range named {
-		for _, b := range named[:i] {
-			if a.topic != "" && a.topic == b.topic {
-				d.Problemf("stream."+a.key, "%q is also stream.%s", a.topic, b.key)
-				break
-			}
+	// The four topics of the wire contract are four topics (assessments
+	// written to the declarations topic would be read back as
+	// declarations), and the topics riskmon writes state to (below) must be
+	// topics of their own.
+	others := map[string]string{} // topic: its key
+	for _, n := range []struct{ key, topic string }{{"declarations_topic", st.DeclarationsTopic}, {"outcomes_topic", st.OutcomesTopic},
+		{"assessments_topic", st.AssessmentsTopic}, {"dead_letter_topic", st.DeadLetterTopic}} {
+		if k, dup := others[n.topic]; dup && n.topic != "" {
+			d.Problemf("stream."+n.key, "%q is also stream.%s", n.topic, k)
+			continue
 		}
+		others[n.topic] = n.key
 	}
-	// The topics riskmon writes state to must be topics of their own.
-	others := map[string]string{st.DeclarationsTopic: "declarations_topic", st.OutcomesTopic: "outcomes_topic",
-		st.AssessmentsTopic: "assessments_topic", st.DeadLetterTopic: "dead_letter_topic"}
 	if cl := st.Changelog(); cl != "" {
 		if k, ok := others[cl]; ok {
 			d.Problemf("stream.changelog_topic", "%q is also stream.%s", cl, k)

@@ -239,7 +239,7 @@ var mutants = []mutant{
 		edits: one("pipeline/batch/evaluate.go", "\t\tcase before:\n\t\t\tev.Before++\n", "\t\tcase before:\n\t\t\tev.Before++\n\t\t\tdelete(seen, h)\n"),
 		tests: []test{{pkg: "./pipeline/batch", run: "^TestEvaluate"}, batch}},
 	{name: "config-same-wire-topics", why: "validate accepts a configuration whose assessments go to its declarations topic, read back as declarations",
-		edits: one("config/config.go", "if a.topic != \"\" && a.topic == b.topic {", "if false {"),
+		edits: one("config/config.go", "if k, dup := others[n.topic]; dup && n.topic != \"\" {", "if k, dup := others[n.topic]; false && dup && n.topic != \"\" {"),
 		tests: []test{config}},
 	{name: "evaluation-window-ignores-to", why: "an evaluation of a period also counts the declarations lodged after it",
 		edits: one("pipeline/batch/evaluate.go", "\treturn w.To.IsZero() || x.LodgedAt.Before(w.To), false\n", "\treturn true, false\n"),
