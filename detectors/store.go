@@ -208,8 +208,8 @@ func (s *Store) GetDecl(dst, key []byte) (v []byte, ok bool) {
 // HasDecl reports whether key has a declaration record.
 func (s *Store) HasDecl(key []byte) bool {
 	if s.ov != nil {
-		if i, found := s.ov.vals[ns(true)][string(key)]; found {
-			return !s.ov.log[i].del
+		if w := s.ov.find(key, true); w != nil {
+			return !w.del
 		}
 	}
 	return s.decl.Has(key)
@@ -274,15 +274,20 @@ func ns(decl bool) int {
 }
 
 func (o *Overlay) get(dst, key []byte, decl bool) (v []byte, ok, found bool) {
-	i, found := o.vals[ns(decl)][string(key)]
-	if !found {
-		return dst, false, false
-	}
-	w := &o.log[i]
-	if w.del {
-		return dst, false, true
+	w := o.find(key, decl)
+	if w == nil || w.del {
+		return dst, false, w != nil
 	}
 	return append(dst, o.buf[w.v0:w.v1]...), true, true
+}
+
+// find is the overlay's last write of key (a deletion included), or nil.
+func (o *Overlay) find(key []byte, decl bool) *overlayWrite {
+	i, found := o.vals[ns(decl)][string(key)]
+	if !found {
+		return nil
+	}
+	return &o.log[i]
 }
 
 func (o *Overlay) set(key, val []byte, del, decl bool) {
