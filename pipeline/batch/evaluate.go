@@ -53,11 +53,12 @@ type Window struct {
 // Dated says whether the window has a lodgement date for a bound.
 func (w Window) Dated() bool { return !w.From.IsZero() || !w.To.IsZero() }
 
-// in says whether the assessment at position i of n falls in the window,
-// and if not, whether it comes before it.
-func (w Window) in(x *Scored, i, n int) (in, before bool) {
+// in says whether the assessment at position i falls in the window, and if
+// not, whether it comes before it; warmEnd is the position where the
+// warm-up share of the stream ends.
+func (w Window) in(x *Scored, i, warmEnd int) (in, before bool) {
 	if w.From.IsZero() {
-		before = i < int(math.Round(w.Warmup*float64(n)))
+		before = i < warmEnd
 	} else {
 		before = x.LodgedAt.Before(w.From)
 	}
@@ -108,6 +109,7 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, w Window) 
 	// was scored against state that may hold its own outcome.
 	seen := make(map[uint64]struct{}, len(scores))
 	var s []Scored
+	warmEnd := int(math.Round(w.Warmup * float64(len(scores))))
 	for i := range scores {
 		x := &scores[i]
 		if i == 0 || x.LodgedAt.Before(ev.First) {
@@ -119,7 +121,7 @@ func Evaluate(scores []Scored, truth map[string]*declaration.Outcome, w Window) 
 		h := xxhash.Sum64String(x.ID)
 		_, again := seen[h]
 		seen[h] = struct{}{}
-		switch in, before := w.in(x, i, len(scores)); {
+		switch in, before := w.in(x, i, warmEnd); {
 		case before:
 			ev.Before++
 		case !in:
