@@ -308,7 +308,7 @@ func (f *evalFlags) window() (batch.Window, error) {
 	if warmupGiven {
 		return w, errors.New("--eval-warmup and --eval-from both say where the evaluation starts: give one or the other")
 	}
-	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
+	if !w.To.IsZero() && !w.From.Before(w.To) { // From is set here
 		return w, fmt.Errorf("--eval-from %s is not before --eval-to %s", *f.from, *f.to)
 	}
 	return w, nil
