@@ -132,7 +132,36 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 		}
 		return buf
 	}
-	r := s.ents.ref(key)
+	return s.updateAt(s.ents.ref(key), key, buf, f)
+}
+
+// UpdateEach runs Update on every key of keys, f told which, on every core:
+// the keys of different shards of the entity table are independent, and
+// each shard's are updated in their order in keys, so the store ends as
+// after one pass in order, whatever the number of cores. f is called
+// concurrently (for keys of different shards) and returns a value the
+// store copies; bufs are scratch space, one for each key. A handle with an
+// overlay or a tap updates in one pass, in order.
+func (s *Store) UpdateEach(keys [][]byte, bufs [][]byte, f func(i int, old []byte) []byte) {
+	if s.ov != nil || s.tap != nil {
+		for i, k := range keys {
+			s.Update(k, bufs[i], func(old []byte) []byte { return f(i, old) })
+		}
+		return
+	}
+	refs := make([]entityRef, len(keys))
+	for i, k := range keys {
+		refs[i] = s.ents.ref(k)
+	}
+	inPositionOrder(1, func(int) int { return len(keys) }, func(_, i int) int { return i },
+		func(_, i int) uint64 { return refs[i].h % entityShards },
+		func(_, i int) {
+			s.updateAt(refs[i], keys[i], bufs[i], func(old []byte) []byte { return f(i, old) })
+		})
+}
+
+// updateAt is Update of the store itself at a place already found (ref).
+func (s *Store) updateAt(r entityRef, key, buf []byte, f func(old []byte) []byte) []byte {
 	r.s.mu.Lock()
 	var old []byte
 	v, ok := s.ents.read(r)

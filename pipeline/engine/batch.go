@@ -160,9 +160,10 @@ func (e *Engine) AssessBatch(ds []*declaration.Declaration, workers int) []*decl
 		e.store.ApplyOverlays(bw.ovs)
 		e.shared.ApplyRecorded(bw.recs)
 	}
+	e.model.countSeenEach(ws, &e.batchSeen)
 	out := make([]*declaration.Assessment, len(ws))
 	for i := range ws {
-		e.settle(rs, model, &ws[i])
+		e.settle(rs, model, &ws[i], false)
 		out[i] = ws[i].a
 		ws[i].d, ws[i].a = nil, nil // not kept alive by the next batch's work
 	}

@@ -51,6 +51,7 @@ type Engine struct {
 
 	batchWork []work              // AssessBatch's, kept between batches
 	batchIDs  map[string]struct{} // AssessBatch's, kept between batches
+	batchSeen seenBatch           // AssessBatch's, kept between batches
 	repeats   atomic.Uint64       // declarations assessed again, not learned (Repeats)
 
 	handover HandoverOffsets // the restored checkpoint's (CheckpointHandover)
@@ -332,7 +333,7 @@ func (e *Engine) assessTimed(rs *ruleset, ds detSet, w *work) *work {
 	w.timed = observe != nil && e.seq.Add(1)%16 == 0 && len(rs.dets) <= len(w.spent)
 	model := e.model.cur.Load()
 	e.assess(rs, ds, model, e.rates.thresholds(&rs.cfg.Scoring), w)
-	e.settle(rs, model, w)
+	e.settle(rs, model, w, true)
 	if w.timed {
 		for i, name := range rs.detectors {
 			(*observe)(name, w.spent[i])
@@ -481,7 +482,8 @@ func (e *Engine) assess(rs *ruleset, ds detSet, model *Trained, c cuts, w *work)
 
 // settle counts an assessed declaration in the counts shared by all
 // importers: the calibrators, the rate keeper and the model's party counts.
-func (e *Engine) settle(rs *ruleset, model *Trained, w *work) {
+// A micro-batch counts its parties seen before (countSeenEach): seen false.
+func (e *Engine) settle(rs *ruleset, model *Trained, w *work, seen bool) {
 	if w.a.Repeat {
 		return
 	}
@@ -489,7 +491,7 @@ func (e *Engine) settle(rs *ruleset, model *Trained, w *work) {
 		rs.cals[i].observe(r)
 	}
 	e.rates.observe(w.a.Score, w.forced, w.hasForce, w.stratum, model)
-	if w.x != nil {
+	if seen && w.x != nil {
 		e.model.countSeen(w.ids[:len(entityKinds)], &w.seen)
 	}
 }

@@ -298,6 +298,52 @@ func (ms *modelStage) countSeen(ids []string, sc *seenScratch) {
 	}
 }
 
+// countSeenEach is countSeen for the declarations of a micro-batch (ws,
+// in input order) at its end, on every core (Store.UpdateEach): each
+// party's count is updated in input order, so the store ends as after
+// countSeen of one declaration after the other.
+func (ms *modelStage) countSeenEach(ws []work, sb *seenBatch) {
+	var kb [96]byte
+	sb.arena, sb.spans = sb.arena[:0], sb.spans[:0]
+	for i := range ws {
+		w := &ws[i]
+		if w.a.Repeat || w.x == nil {
+			continue
+		}
+		ids := w.ids[:len(entityKinds)]
+		for k := range entityKinds {
+			if seenKind[k] && ids[k] != "" {
+				at := len(sb.arena)
+				sb.arena = append(sb.arena, entityKey(kb[:0], k, ids[k])...)
+				sb.spans = append(sb.spans, [2]int32{int32(at), int32(len(sb.arena))})
+			}
+		}
+	}
+	n := len(sb.spans)
+	sb.keys, sb.bufs = slices.Grow(sb.keys[:0], n)[:n], slices.Grow(sb.bufs[:0], n)[:n]
+	if len(sb.scratch) < n {
+		sb.scratch = make([]seenScratch, n)
+	}
+	for i, sp := range sb.spans {
+		sb.keys[i], sb.bufs[i] = sb.arena[sp[0]:sp[1]:sp[1]], sb.scratch[i].old[:0]
+	}
+	ms.store.UpdateEach(sb.keys, sb.bufs, func(i int, old []byte) []byte {
+		var st entityStats
+		st.decode(old)
+		st.seen++
+		return st.encode(sb.scratch[i].new[:0]) // the store copies it
+	})
+}
+
+// seenBatch is countSeenEach's scratch space, kept between batches.
+type seenBatch struct {
+	arena   []byte     // the keys, one after the other
+	spans   [][2]int32 // each key's place in arena
+	keys    [][]byte
+	bufs    [][]byte
+	scratch []seenScratch
+}
+
 // seenScratch is scratch space for a read-modify-write of an entity's
 // record.
 type seenScratch struct {
