@@ -205,7 +205,8 @@ func (h *history) read(key []byte, now uint32) (hits, n float64) {
 	if len(v) == 4*hFields {
 		r := record(v)
 		t := r.u32(hTime)
-		hits, n = decay(r.f32(hHits), t, now, h.halfLife), decay(r.f32(hN), t, now, h.halfLife)
+		f := ageing(t, now, h.halfLife)
+		hits, n = r.f32(hHits)*f, r.f32(hN)*f
 	}
 	s.mu.Unlock()
 	return hits, n
@@ -362,8 +363,9 @@ func addHits(old []byte, op *tableOp) []byte {
 	now, halfLife := op.now, op.slow
 	r := newRecord(hFields, old)
 	t := r.u32(hTime)
-	r.setF32(hHits, decay(r.f32(hHits), t, now, halfLife)+op.a)
-	r.setF32(hN, decay(r.f32(hN), t, now, halfLife)+op.b)
+	f := ageing(t, now, halfLife)
+	r.setF32(hHits, r.f32(hHits)*f+op.a)
+	r.setF32(hN, r.f32(hN)*f+op.b)
 	r.setU32(hTime, max(t, now))
 	return r
 }

@@ -151,7 +151,8 @@ func (r *route) counts(key []byte, now uint32) (slow, fast, pref float64) {
 	if len(v) == 4*rtFields {
 		rec := record(v)
 		t := rec.u32(rtTime)
-		slow, fast, pref = decay(rec.f32(rtSlow), t, now, r.slow), decay(rec.f32(rtFast), t, now, r.fast), decay(rec.f32(rtPref), t, now, r.slow)
+		fs := ageing(t, now, r.slow)
+		slow, fast, pref = rec.f32(rtSlow)*fs, decay(rec.f32(rtFast), t, now, r.fast), rec.f32(rtPref)*fs
 	}
 	s.mu.Unlock()
 	return slow, fast, pref
@@ -315,9 +316,10 @@ func addRoute(old []byte, op *tableOp) []byte {
 	now, slow, fast, pref := op.now, op.slow, op.fast, op.a
 	rec := newRecord(rtFields, old)
 	t := rec.u32(rtTime)
-	rec.setF32(rtSlow, decay(rec.f32(rtSlow), t, now, slow)+1)
+	fs := ageing(t, now, slow)
+	rec.setF32(rtSlow, rec.f32(rtSlow)*fs+1)
 	rec.setF32(rtFast, decay(rec.f32(rtFast), t, now, fast)+1)
-	rec.setF32(rtPref, decay(rec.f32(rtPref), t, now, slow)+pref)
+	rec.setF32(rtPref, rec.f32(rtPref)*fs+pref)
 	rec.setU32(rtTime, max(t, now))
 	return rec
 }

@@ -50,10 +50,16 @@ func unixSec(t time.Time) uint32 {
 // decay ages a count from time `from` to time `to` with the given half-life.
 // Time never runs backwards for a decayed count: an earlier `to` leaves it.
 func decay(v float64, from, to uint32, halfLife time.Duration) float64 {
+	return v * ageing(from, to, halfLife)
+}
+
+// ageing is what decay multiplies a count by: counts aged alike (one
+// record's, with one half-life) take it once.
+func ageing(from, to uint32, halfLife time.Duration) float64 {
 	if to <= from || halfLife <= 0 {
-		return v
+		return 1
 	}
-	return v * math.Exp2(-float64(to-from)/halfLife.Seconds())
+	return math.Exp2(-float64(to-from) / halfLife.Seconds())
 }
 
 // fnv32 hashes a string into a bit position for small set sketches.
