@@ -178,12 +178,12 @@ func appendFloat(b []byte, v float64, decimals int) []byte {
 	p := math.Pow10(decimals)
 	r := math.Round(v*p) / p
 	if math.Abs(r) >= 1e15 || (r == 0 && v != 0) {
-		r = v
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
 	}
 	if r == 0 {
 		return append(b, '0')
 	}
-	return strconv.AppendFloat(b, r, 'f', -1, 64)
+	return AppendRounded(b, v, decimals)
 }
 
 const hexDigits = "0123456789abcdef"

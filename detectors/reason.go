@@ -3,6 +3,8 @@ package detectors
 import (
 	"math"
 	"strconv"
+
+	"github.com/riskmon/riskmon/declaration"
 )
 
 // Reasons are written on the hot path with strconv into byte buffers (on the
@@ -11,7 +13,7 @@ import (
 // is %.0f.
 
 // appendF appends v with prec decimals, as fmt's %.{prec}f writes it.
-func appendF(b []byte, v float64, prec int) []byte { return strconv.AppendFloat(b, v, 'f', prec, 64) }
+func appendF(b []byte, v float64, prec int) []byte { return declaration.AppendFixed(b, v, prec) }
 
 // appendE1 appends v as fmt's %.1e writes it.
 func appendE1(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'e', 1, 64) }

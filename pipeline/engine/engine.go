@@ -668,5 +668,6 @@ func collapse(fs []detectors.Finding) []detectors.Finding {
 
 // fmtScore writes a score as a reason quotes it: at most two decimals.
 func fmtScore(v float64) string {
-	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
+	var b [24]byte
+	return string(declaration.AppendRounded(b[:0], v, 2))
 }

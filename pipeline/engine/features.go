@@ -395,5 +395,6 @@ func fmtCount(v float64) string {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 		return strconv.FormatInt(int64(v), 10)
 	}
-	return strconv.FormatFloat(v, 'f', 1, 64)
+	var b [24]byte
+	return string(declaration.AppendFixed(b[:0], v, 1))
 }
