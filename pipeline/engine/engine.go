@@ -669,5 +669,8 @@ func collapse(fs []detectors.Finding) []detectors.Finding {
 // fmtScore writes a score as a reason quotes it: at most two decimals.
 func fmtScore(v float64) string {
 	var b [24]byte
-	return string(declaration.AppendRounded(b[:0], v, 2))
+	return string(appendScore(b[:0], v))
 }
+
+// appendScore appends v as fmtScore writes it.
+func appendScore(b []byte, v float64) []byte { return declaration.AppendRounded(b, v, 2) }

@@ -309,44 +309,45 @@ func ownValues(d *declaration.Declaration, aeo bool, x []float64) {
 	}
 }
 
-// describeOwn says what an own figure was, for an explanation.
-func describeOwn(i int, d *declaration.Declaration, x float64) string {
+// appendOwn says what an own figure was, for an explanation.
+func appendOwn(b []byte, i int, d *declaration.Declaration, x float64) []byte {
 	it := d.MainItem()
 	switch ownFeatures[i] {
 	case "log_value":
-		return "customs value " + detectors.FormatNumber(math.Expm1(x)) + " " + d.Currency
+		return append(append(detectors.AppendNumber(append(b, "customs value "...), math.Expm1(x)), ' '), d.Currency...)
 	case "log_gross_mass":
-		return "gross mass " + detectors.FormatNumber(math.Expm1(x)) + " kg"
+		return append(detectors.AppendNumber(append(b, "gross mass "...), math.Expm1(x)), " kg"...)
 	case "log_unit_value":
-		return "unit value " + detectors.FormatNumber(math.Exp(x)) + " " + d.Currency + "/kg for HS " + it.HS6()
+		b = append(append(detectors.AppendNumber(append(b, "unit value "...), math.Exp(x)), ' '), d.Currency...)
+		return append(append(b, "/kg for HS "...), it.HS6()...)
 	case "duty_ratio":
 		if math.IsNaN(x) {
-			return "no duties declared"
+			return append(b, "no duties declared"...)
 		}
-		return "duties " + detectors.FormatNumber(100*x) + " % of the value"
+		return append(detectors.AppendNumber(append(b, "duties "...), 100*x), " % of the value"...)
 	case "items":
-		return strconv.Itoa(len(d.Items)) + " items"
+		return append(strconv.AppendInt(b, int64(len(d.Items)), 10), " items"...)
 	case "hs_chapter":
-		return "HS chapter " + it.HSCode[:2]
+		return append(append(b, "HS chapter "...), it.HSCode[:2]...)
 	case "origin_is_dispatch":
 		if x == 1 {
-			return "dispatched from the origin country " + it.Origin
+			return append(append(b, "dispatched from the origin country "...), it.Origin...)
 		}
-		return "origin " + it.Origin + " but dispatched from " + orNone(d.DispatchCountry)
+		return append(append(append(append(b, "origin "...), it.Origin...), " but dispatched from "...), orNone(d.DispatchCountry)...)
 	case "has_preference":
 		if x == 1 {
-			return "preference claimed (" + it.Preference + ")"
+			return append(append(append(b, "preference claimed ("...), it.Preference...), ')')
 		}
-		return "no preference claimed"
+		return append(b, "no preference claimed"...)
 	case "net_gross_ratio":
-		return "net/gross mass ratio " + detectors.FormatNumber(x)
+		return detectors.AppendNumber(append(b, "net/gross mass ratio "...), x)
 	case "aeo":
 		if x == 1 {
-			return "AEO importer"
+			return append(b, "AEO importer"...)
 		}
-		return "importer not AEO"
+		return append(b, "importer not AEO"...)
 	}
-	return ownFeatures[i]
+	return append(b, ownFeatures[i]...)
 }
 
 func orNone(s string) string {
@@ -356,45 +357,44 @@ func orNone(s string) string {
 	return s
 }
 
-// describeEntity says what an entity's history was, for an explanation.
+// appendEntity says what an entity's history was, for an explanation.
 // Counts are weighted (inverse selection probability) and so may have
 // decimals.
-func describeEntity(kind int, id string, st entityStats) string {
-	var name string
+func appendEntity(b []byte, kind int, id string, st entityStats) []byte {
+	if id == "" {
+		return append(append(b, entityKinds[kind]...), ": none named"...)
+	}
 	switch k := entityKinds[kind]; k {
 	case "hs6", "hs4":
-		name = "HS " + id
+		b = append(append(b, "HS "...), id...)
 	case "hs6_origin":
 		hs, origin, _ := strings.Cut(id, "/")
-		name = "HS " + hs + " from " + origin
+		b = append(append(append(append(b, "HS "...), hs...), " from "...), origin...)
 	case "importer_hs6":
 		imp, hs, _ := strings.Cut(id, "/")
-		name = "importer " + imp + " with HS " + hs
+		b = append(append(append(append(b, "importer "...), imp...), " with HS "...), hs...)
 	case "dispatch":
-		name = "dispatch country " + id
+		b = append(append(b, "dispatch country "...), id...)
 	case "transport":
-		name = "transport by " + id
+		b = append(append(b, "transport by "...), id...)
 	default:
-		name = k + " " + id
-	}
-	if id == "" {
-		return entityKinds[kind] + ": none named"
+		b = append(append(append(b, k...), ' '), id...)
 	}
 	if st.inspections < 0.5 {
-		if seenKinds[entityKinds[kind]] {
-			return name + ": never inspected, " + fmtCount(st.seen) + " declarations before"
+		if seenKind[kind] {
+			return append(appendCount(append(b, ": never inspected, "...), st.seen), " declarations before"...)
 		}
-		return name + ": never inspected"
+		return append(b, ": never inspected"...)
 	}
-	return name + ": " + fmtCount(st.hits) + " hits in " + fmtCount(st.inspections) + " inspections"
+	b = appendCount(append(b, ": "...), st.hits)
+	return append(appendCount(append(b, " hits in "...), st.inspections), " inspections"...)
 }
 
-// fmtCount writes a count: whole numbers as such, weighted ones with one
+// appendCount writes a count: whole numbers as such, weighted ones with one
 // decimal.
-func fmtCount(v float64) string {
+func appendCount(b []byte, v float64) []byte {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return strconv.FormatInt(int64(v), 10)
+		return strconv.AppendInt(b, int64(v), 10)
 	}
-	var b [24]byte
-	return string(declaration.AppendFixed(b[:0], v, 1))
+	return declaration.AppendFixed(b, v, 1)
 }

@@ -754,41 +754,41 @@ func (t *Trained) scoreWith(d *declaration.Declaration, x []float64, ids []strin
 	}
 	var tb [3]int
 	top := topIndexes(sums, 0.05, tb[:0])
-	var b strings.Builder
-	b.WriteString("learned model: P(hit) ")
-	b.WriteString(detectors.FormatNumber(p))
-	b.WriteString(" against ")
-	b.WriteString(detectors.FormatNumber(base))
-	b.WriteString(" overall")
+	var reason [320]byte
+	b := append(reason[:0], "learned model: P(hit) "...)
+	b = detectors.AppendNumber(b, p)
+	b = append(b, " against "...)
+	b = detectors.AppendNumber(b, base)
+	b = append(b, " overall"...)
 	if expected {
-		b.WriteString(", expected revenue ")
-		b.WriteString(detectors.FormatNumber(ev))
+		b = detectors.AppendNumber(append(b, ", expected revenue "...), ev)
 	}
 	for k, gi := range top {
 		g := lay.spans[gi]
 		if k == 0 {
-			b.WriteString("; raised most by ")
+			b = append(b, "; raised most by "...)
 		} else {
-			b.WriteString("; ")
+			b = append(b, "; "...)
 		}
 		switch g.g.kind {
 		case groupRule:
-			b.WriteString("the rule score " + fmtScore(x[g.at]))
+			b = appendScore(append(b, "the rule score "...), x[g.at])
 		case groupDetector:
-			b.WriteString(lay.detNames[g.g.index] + " strength " + detectors.FormatNumber(x[g.at]))
+			b = detectors.AppendNumber(append(append(b, lay.detNames[g.g.index]...), " strength "...), x[g.at])
 		case groupMeasure:
-			b.WriteString(lay.detNames[lay.featDet[g.at]] + " " + lay.labels[g.at] + " " + detectors.FormatNumber(x[g.at]))
+			b = append(append(append(append(b, lay.detNames[lay.featDet[g.at]]...), ' '), lay.labels[g.at]...), ' ')
+			b = detectors.AppendNumber(b, x[g.at])
 		case groupEntity:
-			b.WriteString(describeEntity(g.g.index, ids[g.g.index], stats[g.g.index]))
+			b = appendEntity(b, g.g.index, ids[g.g.index], stats[g.g.index])
 		case groupOwn:
-			b.WriteString(describeOwn(g.g.index, d, x[g.at]))
+			b = appendOwn(b, g.g.index, d, x[g.at])
 		}
-		b.WriteString(" (+" + detectors.FormatNumber(sums[gi]) + " log-odds)")
+		b = append(detectors.AppendNumber(append(b, " (+"...), sums[gi]), " log-odds)"...)
 	}
 	if len(top) == 0 {
-		b.WriteString("; nothing raised it")
+		b = append(b, "; nothing raised it"...)
 	}
-	a.Findings = append(a.Findings, declaration.Finding{Detector: "model", Score: p, Points: max(rest, 0), Reason: b.String()})
+	a.Findings = append(a.Findings, declaration.Finding{Detector: "model", Score: p, Points: max(rest, 0), Reason: string(b)})
 	sortByPoints(a.Findings)
 }
 
