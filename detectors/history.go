@@ -364,8 +364,8 @@ func addHits(old []byte, op *tableOp) []byte {
 	r := newRecord(hFields, old)
 	t := r.u32(hTime)
 	f := ageing(t, now, halfLife)
-	r.setF32(hHits, r.f32(hHits)*f+op.a)
-	r.setF32(hN, r.f32(hN)*f+op.b)
+	r.setF32(hHits, float64(r.f32(hHits)*f)+op.a) // not fused: see decay
+	r.setF32(hN, float64(r.f32(hN)*f)+op.b)
 	r.setU32(hTime, max(t, now))
 	return r
 }

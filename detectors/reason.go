@@ -7,8 +7,8 @@ import (
 	"github.com/riskmon/riskmon/declaration"
 )
 
-// Reasons are written on the hot path with strconv into byte buffers (on the
-// stack where they fit), so that a finding costs one allocation, its string.
+// Reasons are written on the hot path into byte buffers (on the stack where
+// they fit; numbers by declaration.AppendFixed and strconv), so that a finding costs one allocation, its string.
 // The texts are those fmt wrote: appendF(b, v, 1) is %.1f, appendF(b, v, 0)
 // is %.0f.
 

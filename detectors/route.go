@@ -317,9 +317,9 @@ func addRoute(old []byte, op *tableOp) []byte {
 	rec := newRecord(rtFields, old)
 	t := rec.u32(rtTime)
 	fs := ageing(t, now, slow)
-	rec.setF32(rtSlow, rec.f32(rtSlow)*fs+1)
+	rec.setF32(rtSlow, float64(rec.f32(rtSlow)*fs)+1) // not fused: see decay
 	rec.setF32(rtFast, decay(rec.f32(rtFast), t, now, fast)+1)
-	rec.setF32(rtPref, rec.f32(rtPref)*fs+pref)
+	rec.setF32(rtPref, float64(rec.f32(rtPref)*fs)+pref)
 	rec.setU32(rtTime, max(t, now))
 	return rec
 }

@@ -49,8 +49,11 @@ func unixSec(t time.Time) uint32 {
 
 // decay ages a count from time `from` to time `to` with the given half-life.
 // Time never runs backwards for a decayed count: an earlier `to` leaves it.
+// The product is converted explicitly so that it is rounded on its own: a
+// caller's decay(…)+1 must not fuse into one multiply-add (arm64, amd64
+// v3), which would round differently from other builds.
 func decay(v float64, from, to uint32, halfLife time.Duration) float64 {
-	return v * ageing(from, to, halfLife)
+	return float64(v * ageing(from, to, halfLife))
 }
 
 // ageing is what decay multiplies a count by: counts aged alike (one

@@ -141,7 +141,8 @@ func (s *Store) Update(key, buf []byte, f func(old []byte) []byte) []byte {
 // after one pass in order, whatever the number of cores. f is called
 // concurrently (for keys of different shards) and returns a value the
 // store copies; bufs are scratch space, one for each key. A handle with an
-// overlay or a tap updates in one pass, in order.
+// overlay or a tap updates one key after the other, in order (an overlay
+// logs them all at its current position).
 func (s *Store) UpdateEach(keys [][]byte, bufs [][]byte, f func(i int, old []byte) []byte) {
 	if s.ov != nil || s.tap != nil {
 		for i, k := range keys {
