@@ -34,6 +34,9 @@ func cmdCompare(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := distinctFiles(fs, []string{"input", "outcomes", "truth", "base", "candidate"}, []string{"report", "changed"}); err != nil {
+		return err
+	}
 	if *input == "" {
 		return errors.New("--input is required (a file of declarations, or - for stdin)")
 	}

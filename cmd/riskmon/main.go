@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -179,8 +180,16 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 }
 
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	// The flag package prints the usage on a bad flag too; only --help
+	// asks for it (on stdout): an error is one line on stderr, and a
+	// command's output redirected to a file does not get the usage.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage()
 			return err
 		}
 		return fmt.Errorf("%v (see riskmon %s --help)", err, fs.Name())
@@ -189,6 +198,43 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// distinctFiles refuses a command line that names one file twice where one
+// of the two is written: an output (flags outs) that is one of the inputs
+// (flags ins) would be emptied before it is read, and two outputs would
+// write into one file. "" and "-" (stdin, stdout) are not files.
+func distinctFiles(fs *flag.FlagSet, ins, outs []string) error {
+	type named struct{ flag, path string }
+	var seen []named
+	for i, name := range append(ins, outs...) {
+		p := fs.Lookup(name).Value.String()
+		if p == "" || p == "-" {
+			continue
+		}
+		if i >= len(ins) {
+			for _, s := range seen {
+				if sameFile(s.path, p) {
+					return fmt.Errorf("--%s and --%s name the same file, %s: each needs a file of its own", s.flag, name, p)
+				}
+			}
+		}
+		seen = append(seen, named{name, p})
+	}
+	return nil
+}
+
+// sameFile reports whether paths a and b name one file: the same file when
+// both exist, else the same absolute path.
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
 }
 
 // loadConfig loads and validates a configuration; problems become one error
@@ -336,6 +382,9 @@ func cmdReplay(args []string) error {
 	}
 	if *workers < 1 || *batchSize < 1 {
 		return fmt.Errorf("--workers and --batch must be >= 1, got %d and %d", *workers, *batchSize)
+	}
+	if err := distinctFiles(fs, []string{"input", "outcomes", "truth", "config", "model"}, []string{"output", "dead-letters", "report", "cpuprofile"}); err != nil {
+		return err
 	}
 	stop, err := startCPUProfile(*cpuProfile)
 	if err != nil {
@@ -500,7 +549,7 @@ func readTruth(path string) (map[string]*declaration.Outcome, error) {
 }
 
 func cmdGen(args []string) error {
-	fs := newFlags("gen", "--count N [--seed S] [--importers N] [--days D] [--output FILE] [--outcomes FILE] [--truth FILE]")
+	fs := newFlags("gen", "--count N [--seed S] [--importers N] [--days D] [--inspect-rate F] [--output FILE] [--outcomes FILE] [--truth FILE]")
 	count := fs.Int("count", 0, "number of declarations")
 	importers := fs.Int("importers", 0, "distinct importers the stream names, each lodging at least once, with a long tail of small traders (plus about count/1500 missing traders; needs count >= 1.02 x N; default: about count/25 traders, not all of whom lodge)")
 	days := fs.Int("days", 0, "span of the stream in days (default max(30, count/300): 300 declarations a day)")
@@ -510,6 +559,9 @@ func cmdGen(args []string) error {
 	truth := fs.String("truth", "", "write the ground truth for every declaration here")
 	inspect := fs.Float64("inspect-rate", 0.03, "share of declarations in the random inspected sample")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := distinctFiles(fs, nil, []string{"output", "outcomes", "truth"}); err != nil {
 		return err
 	}
 	if *count < 1 {

@@ -89,8 +89,60 @@ func TestUserErrors(t *testing.T) {
 	f(`--eval-from: "2025-02-30" is neither a date (2006-01-02) nor a time (RFC 3339`, "replay", "--input", "x", "--eval-from", "2025-02-30")
 	f("--eval-warmup and --eval-from both say where the evaluation starts", "compare", "--input", "x", "--candidate", "c.yml", "--eval-from", "2025-03-01", "--eval-warmup", "0.2")
 	f("--eval-from 2025-03-01 is not before --eval-to 2025-03-01T00:00:00Z", "replay", "--input", "x", "--eval-from", "2025-03-01", "--eval-to", "2025-03-01T00:00:00Z")
-	if code, _, _ := capture(t, "replay", "--help"); code != 0 {
-		t.Errorf("--help exits %d", code)
+	f("--output is required (train needs --input, --outcomes and --output)", "train", "--input", "x", "--outcomes", "y")
+	if code, out, _ := capture(t, "replay", "--help"); code != 0 || !strings.Contains(out, "usage: riskmon replay") {
+		t.Errorf("--help exits %d, stdout %q", code, out)
+	}
+	// A bad flag is one line on stderr; the usage is for --help only, and
+	// never lands in what a redirected stdout holds.
+	if _, out, _ := capture(t, "replay", "--input", "x", "--bogus"); out != "" {
+		t.Errorf("a bad flag writes %q on stdout", out)
+	}
+}
+
+// train refuses to write a model from fewer labels than model.min_labels,
+// and leaves no file behind.
+func TestTrainTooFewLabels(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	if code, _, e := capture(t, "gen", "--count", "2000", "--output", p("d.jsonl"), "--outcomes", p("o.jsonl")); code != 0 {
+		t.Fatalf("gen: %s", e)
+	}
+	code, _, e := capture(t, "train", "--input", p("d.jsonl"), "--outcomes", p("o.jsonl"), "--output", p("m.model"))
+	if code != 1 || !strings.Contains(e, "fewer than model.min_labels (500): too few to train on") {
+		t.Errorf("exit %d, stderr %q", code, e)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 2 {
+		t.Errorf("train left files: %v", left)
+	}
+}
+
+// A file named as an input and an output, or as two outputs, is refused
+// before anything is written: the input is still whole.
+func TestSameFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	if code, _, e := capture(t, "gen", "--count", "50", "--output", p("d.jsonl")); code != 0 {
+		t.Fatalf("gen: %s", e)
+	}
+	before, _ := os.ReadFile(p("d.jsonl"))
+	for _, args := range [][]string{
+		{"replay", "--input", p("d.jsonl"), "--output", filepath.Join(dir, ".", "d.jsonl")},
+		{"replay", "--input", p("d.jsonl"), "--output", p("a.jsonl"), "--dead-letters", p("d.jsonl")},
+		{"compare", "--input", p("d.jsonl"), "--candidate", p("d.jsonl"), "--changed", p("d.jsonl")},
+		{"train", "--input", p("d.jsonl"), "--outcomes", p("o.jsonl"), "--output", p("d.jsonl")},
+		{"gen", "--count", "5", "--output", p("g.jsonl"), "--truth", p("g.jsonl")},
+	} {
+		code, _, e := capture(t, args...)
+		if code != 1 || !strings.Contains(e, "name the same file") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, e)
+		}
+	}
+	if after, _ := os.ReadFile(p("d.jsonl")); !bytes.Equal(before, after) {
+		t.Errorf("the input changed: %d bytes, was %d", len(after), len(before))
+	}
+	if _, err := os.Stat(p("g.jsonl")); err == nil {
+		t.Errorf("gen wrote g.jsonl although refused")
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,7 +98,16 @@ func TestNoProgressWithoutTerminal(t *testing.T) {
 	if !strings.HasPrefix(e, "replay: 3000 declarations read") {
 		t.Errorf("replay's stderr does not start with its summary: %q", e)
 	}
-	e = check("train", "--input", p("d.jsonl"), "--outcomes", p("o.jsonl"), "--output", p("m.bin"))
+	// 3,000 declarations hold 49 labels: below the built-in min_labels.
+	def, err := os.ReadFile("../../config/default.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := strings.Replace(string(def), "min_labels: 500", "min_labels: 20", 1)
+	if err := os.WriteFile(p("low.yml"), []byte(low), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e = check("train", "--input", p("d.jsonl"), "--outcomes", p("o.jsonl"), "--output", p("m.bin"), "--config", p("low.yml"))
 	if !strings.HasPrefix(e, "train: 3000 declarations") {
 		t.Errorf("train's stderr does not start with its summary: %q", e)
 	}

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/riskmon/riskmon/config"
 	"github.com/riskmon/riskmon/pipeline/batch"
@@ -23,13 +24,35 @@ func cmdTrain(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *input == "" || *outcomes == "" || *output == "" {
-		return errors.New("--input, --outcomes and --output are required")
+	var missing []string
+	for _, f := range []string{"input", "outcomes", "output"} {
+		if fs.Lookup(f).Value.String() == "" {
+			missing = append(missing, "--"+f)
+		}
 	}
-	_, eng, err := loadEngine(*cfgPath)
+	if len(missing) > 0 {
+		verb := "are"
+		if len(missing) == 1 {
+			verb = "is"
+		}
+		return fmt.Errorf("%s %s required (train needs --input, --outcomes and --output)", strings.Join(missing, " and "), verb)
+	}
+	if err := distinctFiles(fs, []string{"input", "outcomes", "config"}, []string{"output"}); err != nil {
+		return err
+	}
+	c, eng, err := loadEngine(*cfgPath)
 	if err != nil {
 		return err
 	}
+	// The model is written to a file of its own beside --output and renamed
+	// over it once complete: a directory that cannot take it is found
+	// before the replay, and a failed run leaves an earlier model whole.
+	tmp, err := os.CreateTemp(filepath.Dir(*output), ".riskmon-train-*")
+	if err != nil {
+		return fmt.Errorf("--output %s: %w", *output, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
 	in, err := openIn(*input)
 	if err != nil {
 		return err
@@ -50,6 +73,11 @@ func cmdTrain(args []string) error {
 	if st.Assessed == 0 {
 		return errNoDeclaration(*input, st.Lines)
 	}
+	labels, unmatched := eng.ModelLabels()
+	if labels < c.Model.MinLabels {
+		return fmt.Errorf("%d labelled declarations (%d outcomes matched no declaration), fewer than model.min_labels (%d): too few to train on; give more outcomes, or lower model.min_labels in --config",
+			labels, unmatched, c.Model.MinLabels)
+	}
 	t, err := eng.TrainNow()
 	if err != nil {
 		return err
@@ -58,10 +86,18 @@ func cmdTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*output, b, 0o644); err != nil {
-		return err
+	if _, err := tmp.Write(b); err != nil {
+		return fmt.Errorf("--output %s: %w", *output, err)
 	}
-	labels, unmatched := eng.ModelLabels()
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("--output %s: %w", *output, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("--output %s: %w", *output, err)
+	}
+	if err := os.Rename(tmp.Name(), *output); err != nil {
+		return fmt.Errorf("--output %s: %w", *output, err)
+	}
 	fmt.Fprintf(os.Stderr, "train: %d declarations, %d outcomes applied, %d labelled (%d outcomes matched no declaration, %d not yet due when the input ends were not used)\n",
 		st.Assessed, st.OutcomesApplied, labels, unmatched, st.OutcomesRead-st.OutcomesApplied)
 	fmt.Fprintf(os.Stderr, "model: %s\nwrote %s (%d bytes)\n", t, *output, len(b))
