@@ -443,6 +443,9 @@ func (c *Comparison) TransitionTable() string {
 func (c *Comparison) EvaluationTable() string {
 	var b strings.Builder
 	be, ce := c.Base.Eval, c.Candidate.Eval
+	if be.N == 0 { // both replays read one stream: one window, empty for both
+		return "evaluation on " + be.Scope() + "\n"
+	}
 	fmt.Fprintf(&b, "evaluation on %s: %d hits (base rate %.2f%%), revenue %s%s\n",
 		be.Scope(), be.Hits, 100*be.BaseRate, fmtInt(be.Revenue), repeatedNote(be.Repeated))
 	b.WriteString("          ---------------- base ----------------   ------------- candidate --------------   --- change ---\n")

@@ -219,6 +219,9 @@ func repeatedNote(n int) string {
 
 // Table renders the evaluation for a terminal.
 func (ev *Evaluation) Table() string {
+	if ev.N == 0 { // nothing to rank: the scope says why, with no empty table
+		return "evaluation on " + ev.Scope() + "\n"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "evaluation on %s: %d hits (base rate %.2f%%), revenue %s", ev.Scope(), ev.Hits, 100*ev.BaseRate, fmtInt(ev.Revenue))
 	if ev.NoTruth > 0 {

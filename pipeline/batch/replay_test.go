@@ -316,6 +316,8 @@ func TestEvaluateWindow(t *testing.T) {
 	if ev := Evaluate(scores, truth, Window{From: day(200)}); ev.N != 0 ||
 		!strings.HasSuffix(ev.Scope(), ": none in it, the stream's declarations were lodged from 2025-03-01T00:00:00Z to 2025-05-29T09:00:00Z") {
 		t.Errorf("a window after the stream: N %d, scope %q", ev.N, ev.Scope())
+	} else if tab := ev.Table(); strings.Count(tab, "\n") != 1 || strings.Contains(tab, "inspect") {
+		t.Errorf("an empty window prints a table:\n%s", tab)
 	}
 	// A bound with a fraction of a second keeps it.
 	if got := (Window{From: day(1).Add(500 * time.Millisecond)}).String(); got != "lodged from 2025-03-02T00:00:00.5Z" {
