@@ -88,6 +88,12 @@ func top(s *scanner, b []byte, what string) *Error {
 		return &Error{Kind: "utf8", Msg: "not valid UTF-8"}
 	}
 	s.b = b
+	// A byte-order mark, which some tools write at the start of a UTF-8
+	// file, is ignored (RFC 8259 allows it): byte positions in errors
+	// still count from the message's first byte.
+	if len(b) >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf {
+		s.i = 3
+	}
 	if s.peek() != '{' {
 		s.skip(1)
 		if s.end(); s.err != nil {

@@ -112,6 +112,17 @@ func TestDecodeErrors(t *testing.T) {
 	f(`null`, "a declaration must be a JSON object")
 	f(strings.Replace(withItem(""), `"line":2`, `"line":"2"`, 1), "items[0].line must be a number")
 	f(strings.Replace(withItem(""), `{"line":2`, `7,{"line":2`, 1), "items[0] must be an object")
+	// A byte-order mark at the start is ignored; byte positions still count
+	// it, and anywhere else it is an error.
+	const bom = "\xef\xbb\xbf"
+	if d, err := DecodeDeclaration([]byte(bom + withItem(""))); err != nil || d.ID != "X1" {
+		t.Errorf("with a byte-order mark: %v", err)
+	}
+	if o, err := DecodeOutcome([]byte(bom + `{"declaration_id":"X1","inspected_at":"2026-11-03T10:00:00Z","result":"clean"}`)); err != nil || o.DeclarationID != "X1" {
+		t.Errorf("outcome with a byte-order mark: %v", err)
+	}
+	f(bom+strings.Replace(withItem(""), `"O1"`, `"O\x1"`, 1), "not valid JSON: invalid escape sequence at byte 60")
+	f(bom+bom+withItem(""), "not valid JSON: unexpected '\\ufeff' at byte 3")
 }
 
 func TestDecodeOutcome(t *testing.T) {

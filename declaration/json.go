@@ -81,7 +81,8 @@ func (s *scanner) unexpected() {
 		s.syntax("unexpected end")
 		return
 	}
-	s.syntax("unexpected " + strconv.QuoteRune(rune(s.b[s.i])))
+	r, _ := utf8.DecodeRune(s.b[s.i:]) // the whole character, not its first byte
+	s.syntax("unexpected " + strconv.QuoteRune(r))
 }
 
 // str reads a string whose opening quote is at s.i.

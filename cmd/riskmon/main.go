@@ -366,7 +366,7 @@ func cmdReplay(args []string) error {
 	outcomes := fs.String("outcomes", "", "inspection outcomes, JSON Lines, applied by event time")
 	truth := fs.String("truth", "", "ground truth (an outcome for every declaration): print the evaluation table")
 	output := fs.String("output", "-", "assessments, JSON Lines ('-' for stdout)")
-	deadLetters := fs.String("dead-letters", "", "also write a dead-letter record (original bytes, line, reason) per invalid line to this file")
+	deadLetters := fs.String("dead-letters", "", "also write a dead-letter record (original bytes, line, reason) per invalid line of --input or --outcomes to this file")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
 	modelPath := fs.String("model", "", "start from a model trained by riskmon train (default: model.file of the configuration)")
 	verbose := fs.Bool("v", false, "also print one line per model training")

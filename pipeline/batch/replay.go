@@ -32,7 +32,7 @@ type ReplayOptions struct {
 	OutcomesName string
 	Output       io.Writer // assessments, JSON Lines
 	Errors       io.Writer // one line per invalid input line
-	DeadLetters  io.Writer // optional: one dead-letter record per invalid line
+	DeadLetters  io.Writer // optional: one dead-letter record per invalid line (of the declarations and of the outcomes)
 	// KeepScores records (id, score) of every assessment, for evaluation.
 	KeepScores bool
 	// KeepFindings, with KeepScores, also keeps each assessment's findings
@@ -332,6 +332,12 @@ func readOutcomes(o ReplayOptions, st *ReplayStats) ([]*declaration.Outcome, err
 		if err != nil {
 			st.OutcomesBad++
 			fmt.Fprintf(o.Errors, "%s line %d: %v\n", o.OutcomesName, line, err)
+			if o.DeadLetters != nil { // read before the declarations' dead letters are written
+				dl := declaration.DeadLetter{Source: o.OutcomesName, Line: line, Reason: err.Error(), Kind: declaration.ErrorKind(err), Original: b}
+				if _, err := o.DeadLetters.Write(append(dl.AppendJSON(nil), '\n')); err != nil {
+					return nil, fmt.Errorf("dead letters: %w", err)
+				}
+			}
 			continue
 		}
 		list = append(list, oc)

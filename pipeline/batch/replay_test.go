@@ -78,9 +78,9 @@ not an outcome
 	} {
 		var log []string
 		e := testEngine(t, noRandom, &recorder{log: &log})
-		var errs bytes.Buffer
+		var errs, dl bytes.Buffer
 		st, err := Replay(e, ReplayOptions{Input: strings.NewReader(decls), InputName: "d", Outcomes: strings.NewReader(outcomes), OutcomesName: "o",
-			Output: &bytes.Buffer{}, Errors: &errs, Batch: c.batch})
+			Output: &bytes.Buffer{}, Errors: &errs, DeadLetters: &dl, Batch: c.batch})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,6 +98,10 @@ not an outcome
 		}
 		if !strings.Contains(errs.String(), "o line 3: not valid JSON") {
 			t.Errorf("invalid outcome not reported with its line: %q", errs.String())
+		}
+		// The spec: invalid outcomes follow the declarations' dead-letter rule.
+		if got := dl.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, `"source":"o","line":3,`) || !strings.Contains(got, `not valid JSON`) {
+			t.Errorf("dead letters: %q", got)
 		}
 	}
 }
