@@ -81,6 +81,9 @@ type ReplayStats struct {
 	SharedEntries                              int // in-memory statistics held at the end
 	Monitor                                    *Monitor
 	Rates                                      engine.RateState // channel thresholds and shares at the end
+	// Assessments the learned model scored, and those of them sent red by
+	// their score (the summary warns when red stopped selecting by score).
+	ModelScored, ModelRedByScore int
 }
 
 type rawRec struct {
@@ -199,6 +202,12 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 				st.Assessed++
 				st.Channels[a.Channel]++
 				st.SelectedBy[a.SelectedBy]++
+				if a.Model != "" {
+					st.ModelScored++
+					if a.Channel == declaration.Red && a.SelectedBy == "score" {
+						st.ModelRedByScore++
+					}
+				}
 				for j := range a.Findings {
 					st.Fired[a.Findings[j].Detector]++
 				}
@@ -372,6 +381,10 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 			b.WriteString(" (fixed)")
 		}
 		b.WriteString("\n")
+		if !r.Targets && st.ModelScored >= 1000 && st.ModelRedByScore*1000 < st.ModelScored {
+			fmt.Fprintf(&b, "warning: of the %d assessments the learned model scored, %d reached red by score: its score is 100 × P(hit), which rarely reaches the fixed red threshold (%.2f) here, so red held mostly random picks and profiles; an inspection-rate target (--red-rate, scoring.rates) holds the red load whatever the score's scale\n",
+				st.ModelScored, st.ModelRedByScore, r.Red)
+		}
 	}
 	if st.OutcomesRead+st.OutcomesBad > 0 {
 		fmt.Fprintf(&b, "outcomes: %d read, %d applied, %d not yet due at the end of the stream, %d invalid\n",

@@ -328,3 +328,26 @@ func TestEvaluateWindow(t *testing.T) {
 		t.Errorf("fractional bound: %q", got)
 	}
 }
+
+// The summary warns when the learned model's scores stopped reaching a
+// fixed red threshold: red then holds random picks and profiles only.
+func TestSummaryWarnsWhenRedStopsSelecting(t *testing.T) {
+	st := func(scored, red int, targets bool) string {
+		s := &ReplayStats{Lines: 3000, Assessed: 3000, SelectedBy: map[string]int{}, Fired: map[string]int{}, Monitor: newMonitor(),
+			ModelScored: scored, ModelRedByScore: red}
+		s.Rates.Red, s.Rates.Yellow, s.Rates.Targets = 70, 40, targets
+		return s.Summary("default@x", nil)
+	}
+	const warn = "warning: of the 2000 assessments the learned model scored, 1 reached red by score"
+	if got := st(2000, 1, false); !strings.Contains(got, warn) {
+		t.Errorf("no warning at 1 in 2,000:\n%s", got)
+	}
+	for _, c := range []struct {
+		scored, red int
+		targets     bool
+	}{{2000, 2, false}, {999, 0, false}, {2000, 0, true}} {
+		if got := st(c.scored, c.red, c.targets); strings.Contains(got, "warning:") {
+			t.Errorf("%+v: warns:\n%s", c, got)
+		}
+	}
+}
