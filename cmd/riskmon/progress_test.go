@@ -111,6 +111,12 @@ func TestNoProgressWithoutTerminal(t *testing.T) {
 	if !strings.HasPrefix(e, "train: 3000 declarations") {
 		t.Errorf("train's stderr does not start with its summary: %q", e)
 	}
+	// A model loaded from its file says so, without the training's figures
+	// the file does not keep.
+	e = check("replay", "--input", p("d.jsonl"), "--output", p("a2.jsonl"), "--model", p("m.bin"), "--config", p("low.yml"))
+	if !strings.Contains(e, "loaded from "+p("m.bin")+", trained on ") || strings.Contains(e, "NaN") {
+		t.Errorf("replay --model: %q", e)
+	}
 	if e = check("compare", "--input", p("d.jsonl"), "--candidate", "../../config/default.yml"); e != "" {
 		t.Errorf("compare's stderr: %q", e)
 	}

@@ -923,6 +923,10 @@ func (t *Trained) String() string {
 	if t.Active {
 		state = "active, weight " + detectors.FormatNumber(t.Weight)
 	}
+	if t.FromFile != "" { // a model file keeps neither the training's time nor its log-loss
+		return fmt.Sprintf("%s loaded from %s, trained on %d labels (%.0f weighted hits) at %s, %d trees: validation AUC %.3f (rule score %.3f); %s",
+			t.Name, t.FromFile, t.Labels, t.Hits, t.At.UTC().Format(time.RFC3339), t.Report.Trees, t.Report.ValidAUC, t.RuleAUC, state)
+	}
 	return fmt.Sprintf("%s trained on %d labels (%.0f weighted hits), %d trees in %v: validation AUC %.3f (rule score %.3f), log-loss %.4f; %s",
 		t.Name, t.Labels, t.Hits, t.Report.Trees, t.Report.Duration.Round(time.Millisecond), t.Report.ValidAUC, t.RuleAUC, t.Report.ValidLogLoss, state)
 }
