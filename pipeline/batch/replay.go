@@ -71,7 +71,7 @@ type ReplayStats struct {
 	OutcomesRead, OutcomesApplied, OutcomesBad int
 	Channels                                   [3]int
 	SelectedBy                                 map[string]int
-	Fired                                      map[string]int // findings per detector
+	Fired                                      map[string]int // declarations each detector fired on
 	Elapsed                                    time.Duration
 	Scores                                     []Scored
 	StateEntries, StateBytes, StateEvicted     uint64 // entity records at the end, and evicted
@@ -208,8 +208,10 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 						st.ModelRedByScore++
 					}
 				}
-				for j := range a.Findings {
-					st.Fired[a.Findings[j].Detector]++
+				for j := range a.Findings { // declarations, not findings: profiles may give several
+					if !firedBefore(a.Findings[:j], a.Findings[j].Detector) {
+						st.Fired[a.Findings[j].Detector]++
+					}
 				}
 				if o.KeepScores {
 					sc := Scored{ID: a.DeclarationID, Score: a.Score, Channel: a.Channel, SelectedBy: a.SelectedBy, LodgedAt: a.LodgedAt}
@@ -322,6 +324,16 @@ func readLines(r io.Reader, limit int, out chan<- []rawRec) error {
 			return nil
 		}
 	}
+}
+
+// firedBefore reports whether one of fs is detector's.
+func firedBefore(fs []declaration.Finding, detector string) bool {
+	for i := range fs {
+		if fs[i].Detector == detector {
+			return true
+		}
+	}
+	return false
 }
 
 // readOutcomes reads the whole outcomes file, in file order; the replay's

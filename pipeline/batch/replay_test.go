@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"regexp"
@@ -349,5 +350,33 @@ func TestSummaryWarnsWhenRedStopsSelecting(t *testing.T) {
 		if got := st(c.scored, c.red, c.targets); strings.Contains(got, "warning:") {
 			t.Errorf("%+v: warns:\n%s", c, got)
 		}
+	}
+}
+
+// The summary's per-detector count is of declarations: one that several
+// profiles match counts once, as the report and compare count it.
+func TestFiredCountsDeclarations(t *testing.T) {
+	_, raw := testkit.GenDecls(t, 20000, 3)
+	e, err := engine.New(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	st, err := Replay(e, ReplayOptions{Input: bytes.NewReader(raw), InputName: "d", Output: &out, Errors: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decls, findings := 0, 0
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if n := strings.Count(l, `{"detector":"profiles"`); n > 0 {
+			decls++
+			findings += n
+		}
+	}
+	if findings == decls {
+		t.Fatalf("no declaration with two profile findings in the stream (%d): the test shows nothing", decls)
+	}
+	if st.Fired["profiles"] != decls {
+		t.Errorf("profiles fired on %d declarations (%d findings), the summary counts %d", decls, findings, st.Fired["profiles"])
 	}
 }
