@@ -429,7 +429,9 @@ func Load(path string) (*Config, error) {
 func Parse(b []byte, source string) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, Problems{{Line: yamlErrLine(err), Key: "(file)", Msg: err.Error()}}
+		// "yaml: line 3: did not find …": the line is the problem's own.
+		msg := yamlLinePrefix.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+		return nil, Problems{{Line: yamlErrLine(err), Key: "(file)", Msg: "not valid YAML: " + msg}}
 	}
 	c := defaults()
 	c.Source = source
@@ -448,7 +450,10 @@ func Parse(b []byte, source string) (*Config, error) {
 	return c, nil
 }
 
-var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+var (
+	yamlLineRe     = regexp.MustCompile(`line (\d+)`)
+	yamlLinePrefix = regexp.MustCompile(`^line \d+: `)
+)
 
 func yamlErrLine(err error) int {
 	var n int
@@ -522,7 +527,9 @@ var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 func (c *Config) validate() {
 	d := c.dec
-	if !nameRe.MatchString(c.Name) {
+	if c.Name == "" {
+		d.Problemf("name", "is required: 1-63 letters, digits, '_', '.' or '-'")
+	} else if !nameRe.MatchString(c.Name) {
 		d.Problemf("name", "must be 1-63 letters, digits, '_', '.' or '-', got %q", c.Name)
 	}
 	if c.State.CapacityMB < 1 {
@@ -593,7 +600,9 @@ func (c *Config) validate() {
 	for i := range c.Detectors {
 		det := &c.Detectors[i]
 		p := fmt.Sprintf("detectors[%d]", i)
-		if !nameRe.MatchString(det.Name) {
+		if det.Name == "" {
+			d.Problemf(p+".name", "is required: 1-63 letters, digits, '_', '.' or '-'")
+		} else if !nameRe.MatchString(det.Name) {
 			d.Problemf(p+".name", "must be 1-63 letters, digits, '_', '.' or '-', got %q", det.Name)
 		} else if j, dup := seen[det.Name]; dup {
 			d.Problemf(p+".name", "%q is already the name of detectors[%d]", det.Name, j)

@@ -232,7 +232,7 @@ func TestStreamSettingsPrecedence(t *testing.T) {
 	fs = newFlags("run", "")
 	sf = addStreamFlags(fs)
 	fs.Parse([]string{"--workers", "-1"})
-	if err := sf.apply(cfg); err == nil || !strings.Contains(err.Error(), "stream.workers: must be >= 0 (0: one per core), got -1") {
+	if err := sf.apply(cfg); err == nil || !strings.Contains(err.Error(), "--workers (stream.workers): must be >= 0 (0: one per core), got -1") {
 		t.Errorf("workers -1: %v", err)
 	}
 	// Stream settings do not change the ruleset id.

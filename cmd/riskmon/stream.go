@@ -74,8 +74,8 @@ type rateFlags struct{ red, yellow *string }
 func addRateFlags(fs *flag.FlagSet) *rateFlags {
 	return &rateFlags{
 		red: fs.String("red-rate", "", "inspection-rate target: share of declarations sent red by score or profile, random picks apart; "+
-			"the red threshold follows recent scores (float in [0, 1), default scoring.rates.red or fixed thresholds, env RISKMON_RED_RATE)"),
-		yellow: fs.String("yellow-rate", "", "inspection-rate target for yellow, as --red-rate (float in [0, 1), default scoring.rates.yellow, "+
+			"the red threshold follows recent scores (`float` in [0, 1), default scoring.rates.red or fixed thresholds, env RISKMON_RED_RATE)"),
+		yellow: fs.String("yellow-rate", "", "inspection-rate target for yellow, as --red-rate (`float` in [0, 1), default scoring.rates.yellow, "+
 			"0 when only --red-rate is given, env RISKMON_YELLOW_RATE)"),
 	}
 }
@@ -128,7 +128,9 @@ func addStreamFlags(fs *flag.FlagSet) *streamFlags {
 		if strings.Contains(s.help, "(default ") { // the help says what the empty default means
 			d = ""
 		}
-		sf.vals[s.name] = fs.String(s.name, "", fmt.Sprintf("%s (%s%s, env %s)", s.help, s.typ, d, envName(s.name)))
+		// The back-quoted type is what --help shows after the flag's name
+		// (the flag is a string so that "not given" can be told apart).
+		sf.vals[s.name] = fs.String(s.name, "", fmt.Sprintf("%s (`%s`%s, env %s)", s.help, s.typ, d, envName(s.name)))
 	}
 	return sf
 }
@@ -179,18 +181,16 @@ func (sf *streamFlags) apply(c *config.Config) error {
 		}
 	}
 	if err := c.Stream.Validate(); err != nil {
-		// The problems name the file's keys; say which came from a flag or
-		// the environment.
-		var given []string
+		// The problems name the file's keys; a value that came from a flag
+		// or the environment is named by it too.
+		msg := err.Error()
 		for _, s := range settings {
 			if f, ok := from[s.name]; ok {
-				given = append(given, f)
+				key := "stream." + strings.ReplaceAll(s.name, "-", "_") + ":"
+				msg = strings.ReplaceAll(msg, key, f+" ("+strings.TrimSuffix(key, ":")+"):")
 			}
 		}
-		if len(given) > 0 {
-			return fmt.Errorf("%w\n(the file's values, then %s)", err, strings.Join(given, ", "))
-		}
-		return err
+		return errors.New(msg)
 	}
 	return nil
 }
@@ -372,7 +372,7 @@ func cmdRun(args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	fs := newFlags("run", "[--config FILE] [stream flags]")
+	fs := newFlags("run", "[--config FILE] [--red-rate R] [--yellow-rate Y] [stream flags]")
 	cfgPath := fs.String("config", "", "configuration file (default: the built-in configuration)")
 	watch := fs.Bool("config.watch", false, "reload the configuration file when its content changes (checked every 2 s), as for a Kubernetes ConfigMap")
 	sf := addStreamFlags(fs)
@@ -525,7 +525,7 @@ func (sv *service) reload(trigger string) (atRestart []string, err error) {
 }
 
 func cmdDemo(args []string) error {
-	fs := newFlags("demo", "[--rate N] [--seed S] [--config FILE] [stream flags]")
+	fs := newFlags("demo", "[--rate N] [--seed S] [--duration D] [--config FILE] [--red-rate R] [--yellow-rate Y] [stream flags]")
 	rate := fs.Int("rate", 500, "declarations per second produced by the built-in synthetic feed")
 	seed := fs.Uint64("seed", 1, "seed of the synthetic feed")
 	duration := fs.Duration("duration", 0, "stop after this long (default: run until interrupted)")
