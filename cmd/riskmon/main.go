@@ -224,13 +224,14 @@ func distinctFiles(fs *flag.FlagSet, ins, outs []string) error {
 	return nil
 }
 
-// sameFile reports whether paths a and b name one file: the same file when
-// both exist, else the same absolute path.
+// sameFile reports whether paths a and b name one regular file: the same
+// file when both exist (a device such as /dev/null may take two outputs),
+// else the same absolute path.
 func sameFile(a, b string) bool {
 	sa, errA := os.Stat(a)
 	sb, errB := os.Stat(b)
 	if errA == nil && errB == nil {
-		return os.SameFile(sa, sb)
+		return os.SameFile(sa, sb) && sa.Mode().IsRegular()
 	}
 	absA, errA := filepath.Abs(a)
 	absB, errB := filepath.Abs(b)

@@ -138,6 +138,10 @@ func TestSameFileRefused(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, e)
 		}
 	}
+	// A device is not a file that writing empties: two outputs may go there.
+	if code, _, e := capture(t, "replay", "--input", p("d.jsonl"), "--output", os.DevNull, "--dead-letters", os.DevNull); code != 0 {
+		t.Errorf("two outputs to %s: exit %d, %s", os.DevNull, code, e)
+	}
 	if after, _ := os.ReadFile(p("d.jsonl")); !bytes.Equal(before, after) {
 		t.Errorf("the input changed: %d bytes, was %d", len(after), len(before))
 	}
