@@ -203,38 +203,69 @@ func parse(fs *flag.FlagSet, args []string) error {
 // distinctFiles refuses a command line that names one file twice where one
 // of the two is written: an output (flags outs) that is one of the inputs
 // (flags ins) would be emptied before it is read, and two outputs would
-// write into one file. "" and "-" (stdin, stdout) are not files.
+// write into one file. "-" is standard input among the inputs and standard
+// output among the outputs, compared by the files they are.
 func distinctFiles(fs *flag.FlagSet, ins, outs []string) error {
-	type named struct{ flag, path string }
-	var seen []named
+	var seen []fileRef
 	for i, name := range append(ins, outs...) {
-		p := fs.Lookup(name).Value.String()
-		if p == "" || p == "-" {
+		r := fileRef{flag: name, path: fs.Lookup(name).Value.String()}
+		switch {
+		case r.path == "":
 			continue
+		case r.path == "-" && i < len(ins):
+			r.std = os.Stdin
+		case r.path == "-":
+			r.std = os.Stdout
 		}
 		if i >= len(ins) {
 			for _, s := range seen {
-				if sameFile(s.path, p) {
-					return fmt.Errorf("--%s and --%s name the same file, %s: each needs a file of its own", s.flag, name, p)
+				if sameFile(s, r) {
+					return fmt.Errorf("--%s and --%s name the same file, %s: each needs a file of its own", s.flag, name, r.path)
 				}
 			}
 		}
-		seen = append(seen, named{name, p})
+		seen = append(seen, r)
 	}
 	return nil
 }
 
-// sameFile reports whether paths a and b name one regular file: the same
-// file when both exist (a device such as /dev/null may take two outputs),
-// else the same absolute path.
-func sameFile(a, b string) bool {
-	sa, errA := os.Stat(a)
-	sb, errB := os.Stat(b)
+// A fileRef is a file a flag names: a path, or a standard stream.
+type fileRef struct {
+	flag, path string
+	std        *os.File
+}
+
+func (r fileRef) stat() (os.FileInfo, error) {
+	if r.std != nil {
+		return r.std.Stat()
+	}
+	return os.Stat(r.path)
+}
+
+// abs is the path made absolute, its directory's links followed (the file
+// itself may not exist yet).
+func (r fileRef) abs() (string, error) {
+	dir, base := filepath.Split(r.path)
+	if d, err := filepath.EvalSymlinks(filepath.Clean(dir + ".")); err == nil {
+		return filepath.Abs(filepath.Join(d, base))
+	}
+	return filepath.Abs(r.path)
+}
+
+// sameFile reports whether a and b name one regular file: the same file
+// when both exist (a device such as /dev/null may take two outputs), else
+// the same absolute path.
+func sameFile(a, b fileRef) bool {
+	sa, errA := a.stat()
+	sb, errB := b.stat()
 	if errA == nil && errB == nil {
 		return os.SameFile(sa, sb) && sa.Mode().IsRegular()
 	}
-	absA, errA := filepath.Abs(a)
-	absB, errB := filepath.Abs(b)
+	if a.std != nil || b.std != nil {
+		return false
+	}
+	absA, errA := a.abs()
+	absB, errB := b.abs()
 	return errA == nil && errB == nil && absA == absB
 }
 

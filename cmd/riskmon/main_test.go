@@ -126,12 +126,17 @@ func TestSameFileRefused(t *testing.T) {
 		t.Fatalf("gen: %s", e)
 	}
 	before, _ := os.ReadFile(p("d.jsonl"))
+	if err := os.Symlink(dir, p("lnk")); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"replay", "--input", p("d.jsonl"), "--output", filepath.Join(dir, ".", "d.jsonl")},
 		{"replay", "--input", p("d.jsonl"), "--output", p("a.jsonl"), "--dead-letters", p("d.jsonl")},
 		{"compare", "--input", p("d.jsonl"), "--candidate", p("d.jsonl"), "--changed", p("d.jsonl")},
 		{"train", "--input", p("d.jsonl"), "--outcomes", p("o.jsonl"), "--output", p("d.jsonl")},
 		{"gen", "--count", "5", "--output", p("g.jsonl"), "--truth", p("g.jsonl")},
+		// Not yet there, through a link to its directory.
+		{"gen", "--count", "5", "--output", p("g.jsonl"), "--truth", filepath.Join(dir, "lnk", "g.jsonl")},
 	} {
 		code, _, e := capture(t, args...)
 		if code != 1 || !strings.Contains(e, "name the same file") {

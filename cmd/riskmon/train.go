@@ -35,7 +35,11 @@ func cmdTrain(args []string) error {
 		if len(missing) == 1 {
 			verb = "is"
 		}
-		return fmt.Errorf("%s %s required (train needs --input, --outcomes and --output)", strings.Join(missing, " and "), verb)
+		list := strings.Join(missing, " and ")
+		if len(missing) == 3 {
+			list = missing[0] + ", " + missing[1] + " and " + missing[2]
+		}
+		return fmt.Errorf("%s %s required (train needs --input, --outcomes and --output)", list, verb)
 	}
 	if err := distinctFiles(fs, []string{"input", "outcomes", "config"}, []string{"output"}); err != nil {
 		return err
@@ -44,15 +48,10 @@ func cmdTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	// The model is written to a file of its own beside --output and renamed
-	// over it once complete: a directory that cannot take it is found
-	// before the replay, and a failed run leaves an earlier model whole.
-	tmp, err := os.CreateTemp(filepath.Dir(*output), ".riskmon-train-*")
+	out, err := checkModelOutput(*output) // before the replay, which takes a while
 	if err != nil {
-		return fmt.Errorf("--output %s: %w", *output, err)
+		return err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
 	in, err := openIn(*input)
 	if err != nil {
 		return err
@@ -86,22 +85,82 @@ func cmdTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("--output %s: %w", *output, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("--output %s: %w", *output, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("--output %s: %w", *output, err)
-	}
-	if err := os.Rename(tmp.Name(), *output); err != nil {
+	if err := out.write(b); err != nil {
 		return fmt.Errorf("--output %s: %w", *output, err)
 	}
 	fmt.Fprintf(os.Stderr, "train: %d declarations, %d outcomes applied, %d labelled (%d outcomes matched no declaration, %d not yet due when the input ends were not used)\n",
 		st.Assessed, st.OutcomesApplied, labels, unmatched, st.OutcomesRead-st.OutcomesApplied)
 	fmt.Fprintf(os.Stderr, "model: %s\nwrote %s (%d bytes)\n", t, *output, len(b))
 	return nil
+}
+
+// modelOutput is how train writes --output. A regular file (or a new one)
+// is written beside itself and renamed over, so that a failed run leaves an
+// earlier model whole; a link is followed to its file; anything else (a
+// device) is written through.
+type modelOutput struct {
+	path     string      // links followed
+	replace  bool        // write beside it and rename over it
+	mode     os.FileMode // the existing file's, kept
+	existing bool
+}
+
+// checkModelOutput finds how to write path, and that it can be written.
+func checkModelOutput(path string) (modelOutput, error) {
+	o := modelOutput{path: path, replace: true, mode: 0o644}
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		o.path = r
+	}
+	st, err := os.Stat(o.path)
+	switch {
+	case err == nil && st.IsDir():
+		return o, fmt.Errorf("--output %s is a directory", path)
+	case err == nil && !st.Mode().IsRegular():
+		o.replace = false
+		f, err := os.OpenFile(o.path, os.O_WRONLY, 0)
+		if err != nil {
+			return o, fmt.Errorf("--output %s: %w", path, err)
+		}
+		return o, f.Close()
+	case err == nil:
+		o.mode, o.existing = st.Mode().Perm(), true
+	}
+	f, err := os.CreateTemp(filepath.Dir(o.path), ".riskmon-train-*") // the directory takes a file
+	if err != nil {
+		return o, fmt.Errorf("--output %s: %w", path, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return o, nil
+}
+
+func (o modelOutput) write(b []byte) error {
+	if !o.replace {
+		return os.WriteFile(o.path, b, 0)
+	}
+	tmp := filepath.Join(filepath.Dir(o.path), fmt.Sprintf(".%s.riskmon-train-%d", filepath.Base(o.path), os.Getpid()))
+	os.Remove(tmp) // left by a run killed with this pid
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, o.mode) // a new file's mode under the umask
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil && o.existing {
+		err = f.Chmod(o.mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, o.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // loadEngine loads a configuration (the built-in one for "") and builds an

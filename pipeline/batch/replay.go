@@ -394,7 +394,7 @@ func (st *ReplayStats) Summary(ruleset string, detectors []string) string {
 		}
 		b.WriteString("\n")
 		if !r.Targets && st.ModelScored >= 1000 && st.ModelRedByScore*1000 < st.ModelScored {
-			fmt.Fprintf(&b, "warning: of the %d assessments the learned model scored, %d reached red by score: its score is 100 × P(hit), which rarely reaches the fixed red threshold (%.2f) here, so red held mostly random picks and profiles; an inspection-rate target (--red-rate, scoring.rates) holds the red load whatever the score's scale\n",
+			fmt.Fprintf(&b, "warning: of the %d assessments the learned model scored, %d reached red by score: its scores rarely reach the fixed red threshold (%.2f) here, so red held mostly random picks and profiles; an inspection-rate target (--red-rate, scoring.rates) holds the red load whatever the score's scale\n",
 				st.ModelScored, st.ModelRedByScore, r.Red)
 		}
 	}

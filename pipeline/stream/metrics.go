@@ -152,6 +152,9 @@ func NewMetrics(e *engine.Engine) *Metrics {
 	for _, r := range []string{"success", "failure"} {
 		m.Reloads.WithLabelValues(r)
 	}
+	// The first red by score after a start is an increase, not a new series
+	// (RiskmonRedSelectionStopped reads it).
+	m.Assessments.WithLabelValues("red", "score")
 	m.ReloadOK.Set(1)
 	return m
 }
