@@ -242,7 +242,7 @@ var mutants = []mutant{
 		edits: one("config/config.go", "if k, dup := others[n.topic]; dup && n.topic != \"\" {", "if k, dup := others[n.topic]; false && dup && n.topic != \"\" {"),
 		tests: []test{config}},
 	{name: "cli-same-file-written", why: "replay --output names its --input and empties it before reading it",
-		edits: one("cmd/riskmon/main.go", "\t\t\t\tif sameFile(s.path, p) {", "\t\t\t\tif false && sameFile(s.path, p) {"),
+		edits: one("cmd/riskmon/main.go", "\t\t\t\tif sameFile(s, r) {", "\t\t\t\tif false && sameFile(s, r) {"),
 		tests: []test{{pkg: "./cmd/riskmon", run: "^TestSameFileRefused$"}}},
 	{name: "cli-usage-on-bad-flag", why: "a mistyped flag prints the whole usage on stdout, into the file stdout is redirected to",
 		edits: one("cmd/riskmon/main.go", "\tfs.Usage = func() {}\n\terr := fs.Parse(args)", "\terr := fs.Parse(args)"),

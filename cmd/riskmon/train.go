@@ -139,7 +139,7 @@ func (o modelOutput) write(b []byte) error {
 		return os.WriteFile(o.path, b, 0)
 	}
 	tmp := filepath.Join(filepath.Dir(o.path), fmt.Sprintf(".%s.riskmon-train-%d", filepath.Base(o.path), os.Getpid()))
-	os.Remove(tmp) // left by a run killed with this pid
+	os.Remove(tmp)                                                        // left by a run killed with this pid
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, o.mode) // a new file's mode under the umask
 	if err != nil {
 		return err
