@@ -13,6 +13,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,8 +145,10 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 	assessedCh := make(chan assessedChunk, workers)
 	errw := bufio.NewWriter(o.Errors)
 	var dlw *bufio.Writer
+	var dls io.Writer // dlw, or nil without dead letters
 	if o.DeadLetters != nil {
 		dlw = bufio.NewWriter(o.DeadLetters)
+		dls = dlw
 	}
 	go func() {
 		defer close(assessedCh)
@@ -209,8 +212,9 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 					}
 				}
 				for j := range a.Findings { // declarations, not findings: profiles may give several
-					if !firedBefore(a.Findings[:j], a.Findings[j].Detector) {
-						st.Fired[a.Findings[j].Detector]++
+					det := a.Findings[j].Detector
+					if !slices.ContainsFunc(a.Findings[:j], func(f declaration.Finding) bool { return f.Detector == det }) {
+						st.Fired[det]++
 					}
 				}
 				if o.KeepScores {
@@ -230,11 +234,7 @@ func Replay(e *engine.Engine, o ReplayOptions) (*ReplayStats, error) {
 				st.Lines++
 				if r.err != nil {
 					st.Invalid++
-					fmt.Fprintf(errw, "%s line %d: %v\n", o.InputName, r.line, r.err)
-					if dlw != nil {
-						dl := declaration.DeadLetter{Source: o.InputName, Line: r.line, Reason: r.err.Error(), Kind: declaration.ErrorKind(r.err), Original: r.data}
-						dlw.Write(append(dl.AppendJSON(nil), '\n'))
-					}
+					reject(errw, dls, o.InputName, r.line, r.err, r.data) // dlw's errors stay for its Flush
 					continue
 				}
 				if batch = append(batch, r.d); len(batch) == size {
@@ -326,14 +326,16 @@ func readLines(r io.Reader, limit int, out chan<- []rawRec) error {
 	}
 }
 
-// firedBefore reports whether one of fs is detector's.
-func firedBefore(fs []declaration.Finding, detector string) bool {
-	for i := range fs {
-		if fs[i].Detector == detector {
-			return true
-		}
+// reject reports an invalid line of a file on errs and, when dls is not
+// nil, writes its dead letter there (the error is the dead letter's write's).
+func reject(errs, dls io.Writer, source string, line int, err error, original []byte) error {
+	fmt.Fprintf(errs, "%s line %d: %v\n", source, line, err)
+	if dls == nil {
+		return nil
 	}
-	return false
+	dl := declaration.DeadLetter{Source: source, Line: line, Reason: err.Error(), Kind: declaration.ErrorKind(err), Original: original}
+	_, werr := dls.Write(append(dl.AppendJSON(nil), '\n'))
+	return werr
 }
 
 // readOutcomes reads the whole outcomes file, in file order; the replay's
@@ -352,12 +354,9 @@ func readOutcomes(o ReplayOptions, st *ReplayStats) ([]*declaration.Outcome, err
 		oc, err := declaration.DecodeOutcome(b)
 		if err != nil {
 			st.OutcomesBad++
-			fmt.Fprintf(o.Errors, "%s line %d: %v\n", o.OutcomesName, line, err)
-			if o.DeadLetters != nil { // read before the declarations' dead letters are written
-				dl := declaration.DeadLetter{Source: o.OutcomesName, Line: line, Reason: err.Error(), Kind: declaration.ErrorKind(err), Original: b}
-				if _, err := o.DeadLetters.Write(append(dl.AppendJSON(nil), '\n')); err != nil {
-					return nil, fmt.Errorf("dead letters: %w", err)
-				}
+			// Read before the declarations' dead letters are written.
+			if err := reject(o.Errors, o.DeadLetters, o.OutcomesName, line, err, b); err != nil {
+				return nil, fmt.Errorf("dead letters: %w", err)
 			}
 			continue
 		}

@@ -289,12 +289,7 @@ func (ms *modelStage) countSeen(ids []string, sc *seenScratch) {
 		if !seenKind[k] || ids[k] == "" {
 			continue
 		}
-		buf = ms.store.Update(entityKey(kb[:0], k, ids[k]), buf, func(old []byte) []byte {
-			var st entityStats
-			st.decode(old)
-			st.seen++
-			return st.encode(sc.new[:0]) // the store copies it
-		})
+		buf = ms.store.Update(entityKey(kb[:0], k, ids[k]), buf, sc.addSeen)
 	}
 }
 
@@ -327,12 +322,7 @@ func (ms *modelStage) countSeenEach(ws []work, sb *seenBatch) {
 	for i, sp := range sb.spans {
 		sb.keys[i], sb.bufs[i] = sb.arena[sp[0]:sp[1]:sp[1]], sb.scratch[i].old[:0]
 	}
-	ms.store.UpdateEach(sb.keys, sb.bufs, func(i int, old []byte) []byte {
-		var st entityStats
-		st.decode(old)
-		st.seen++
-		return st.encode(sb.scratch[i].new[:0]) // the store copies it
-	})
+	ms.store.UpdateEach(sb.keys, sb.bufs, func(i int, old []byte) []byte { return sb.scratch[i].addSeen(old) })
 }
 
 // seenBatch is countSeenEach's scratch space, kept between batches.
@@ -349,6 +339,15 @@ type seenBatch struct {
 type seenScratch struct {
 	old [32]byte
 	new [entityRecordSize]byte
+}
+
+// addSeen is an entity's record old (nil: none) with one more declaration
+// seen, in sc.new (the store copies it).
+func (sc *seenScratch) addSeen(old []byte) []byte {
+	var st entityStats
+	st.decode(old)
+	st.seen++
+	return st.encode(sc.new[:0])
 }
 
 type pending struct {
